@@ -1,0 +1,31 @@
+import { evaluate } from '../../policy/policies.ts';
+import type { Step } from '../types.ts';
+
+/** The active set is captured once, so a reload mid-request cannot mix two sets. */
+export const policyEvaluation: Step = {
+  step: 'policy_evaluation',
+  run(ctx) {
+    const set = ctx.writ.policies.current;
+    const { request, agent } = ctx;
+    if (!request || !agent) return { outcome: 'deny', reason: 'policy_error: request was not validated' };
+    ctx.policySet = set;
+    const outcome = evaluate(set, {
+      agent: { id: agent.id, class: agent.class, trust_tier: agent.trust_tier },
+      action: request.action,
+      resource: request.resource,
+      scope: request.scope ?? {},
+      context: request.context ?? {},
+      ...(request.value !== undefined ? { value: request.value } : {}),
+      ...(request.currency !== undefined ? { currency: request.currency } : {}),
+      time: ctx.now,
+    });
+    ctx.policy = outcome;
+    if (outcome.outcome === 'error') return { outcome: 'deny', reason: `policy_error: ${outcome.errors.join('; ')}` };
+    if (outcome.outcome === 'deny') {
+      const by = outcome.determining.length ? `forbidden by ${outcome.determining.join(', ')}` : outcome.reasons.join('; ');
+      return { outcome: 'deny', reason: by };
+    }
+    ctx.tier = outcome.tier;
+    return { outcome: 'pass', reason: `permitted by ${outcome.determining.join(', ')} (tier ${outcome.tier})` };
+  },
+};

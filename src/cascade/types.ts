@@ -1,0 +1,36 @@
+import type { WritError } from '../errors.ts';
+import type { Agent, Principal } from '../domain/principals.ts';
+import type { PermissionRequest } from '../http/schemas.ts';
+import type { PolicySet } from '../policy/policies.ts';
+import type { PolicyOutcome, Tier } from '../policy/types.ts';
+import type { Writ } from '../writ.ts';
+
+/**
+ * What the cascade steps read and add to. Steps are small functions from this context to a
+ * verdict; a decision is a return value, and only infrastructure failures throw.
+ */
+export interface CascadeContext {
+  writ: Writ;
+  headers: Record<string, string | string[] | undefined>;
+  rawBody: unknown;
+  now: Date;
+  principal?: Principal;
+  agent?: Agent;
+  request?: PermissionRequest;
+  policySet?: PolicySet;
+  policy?: PolicyOutcome;
+  tier?: Tier;
+}
+
+export type Verdict =
+  | { outcome: 'pass'; reason?: string }
+  | { outcome: 'allow'; reason?: string }
+  | { outcome: 'deny'; reason: string }
+  | { outcome: 'escalate'; tier: Exclude<Tier, 'standard'>; reason?: string }
+  /** The request itself is unacceptable (auth, validation): answered with this error, nothing stored. */
+  | { outcome: 'reject'; error: WritError };
+
+export interface Step {
+  step: string;
+  run(ctx: CascadeContext): Verdict | Promise<Verdict>;
+}

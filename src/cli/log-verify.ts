@@ -1,0 +1,30 @@
+import path from 'node:path';
+import { openLogKey } from '../crypto/keys.ts';
+import { verifyLog } from '../log/verify.ts';
+import { openDataDir } from '../writ.ts';
+import { parseFlags } from './main.ts';
+
+/** `writ log verify`: exit 0 when every hash, link and checkpoint holds; 1 naming the first bad index. */
+export async function logVerify(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, { data: { type: 'string' }, json: { type: 'boolean' } });
+  const data = path.resolve(values.data ?? process.env.WRIT_DATA ?? './data');
+  const { store, meta } = await openDataDir(data);
+  try {
+    if (!meta) {
+      process.stderr.write(`writ: ${data} holds no Writ log\n`);
+      return 1;
+    }
+    const key = await openLogKey(data);
+    const result = await verifyLog(store, { name: meta.origin, publicKeyRaw: key.publicRaw });
+    if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else if (result.ok) {
+      process.stdout.write(`log ${meta.origin}: OK — ${result.size} entries, ${result.checkpoints} checkpoints verified, root ${result.root}\n`);
+    } else {
+      const where = result.problem?.index !== undefined ? `index ${result.problem.index}` : `checkpoint of size ${result.problem?.checkpoint_size}`;
+      process.stdout.write(`log ${meta.origin}: FAILED at ${where}: ${result.problem?.message}\n`);
+    }
+    return result.ok ? 0 : 1;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,68 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.ts';
+import { PolicyLoadError } from '../policy/policies.ts';
+import { keysRotate } from './keys.ts';
+import { logVerify } from './log-verify.ts';
+import { serve } from './serve.ts';
+import { verify } from './verify.ts';
+
+const USAGE = `writ — authorization for AI agents
+
+usage:
+  writ serve [--port 8080] [--host 127.0.0.1] [--data ./data] [--policies ./policies]
+  writ log verify [--data ./data]
+  writ keys rotate [--data ./data] | --url http://127.0.0.1:8080 (with WRIT_ADMIN_TOKEN or --admin-key)
+  writ verify <receipt | file | -> --jwks <url | file> [--issuer URL] [--check-expiry]
+
+environment: WRIT_PORT, WRIT_HOST, WRIT_DATA, WRIT_POLICIES, WRIT_ADMIN_TOKEN, WRIT_PUBLIC_URL,
+  WRIT_TOKEN_TTL_DEFAULT, WRIT_TOKEN_TTL_MAX, WRIT_APPROVAL_TIMEOUT_SECONDS,
+  WRIT_CRITICAL_DELAY_SECONDS, WRIT_CHECKPOINT_INTERVAL, WRIT_LOG_ORIGIN
+`;
+
+export class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, sub] = argv;
+  const rest = argv.slice(command === 'log' || command === 'keys' ? 2 : 1);
+  switch (command === 'log' || command === 'keys' ? `${command} ${sub}` : command) {
+    case 'serve':
+      return serve(rest);
+    case 'log verify':
+      return logVerify(rest);
+    case 'keys rotate':
+      return keysRotate(rest);
+    case 'verify':
+      return verify(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${argv.slice(0, 2).join(' ')}"`);
+  }
+}
+
+/** Flags shared by the commands that open a data directory. */
+export function parseFlags<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export { loadConfig };
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) process.stderr.write(`writ: ${err.message}\n\n${USAGE}`);
+    else if (err instanceof ConfigError || err instanceof PolicyLoadError) process.stderr.write(`writ: ${err.message}\n`);
+    else process.stderr.write(`writ: ${(err as Error).message ?? String(err)}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  },
+);

@@ -1,0 +1,52 @@
+import { loadConfig } from '../config.ts';
+import { startServer } from '../writ.ts';
+import { parseFlags } from './main.ts';
+
+export async function serve(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    data: { type: 'string' },
+    policies: { type: 'string' },
+  });
+  const config = loadConfig(values);
+  const say = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  const server = await startServer(config, say);
+  const { writ } = server;
+  const lines = [
+    `Writ is listening on ${server.url}`,
+    `  data:      ${config.data}`,
+    `  policies:  ${config.policies} (${writ.policies.current.files.join(', ') || 'none: every request is denied'})`,
+    `  log:       ${writ.log.origin}, ${writ.log.size} entries`,
+    `  verifier:  ${writ.logVerifierKey}`,
+    `  discovery: ${writ.baseUrl()}/.well-known/openid-configuration`,
+  ];
+  if (server.adminKey) {
+    lines.push(
+      '',
+      'Admin API key (shown once, stored only as a hash; keep it somewhere safe):',
+      `  ${server.adminKey}`,
+      '',
+      'Next: register an agent',
+      `  curl -s -X POST ${writ.baseUrl()}/api/v1/agents -H "Authorization: Bearer <admin key>" \\`,
+      `    -H 'Content-Type: application/json' -d '{"name":"my-agent"}'`,
+    );
+  } else if (config.adminToken) {
+    lines.push('  admin:     the key in WRIT_ADMIN_TOKEN');
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      say(`${signal}: finishing in-flight requests, flushing the log`);
+      void server.close().then(resolve, (err) => {
+        say(`shutdown failed: ${(err as Error).message}`);
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  say('stopped');
+  return 0;
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import path from 'node:path';
+
+/**
+ * Configuration is parsed once, from flags then environment then defaults, and checked before
+ * anything starts; every bad or unknown key is reported at once with the name a user typed.
+ */
+const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const ConfigSchema = z
+  .object({
+    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    host: z.string().min(1).default('127.0.0.1'),
+    data: z.string().min(1).default('./data'),
+    policies: z.string().min(1).default('./policies'),
+    adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    publicUrl: z.url().optional(),
+    logOrigin: z
+      .string()
+      .regex(/^[^\s+—]+$/, 'must be a schema-less URL without spaces or "+"')
+      .optional(),
+    tokenTtlDefault: seconds(1, 86_400).default(300),
+    tokenTtlMax: seconds(1, 86_400 * 30).default(3600),
+    approvalTimeout: seconds(1, 86_400 * 7).default(900),
+    criticalDelay: seconds(0, 86_400).default(300),
+    checkpointInterval: seconds(1, 86_400).default(900),
+    commitWindowMs: z.coerce.number().int().min(0).max(100).default(2),
+    maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+    quiet: z.boolean().default(false),
+  })
+  .strict()
+  .refine((c) => c.tokenTtlDefault <= c.tokenTtlMax, {
+    path: ['tokenTtlDefault'],
+    message: 'must not exceed tokenTtlMax (WRIT_TOKEN_TTL_MAX)',
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Environment variable → config key. Any other WRIT_* variable is a typo and is refused. */
+export const ENV_KEYS: Record<string, keyof Config> = {
+  WRIT_PORT: 'port',
+  WRIT_HOST: 'host',
+  WRIT_DATA: 'data',
+  WRIT_POLICIES: 'policies',
+  WRIT_ADMIN_TOKEN: 'adminToken',
+  WRIT_PUBLIC_URL: 'publicUrl',
+  WRIT_LOG_ORIGIN: 'logOrigin',
+  WRIT_TOKEN_TTL_DEFAULT: 'tokenTtlDefault',
+  WRIT_TOKEN_TTL_MAX: 'tokenTtlMax',
+  WRIT_APPROVAL_TIMEOUT_SECONDS: 'approvalTimeout',
+  WRIT_CRITICAL_DELAY_SECONDS: 'criticalDelay',
+  WRIT_CHECKPOINT_INTERVAL: 'checkpointInterval',
+  WRIT_COMMIT_WINDOW_MS: 'commitWindowMs',
+  WRIT_MAX_BODY_BYTES: 'maxBodyBytes',
+};
+
+const KEY_TO_ENV = Object.fromEntries(Object.entries(ENV_KEYS).map(([env, key]) => [key, env]));
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Flags win over the environment, which wins over defaults. */
+export function loadConfig(
+  flags: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
+  const problems: string[] = [];
+  const input: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('WRIT_') || value === undefined || value === '') continue;
+    const key = ENV_KEYS[name];
+    if (key) input[key] = value;
+    else if (!IGNORED_ENV.has(name)) problems.push(`${name}: unknown setting`);
+  }
+  for (const [key, value] of Object.entries(flags)) if (value !== undefined) input[key] = value;
+  const parsed = ConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '');
+      const label = KEY_TO_ENV[key] && !(key in flags) ? KEY_TO_ENV[key] : `--${kebab(key)}`;
+      problems.push(
+        issue.code === 'unrecognized_keys'
+          ? `unknown setting(s): ${issue.keys.map((k) => `--${kebab(k)}`).join(', ')}`
+          : `${label}: ${issue.message}`,
+      );
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const config = parsed.data!;
+  return { ...config, data: path.resolve(config.data), policies: path.resolve(config.policies) };
+}
+
+/** Variables read by later features or by the tooling, not by the server's config. */
+const IGNORED_ENV = new Set(['WRIT_URL', 'WRIT_API_KEY', 'WRIT_OPA']);
+
+export function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The base URL clients use to reach this server, without a trailing slash. */
+export function publicBaseUrl(config: Config, boundPort: number): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${boundPort}`;
+}

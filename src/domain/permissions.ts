@@ -1,0 +1,437 @@
+import { decrypt, encrypt, type KeyRing } from '../crypto/keys.ts';
+import { randomToken, sha256, sortableId } from '../crypto/encoding.ts';
+import { WritError } from '../errors.ts';
+import type { Appended, TransparencyLog } from '../log/log.ts';
+import type { Json, Tier } from '../policy/types.ts';
+import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
+import * as machine from './approvals.ts';
+import type { Approval } from './approvals.ts';
+import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
+import type { Agent, Principal } from './principals.ts';
+import { signReceipt, type ReceiptClaims } from './receipts.ts';
+import { scopeViolations } from './scope.ts';
+
+/**
+ * Permissions, their approvals and their one-time tokens. Every state change is one log entry
+ * whose batch also carries the new records, so state and log never disagree after a crash; work on
+ * one permission is serialised by a per-permission mutex.
+ */
+export type PermissionStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'used' | 'revoked';
+export type TraceEntry = { step: string; outcome: string; ms: number; reason?: string };
+
+export interface PermissionRecord {
+  id: string;
+  agent: Pick<Agent, 'id' | 'name' | 'class' | 'trust_tier'>;
+  action: string;
+  resource: string;
+  scope: Record<string, Json>;
+  context: Record<string, Json>;
+  value?: number;
+  currency?: string;
+  decision: 'allow' | 'deny' | 'escalate';
+  tier: Tier;
+  status: PermissionStatus;
+  reasons: string[];
+  ttl: number;
+  created_at: string;
+  /** Pending: when the approval times out. Approved: when the token expires. */
+  expires_at: string;
+  approval_id?: string;
+  policy: { hash: string; determining: string[] };
+  trace: TraceEntry[];
+  approvals: Array<{ approver_id: string; name: string; at: string }>;
+  token_hash?: string;
+  /** The issued token, AES-256-GCM sealed, kept only while it can still be used. */
+  token_sealed?: string;
+  /** Where the allow (or approval) was logged; the receipt points here. */
+  anchor?: { index: number; leaf_hash: string; at: string };
+  receipt?: string;
+  used_at?: string;
+  closed_at?: string;
+}
+
+export interface NewPermission {
+  agent: Agent;
+  action: string;
+  resource: string;
+  scope: Record<string, Json>;
+  context: Record<string, Json>;
+  value?: number | undefined;
+  currency?: string | undefined;
+  ttl: number;
+  approvalTimeout: number;
+  decision: 'allow' | 'deny' | 'escalate';
+  tier: Tier;
+  reasons: string[];
+  policy: { hash: string; determining: string[] };
+  trace: TraceEntry[];
+}
+
+export interface PermissionsOptions {
+  store: Store;
+  log: TransparencyLog;
+  keys: KeyRing;
+  dataKey: Buffer;
+  issuer: () => string;
+  criticalDelaySeconds: number;
+}
+
+const K = {
+  permission: (id: string) => `perm/${id}`,
+  token: (hash: string) => `token/${hash}`,
+  approval: (id: string) => `appr/${id}`,
+  approvalRange: { gte: 'appr/', lt: 'appr/~' },
+  open: (id: string) => `appr-open/${id}`,
+  openRange: { gte: 'appr-open/', lt: 'appr-open/~' },
+};
+
+const TOKEN_PREFIX = 'wtk_';
+const iso = (ms: number) => new Date(ms).toISOString();
+const seconds = (isoTime: string) => Math.floor(Date.parse(isoTime) / 1000);
+
+export class Permissions {
+  private readonly mutex = new KeyedMutex();
+  readonly watchers = new Watchers();
+  private readonly deadlines = new Deadlines();
+
+  constructor(private readonly o: PermissionsOptions) {}
+
+  /** Re-arms approval timers after a restart. */
+  async start(): Promise<void> {
+    for await (const [key] of this.o.store.iterate(K.openRange)) {
+      const approval = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
+      if (approval) this.arm(approval);
+    }
+  }
+
+  stop(): void {
+    this.deadlines.clear();
+    this.watchers.notifyAll();
+  }
+
+  /** Records a decision; an allow gets its token and receipt only after the entry is durable. */
+  async create(input: NewPermission): Promise<{ record: PermissionRecord; token?: string }> {
+    const now = Date.now();
+    const record: PermissionRecord = {
+      id: sortableId('perm', now),
+      agent: { id: input.agent.id, name: input.agent.name, class: input.agent.class, trust_tier: input.agent.trust_tier },
+      action: input.action,
+      resource: input.resource,
+      scope: input.scope,
+      context: input.context,
+      ...(input.value !== undefined ? { value: input.value } : {}),
+      ...(input.currency !== undefined ? { currency: input.currency } : {}),
+      decision: input.decision,
+      tier: input.tier,
+      status: input.decision === 'allow' ? 'approved' : input.decision === 'deny' ? 'denied' : 'pending',
+      reasons: input.reasons,
+      ttl: input.ttl,
+      created_at: iso(now),
+      expires_at: iso(input.decision === 'escalate' ? now + input.approvalTimeout * 1000 : now + input.ttl * 1000),
+      policy: input.policy,
+      trace: input.trace,
+      approvals: [],
+    };
+    const ops: BatchOp[] = [];
+    let token: string | undefined;
+    let approval: Approval | undefined;
+    if (record.status === 'approved') {
+      token = this.issueToken(record, ops);
+    } else if (record.status === 'denied') {
+      record.closed_at = record.created_at;
+    } else {
+      const tier = record.tier === 'standard' ? 'sensitive' : record.tier;
+      approval = {
+        id: sortableId('appr', now),
+        permission_id: record.id,
+        agent_id: record.agent.id,
+        action: record.action,
+        resource: record.resource,
+        tier,
+        required: machine.requiredApprovals(tier),
+        votes: [],
+        status: 'pending',
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+      };
+      record.approval_id = approval.id;
+      ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
+    }
+    await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
+      if (record.status === 'approved') anchor(record, at);
+      return [put(K.permission(record.id), record), ...ops];
+    });
+    if (record.status === 'approved') record.receipt = this.receipt(record);
+    if (approval) this.arm(approval);
+    return token === undefined ? { record } : { record, token };
+  }
+
+  /** The record as its owner may see it, with lazily applied expiry and the token while usable. */
+  async get(id: string, viewer: Principal): Promise<{ record: PermissionRecord; token?: string; approval?: Approval }> {
+    let record = await getJson<PermissionRecord>(this.o.store, K.permission(id));
+    if (!record || (viewer.role !== 'admin' && record.agent.id !== viewer.id)) {
+      throw new WritError('not_found', `no permission ${id}`, { field: 'id' });
+    }
+    let approval = record.approval_id ? await getJson<Approval>(this.o.store, K.approval(record.approval_id)) : undefined;
+    if (approval && machine.settle(approval, Date.now()).outcome) {
+      await this.settle(approval.id);
+      record = (await getJson<PermissionRecord>(this.o.store, K.permission(id)))!;
+      approval = await getJson<Approval>(this.o.store, K.approval(approval.id));
+    }
+    record = effective(record);
+    const token = record.status === 'approved' && record.token_sealed ? decrypt(this.o.dataKey, record.token_sealed) : undefined;
+    if (record.status === 'approved' && record.anchor) record.receipt = this.receipt(record);
+    return { record, ...(token ? { token } : {}), ...(approval ? { approval } : {}) };
+  }
+
+  /** Waits up to `seconds` for a pending permission to change. */
+  async waitWhilePending(id: string, viewer: Principal, seconds: number, signal?: AbortSignal) {
+    const deadline = Date.now() + seconds * 1000;
+    for (;;) {
+      const current = await this.get(id, viewer);
+      const left = deadline - Date.now();
+      if (current.record.status !== 'pending' || left <= 0 || signal?.aborted) return current;
+      await this.watchers.wait(id, left, signal);
+    }
+  }
+
+  /** The agent withdraws a pending request (it becomes denied) or an unused token (revoked). */
+  async revoke(id: string, by: Principal, reason: string): Promise<PermissionRecord> {
+    return this.mutex.run(id, async () => {
+      const { record } = await this.get(id, by);
+      if (record.status === 'revoked' || (record.status === 'denied' && record.reasons.includes(reason))) return record;
+      if (record.status !== 'pending' && record.status !== 'approved') {
+        throw new WritError('conflict', `permission ${id} is already ${record.status}`, { status: record.status });
+      }
+      const now = Date.now();
+      const next: PermissionRecord = { ...record, status: record.status === 'pending' ? 'denied' : 'revoked', reasons: [...record.reasons, reason], closed_at: iso(now) };
+      delete next.token_sealed;
+      const ops: BatchOp[] = [put(K.permission(id), next)];
+      if (record.approval_id) {
+        const approval = await getJson<Approval>(this.o.store, K.approval(record.approval_id));
+        if (approval && machine.OPEN_STATUSES.includes(approval.status)) {
+          ops.push(put(K.approval(approval.id), { ...approval, status: 'cancelled', decided_at: iso(now) }), { type: 'del', key: K.open(approval.id) });
+          this.deadlines.cancel(approval.id);
+        }
+      }
+      await this.o.log.append('permission.revoked', { permission_id: id, by: { role: by.role, id: by.id }, previous_status: record.status, reason }, ops);
+      this.watchers.notify(id);
+      return next;
+    });
+  }
+
+  /** Spends a one-time token. Exactly one of many concurrent calls succeeds. */
+  async consume(input: { token: string; action: string; resource: string; use: Record<string, Json> }, by: Principal) {
+    if (!input.token.startsWith(TOKEN_PREFIX)) throw new WritError('token_invalid', 'unknown token', { field: 'token' });
+    const hash = sha256(input.token).toString('base64url');
+    const id = await this.o.store.get(K.token(hash));
+    if (id === undefined) throw new WritError('token_invalid', 'unknown token', { field: 'token' });
+    return this.mutex.run(id, async () => {
+      const stored = await getJson<PermissionRecord>(this.o.store, K.permission(id));
+      if (!stored || stored.token_hash !== hash) throw new WritError('token_invalid', 'unknown token', { field: 'token' });
+      const record = effective(stored);
+      const detail = { permission_id: id, status: record.status };
+      if (record.status === 'used') throw new WritError('token_used', 'this one-time token has already been used', { ...detail, used_at: record.used_at });
+      if (record.status === 'revoked') throw new WritError('token_revoked', 'this token was revoked', detail);
+      if (record.status === 'expired') throw new WritError('token_expired', 'this token has expired', { ...detail, expired_at: record.expires_at });
+      if (record.status !== 'approved') throw new WritError('token_invalid', 'unknown token', { field: 'token' });
+      if (input.action !== record.action) {
+        throw new WritError('action_mismatch', `the token is for action ${record.action}`, { field: 'action', expected: record.action });
+      }
+      if (input.resource !== record.resource) {
+        throw new WritError('resource_mismatch', `the token is for resource ${record.resource}`, { field: 'resource', expected: record.resource });
+      }
+      const violations = scopeViolations(record.scope, input.use);
+      if (violations.length > 0) {
+        throw new WritError('scope_violation', `the use is outside the token's scope: ${violations.join('; ')}`, { field: 'use', violations });
+      }
+      const now = iso(Date.now());
+      const next: PermissionRecord = { ...record, status: 'used', used_at: now, closed_at: now };
+      delete next.token_sealed;
+      const receipt = this.receipt(next);
+      await this.o.log.append('token.used', { permission_id: id, by: { role: by.role, id: by.id }, action: input.action, resource: input.resource, use: input.use }, [
+        put(K.permission(id), next),
+      ]);
+      this.watchers.notify(id);
+      return { permission_id: id, receipt };
+    });
+  }
+
+  async listApprovals(status: machine.ApprovalStatus | 'all', limit: number): Promise<Approval[]> {
+    const out: Approval[] = [];
+    if (status === 'pending') {
+      for await (const [key] of this.o.store.iterate({ ...K.openRange, limit })) {
+        const a = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
+        if (a) out.push(machine.settle(a, Date.now()).approval);
+      }
+      return out.filter((a) => machine.OPEN_STATUSES.includes(a.status));
+    }
+    for await (const [, raw] of this.o.store.iterate({ ...K.approvalRange, reverse: true })) {
+      const a = machine.settle(JSON.parse(raw) as Approval, Date.now()).approval;
+      if (status === 'all' || a.status === status) out.push(a);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async getApproval(id: string): Promise<Approval> {
+    const approval = await getJson<Approval>(this.o.store, K.approval(id));
+    if (!approval) throw new WritError('not_found', `no approval ${id}`, { field: 'id' });
+    return machine.settle(approval, Date.now()).approval;
+  }
+
+  /** Applies an approver's vote or cancel through the state machine and persists its outcome. */
+  async decide(approvalId: string, approver: { approver_id: string; name: string }, action: 'approve' | 'deny' | 'cancel', comment?: string): Promise<Approval> {
+    const approval = await this.getApproval(approvalId);
+    return this.mutex.run(approval.permission_id, async () => {
+      const settled = await this.settleLocked(approvalId);
+      const now = Date.now();
+      const t =
+        action === 'cancel'
+          ? machine.cancel(settled, approver, now, comment)
+          : machine.vote(settled, approver, action, now, this.o.criticalDelaySeconds, comment);
+      if (!t.ok) throw new WritError(t.reason === 'not_due' ? 'conflict' : t.reason, t.message, { approval_id: approvalId, status: settled.status });
+      await this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment });
+      return t.approval;
+    });
+  }
+
+  /** Applies a due timeout or delay end; safe to call any number of times. */
+  private settle(approvalId: string): Promise<Approval> {
+    return getJson<Approval>(this.o.store, K.approval(approvalId)).then((a) =>
+      a ? this.mutex.run(a.permission_id, () => this.settleLocked(approvalId)) : Promise.reject(new WritError('not_found', `no approval ${approvalId}`)),
+    );
+  }
+
+  private async settleLocked(approvalId: string): Promise<Approval> {
+    const approval = await getJson<Approval>(this.o.store, K.approval(approvalId));
+    if (!approval) throw new WritError('not_found', `no approval ${approvalId}`, { field: 'id' });
+    const { approval: next, outcome } = machine.settle(approval, Date.now());
+    if (outcome) await this.persistTransition(next, outcome, undefined);
+    return next;
+  }
+
+  /** One log entry per transition; the permission follows the approval's outcome in the same batch. */
+  private async persistTransition(
+    approval: Approval,
+    outcome: 'recorded' | 'approved' | 'denied' | 'delay' | 'cancelled' | 'expired',
+    by: { approver_id: string; name: string; action: string; comment?: string | undefined } | undefined,
+  ): Promise<void> {
+    const record = await getJson<PermissionRecord>(this.o.store, K.permission(approval.permission_id));
+    if (!record) throw new Error(`permission ${approval.permission_id} of approval ${approval.id} is missing`);
+    const now = Date.now();
+    const ops: BatchOp[] = [put(K.approval(approval.id), approval)];
+    const closing = !machine.OPEN_STATUSES.includes(approval.status);
+    if (closing) ops.push({ type: 'del', key: K.open(approval.id) });
+    let next: PermissionRecord | undefined;
+    if (outcome === 'approved') {
+      next = {
+        ...record,
+        status: 'approved',
+        approvals: approval.votes.filter((v) => v.vote === 'approve').map(({ approver_id, name, at }) => ({ approver_id, name, at })),
+        expires_at: iso(now + record.ttl * 1000),
+      };
+      this.issueToken(next, ops);
+    } else if (outcome === 'denied' || outcome === 'cancelled' || outcome === 'expired') {
+      const status = outcome === 'expired' ? 'expired' : 'denied';
+      next = { ...record, status, reasons: [...record.reasons, `approval ${outcome}`], closed_at: iso(now) };
+    }
+    const type = by ? `approval.${by.action === 'cancel' ? 'cancelled' : 'vote'}` : `approval.${outcome}`;
+    const entry: Record<string, unknown> = {
+      approval_id: approval.id,
+      permission_id: approval.permission_id,
+      tier: approval.tier,
+      outcome,
+      status: approval.status,
+      votes: approval.votes.filter((v) => v.vote === 'approve').length,
+      required: approval.required,
+    };
+    if (by) entry.by = { approver_id: by.approver_id, name: by.name, vote: by.action, ...(by.comment ? { comment: by.comment } : {}) };
+    if (approval.delay_until && outcome === 'delay') entry.delay_until = approval.delay_until;
+    await this.o.log.append(type, entry, (at) => {
+      if (!next) return ops;
+      if (next.status === 'approved') anchor(next, at);
+      return [...ops, put(K.permission(record.id), next)];
+    });
+    if (closing) this.deadlines.cancel(approval.id);
+    else this.arm(approval);
+    this.watchers.notify(approval.permission_id);
+  }
+
+  private arm(approval: Approval): void {
+    const when = approval.status === 'delay' && approval.delay_until ? approval.delay_until : approval.expires_at;
+    this.deadlines.at(approval.id, Date.parse(when), () => {
+      void this.settle(approval.id).catch(() => undefined);
+    });
+  }
+
+  private issueToken(record: PermissionRecord, ops: BatchOp[]): string {
+    const token = `${TOKEN_PREFIX}${randomToken(32)}`;
+    record.token_hash = sha256(token).toString('base64url');
+    record.token_sealed = encrypt(this.o.dataKey, token);
+    ops.push(put(K.token(record.token_hash), record.id));
+    return token;
+  }
+
+  /**
+   * Receipts are signed on demand from the durable record (Ed25519 is deterministic, so the same
+   * key gives the same receipt); the record carries the log anchor written in the same batch.
+   */
+  private receipt(record: PermissionRecord): string {
+    if (!record.anchor) throw new Error(`permission ${record.id} has no log anchor`);
+    const claims: ReceiptClaims = {
+      iss: this.o.issuer(),
+      iss_role: 'authorizer',
+      sub: record.agent.id,
+      jti: `rcpt_${record.id.slice('perm_'.length)}`,
+      oap_ver: '1.0',
+      permission_id: record.id,
+      action: record.action,
+      resource: record.resource,
+      scope: record.scope,
+      ...(record.value !== undefined ? { value: record.value } : {}),
+      ...(record.currency !== undefined ? { currency: record.currency } : {}),
+      decision: 'allow',
+      tier: record.tier,
+      approvals: record.approvals,
+      single_use: true,
+      policy: record.policy,
+      log: { origin: this.o.log.origin, index: record.anchor.index, leaf_hash: record.anchor.leaf_hash },
+      iat: seconds(record.anchor.at),
+      exp: seconds(record.expires_at),
+    };
+    return signReceipt(this.o.keys, claims);
+  }
+}
+
+function anchor(record: PermissionRecord, at: Appended): void {
+  record.anchor = { index: at.index, leaf_hash: at.leafHash, at: at.time };
+}
+
+/** An approved token past its expiry reads as expired; nothing needs to be written for that. */
+function effective(record: PermissionRecord): PermissionRecord {
+  if (record.status === 'approved' && Date.now() >= Date.parse(record.expires_at)) {
+    const { token_sealed: _sealed, ...rest } = record;
+    return { ...rest, status: 'expired' };
+  }
+  return record;
+}
+
+function decisionEntry(r: PermissionRecord): Record<string, unknown> {
+  return {
+    permission_id: r.id,
+    agent_id: r.agent.id,
+    action: r.action,
+    resource: r.resource,
+    scope: r.scope,
+    ...(r.value !== undefined ? { value: r.value } : {}),
+    ...(r.currency !== undefined ? { currency: r.currency } : {}),
+    decision: r.decision,
+    tier: r.tier,
+    status: r.status,
+    reasons: r.reasons,
+    policy: r.policy,
+    expires_at: r.expires_at,
+    ...(r.approval_id ? { approval_id: r.approval_id } : {}),
+  };
+}

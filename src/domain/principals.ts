@@ -1,0 +1,186 @@
+import crypto from 'node:crypto';
+import { newId, safeEqual, sha256 } from '../crypto/encoding.ts';
+import { WritError } from '../errors.ts';
+import type { TransparencyLog } from '../log/log.ts';
+import { getJson, put, type Store } from '../store/store.ts';
+
+/**
+ * Agents, approvers, attesters and admins, and their API keys. A key looks like
+ * `writ_<role>_<16 hex key id>.<43 chars secret>`; only SHA-256 of the whole key is stored, looked
+ * up by key id and compared in constant time. Keys are never logged.
+ */
+export const ROLES = ['admin', 'agent', 'approver', 'attester'] as const;
+export type Role = (typeof ROLES)[number];
+export const TRUST_TIERS = ['T1', 'T2', 'T3', 'T4', 'T5', 'unregistered'] as const;
+export type TrustTier = (typeof TRUST_TIERS)[number];
+
+export interface Agent {
+  id: string;
+  name: string;
+  class: string;
+  trust_tier: TrustTier;
+  created_at: string;
+}
+
+export interface Approver {
+  id: string;
+  name: string;
+  telegram_user_id?: number;
+  created_at: string;
+}
+
+export interface Attester {
+  id: string;
+  name: string;
+  touchpoint_id: string;
+  created_at: string;
+}
+
+export interface Principal {
+  role: Role;
+  id: string;
+  name: string;
+}
+
+interface KeyRecord {
+  hash: string;
+  role: Role;
+  principal_id: string;
+  name: string;
+}
+
+const K = {
+  key: (keyId: string) => `key/${keyId}`,
+  envAdmin: 'key/env-admin',
+  agent: (id: string) => `agent/${id}`,
+  approver: (id: string) => `approver/${id}`,
+  attester: (id: string) => `attester/${id}`,
+  link: (codeHash: string) => `link/${codeHash}`,
+  admin: 'admin/default',
+};
+
+const KEY_PATTERN = /^writ_(admin|agent|approver|attester)_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+export const LINK_CODE_TTL_MS = 24 * 3600 * 1000;
+
+function mintKey(role: Role): { key: string; keyId: string; hash: string } {
+  const keyId = crypto.randomBytes(8).toString('hex');
+  const key = `writ_${role}_${keyId}.${crypto.randomBytes(32).toString('base64url')}`;
+  return { key, keyId, hash: sha256(key).toString('base64') };
+}
+
+export class Principals {
+  /** Key records are tiny and read on every request; cache them (revocation deletes from here too). */
+  private readonly keys = new Map<string, KeyRecord>();
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: TransparencyLog,
+  ) {}
+
+  /**
+   * First start: an admin key from WRIT_ADMIN_TOKEN (stored hashed; it replaces any earlier
+   * one), or a generated one returned for printing once. Later starts return nothing.
+   */
+  async bootstrapAdmin(envToken: string | undefined): Promise<string | undefined> {
+    if (envToken) {
+      const hash = sha256(envToken).toString('base64');
+      const existing = await getJson<KeyRecord>(this.store, K.envAdmin);
+      if (existing?.hash !== hash) {
+        await this.store.batch([put(K.envAdmin, { hash, role: 'admin', principal_id: 'admin', name: 'admin (WRIT_ADMIN_TOKEN)' })], { sync: true });
+      }
+      return undefined;
+    }
+    if (await this.store.get(K.admin)) return undefined;
+    const { key, keyId, hash } = mintKey('admin');
+    const record: KeyRecord = { hash, role: 'admin', principal_id: 'admin', name: 'admin' };
+    await this.log.append('admin.created', { principal_id: 'admin', key_id: keyId }, [
+      put(K.key(keyId), record),
+      put(K.admin, { key_id: keyId, created_at: new Date().toISOString() }),
+    ]);
+    return key;
+  }
+
+  /** Resolves a bearer key to its principal, or throws 401. */
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
+    if (!match?.[1]) {
+      throw new WritError('unauthenticated', 'missing or malformed Authorization header; expected "Bearer <api key>"', { field: 'authorization' });
+    }
+    const presented = match[1];
+    const hash = sha256(presented);
+    const parts = KEY_PATTERN.exec(presented);
+    let record: KeyRecord | undefined;
+    if (parts?.[2]) {
+      record = this.keys.get(parts[2]) ?? (await getJson<KeyRecord>(this.store, K.key(parts[2])));
+      if (record) this.keys.set(parts[2], record);
+    } else {
+      record = await getJson<KeyRecord>(this.store, K.envAdmin);
+    }
+    if (!record || !safeEqual(hash, Buffer.from(record.hash, 'base64')) || (parts && parts[1] !== record.role)) {
+      throw new WritError('unauthenticated', 'the API key is not valid', { field: 'authorization' });
+    }
+    return { role: record.role, id: record.principal_id, name: record.name };
+  }
+
+  async createAgent(input: { name: string; class?: string | undefined; trust_tier?: TrustTier | undefined }): Promise<{ agent: Agent; api_key: string }> {
+    const agent: Agent = {
+      id: newId('agt'),
+      name: input.name,
+      class: input.class ?? 'default',
+      trust_tier: input.trust_tier ?? 'unregistered',
+      created_at: new Date().toISOString(),
+    };
+    const { key, keyId, hash } = mintKey('agent');
+    await this.log.append('agent.registered', { agent_id: agent.id, name: agent.name, class: agent.class, trust_tier: agent.trust_tier, key_id: keyId }, [
+      put(K.agent(agent.id), agent),
+      put(K.key(keyId), { hash, role: 'agent', principal_id: agent.id, name: agent.name } satisfies KeyRecord),
+    ]);
+    this.agents.set(agent.id, agent);
+    return { agent, api_key: key };
+  }
+
+  async getAgent(id: string): Promise<Agent | undefined> {
+    const cached = this.agents.get(id);
+    if (cached) return cached;
+    const agent = await getJson<Agent>(this.store, K.agent(id));
+    if (agent) this.agents.set(id, agent);
+    return agent;
+  }
+
+  async createApprover(input: { name: string; telegram_user_id?: number | undefined }): Promise<{ approver: Approver; api_key: string; link_code: string }> {
+    const approver: Approver = { id: newId('apr'), name: input.name, created_at: new Date().toISOString() };
+    if (input.telegram_user_id !== undefined) approver.telegram_user_id = input.telegram_user_id;
+    const { key, keyId, hash } = mintKey('approver');
+    const linkCode = crypto.randomBytes(12).toString('base64url');
+    const linkHash = sha256(linkCode).toString('base64url');
+    await this.log.append('approver.registered', { approver_id: approver.id, name: approver.name, key_id: keyId }, [
+      put(K.approver(approver.id), approver),
+      put(K.key(keyId), { hash, role: 'approver', principal_id: approver.id, name: approver.name } satisfies KeyRecord),
+      put(K.link(linkHash), { approver_id: approver.id, expires_at: Date.now() + LINK_CODE_TTL_MS }),
+    ]);
+    return { approver, api_key: key, link_code: linkCode };
+  }
+
+  getApprover(id: string): Promise<Approver | undefined> {
+    return getJson<Approver>(this.store, K.approver(id));
+  }
+
+  async createAttester(input: { name: string; touchpoint_id: string }): Promise<{ attester: Attester; api_key: string }> {
+    const attester: Attester = { id: newId('att'), name: input.name, touchpoint_id: input.touchpoint_id, created_at: new Date().toISOString() };
+    const { key, keyId, hash } = mintKey('attester');
+    await this.log.append('attester.registered', { attester_id: attester.id, name: attester.name, touchpoint_id: attester.touchpoint_id, key_id: keyId }, [
+      put(K.attester(attester.id), attester),
+      put(K.key(keyId), { hash, role: 'attester', principal_id: attester.id, name: attester.name } satisfies KeyRecord),
+    ]);
+    return { attester, api_key: key };
+  }
+}
+
+export function requireRole(principal: Principal, roles: readonly Role[]): void {
+  if (!roles.includes(principal.role)) {
+    throw new WritError('forbidden', `this endpoint needs a key with role ${roles.join(' or ')}; yours is ${principal.role}`, {
+      field: 'authorization',
+    });
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * One table of reason codes and the one place that maps them to HTTP statuses.
+ * Only statuses below 500 expose their message; anything else is reported as `internal_error`.
+ */
+export const REASON_STATUS = {
+  invalid_request: 400,
+  malformed_json: 400,
+  unsupported_version: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  scope_violation: 403,
+  token_invalid: 404,
+  not_found: 404,
+  route_not_found: 404,
+  method_not_allowed: 405,
+  unsupported_media_type: 415,
+  token_used: 409,
+  conflict: 409,
+  already_decided: 409,
+  already_voted: 409,
+  not_in_delay: 409,
+  token_expired: 410,
+  token_revoked: 410,
+  payload_too_large: 413,
+  invalid_value: 422,
+  invalid_action: 422,
+  invalid_resource: 422,
+  ttl_out_of_range: 422,
+  action_mismatch: 403,
+  resource_mismatch: 403,
+  overloaded: 503,
+  storage_unavailable: 503,
+  internal_error: 500,
+} as const;
+
+export type ReasonCode = keyof typeof REASON_STATUS;
+
+export class WritError extends Error {
+  readonly code: ReasonCode;
+  readonly detail: Record<string, unknown> | undefined;
+  constructor(code: ReasonCode, message: string, detail?: Record<string, unknown>) {
+    super(message);
+    this.name = 'WritError';
+    this.code = code;
+    this.detail = detail;
+  }
+  get status(): number {
+    return REASON_STATUS[this.code];
+  }
+}
+
+export interface ErrorBody {
+  error: { reason_code: string; message: string; detail?: Record<string, unknown> };
+}
+
+/** Turns anything thrown into the wire shape; internal failures never leak their message. */
+export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof WritError && err.status < 500) {
+    const body: ErrorBody = { error: { reason_code: err.code, message: err.message } };
+    if (err.detail) body.error.detail = err.detail;
+    return { status: err.status, body };
+  }
+  if (err instanceof WritError) {
+    return { status: err.status, body: { error: { reason_code: err.code, message: err.message } } };
+  }
+  return { status: 500, body: { error: { reason_code: 'internal_error', message: 'internal error' } } };
+}

@@ -1,0 +1,40 @@
+import type { z } from 'zod';
+import type { Principal, Role } from '../domain/principals.ts';
+import type { Writ } from '../writ.ts';
+
+/**
+ * One route per file: its method, path, who may call it, its schemas (used for validation and for
+ * the OpenAPI document) and its handler.
+ */
+export interface RouteContext<Body = unknown, Query = unknown> {
+  writ: Writ;
+  principal: Principal | undefined;
+  body: Body;
+  rawBody: unknown;
+  query: Query;
+  params: Record<string, string>;
+  headers: Record<string, string | string[] | undefined>;
+  /** Aborts when the client goes away or the server shuts down. */
+  signal: AbortSignal;
+}
+
+export interface RouteResult {
+  status: number;
+  body: unknown;
+  type?: string;
+  headers?: Record<string, string>;
+}
+
+export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  summary: string;
+  /** Roles allowed; 'anyone' for public documents; 'cascade' when the handler authenticates as a step. */
+  auth: readonly Role[] | 'anyone' | 'cascade';
+  body?: B;
+  query?: Q;
+  responses: Record<number, { description: string; schema?: z.ZodType; type?: string }>;
+  handle(ctx: RouteContext<z.infer<B>, z.infer<Q>>): Promise<RouteResult> | RouteResult;
+}
+
+export const defineRoute = <B extends z.ZodType, Q extends z.ZodType>(route: Route<B, Q>): Route => route as unknown as Route;

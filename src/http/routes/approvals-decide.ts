@@ -1,0 +1,29 @@
+import { WritError } from '../../errors.ts';
+import { defineRoute } from '../route.ts';
+import { approvalSchema, commentSchema, errorSchema, reasonSchema } from '../schemas.ts';
+
+/** approve · deny · cancel: the same rules for every surface, applied by the state machine. */
+const decide = (action: 'approve' | 'deny' | 'cancel', summary: string) =>
+  defineRoute({
+    method: 'POST',
+    path: `/api/v1/approvals/:id/${action}`,
+    summary,
+    auth: ['approver'],
+    body: action === 'approve' ? commentSchema : reasonSchema,
+    responses: {
+      200: { description: 'The approval after this vote', schema: approvalSchema },
+      404: { description: 'No such approval', schema: errorSchema },
+      409: { description: 'Already decided, already voted, or not in its delay', schema: errorSchema },
+    },
+    async handle({ writ, params, body, principal }) {
+      const approver = await writ.principals.getApprover(principal!.id);
+      if (!approver) throw new WritError('forbidden', 'this approver no longer exists', { field: 'authorization' });
+      const note = 'comment' in body ? body.comment : 'reason' in body ? body.reason : undefined;
+      const approval = await writ.permissions.decide(params.id!, { approver_id: approver.id, name: approver.name }, action, note);
+      return { status: 200, body: approval };
+    },
+  });
+
+export const approve = decide('approve', 'Approve (critical approvals need two different approvers, then a delay)');
+export const deny = decide('deny', 'Deny; one deny ends the approval');
+export const cancel = decide('cancel', 'Cancel a critical approval during its delay');

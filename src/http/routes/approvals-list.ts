@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { defineRoute } from '../route.ts';
+import { approvalSchema } from '../schemas.ts';
+
+export default defineRoute({
+  method: 'GET',
+  path: '/api/v1/approvals',
+  summary: 'The approval queue; `status=pending` (default) lists every open approval, including critical ones in their delay',
+  auth: ['approver', 'admin'],
+  query: z.strictObject({
+    status: z.enum(['pending', 'approved', 'denied', 'expired', 'cancelled', 'delay', 'all']).default('pending'),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  }),
+  responses: { 200: { description: 'Approvals, oldest open first', schema: z.object({ approvals: z.array(approvalSchema) }) } },
+  async handle({ writ, query }) {
+    return { status: 200, body: { approvals: await writ.permissions.listApprovals(query.status, query.limit) } };
+  },
+});

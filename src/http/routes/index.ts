@@ -1,0 +1,38 @@
+import type { Route } from '../route.ts';
+import * as approvals from './approvals-decide.ts';
+import approvalsList from './approvals-list.ts';
+import * as log from './log.ts';
+import permissionsCancel from './permissions-cancel.ts';
+import permissionsCreate from './permissions-create.ts';
+import permissionsGet from './permissions-get.ts';
+import * as principals from './principals-create.ts';
+import * as system from './system.ts';
+import tokensConsume from './tokens-consume.ts';
+import tokensRevoke from './tokens-revoke.ts';
+import * as wellKnown from './well-known.ts';
+
+/** Every route the server answers; the OpenAPI document is generated from this list. */
+export const ROUTES: Route[] = [
+  system.healthz,
+  principals.agents,
+  principals.approvers,
+  principals.attesters,
+  permissionsCreate,
+  permissionsGet,
+  permissionsCancel,
+  tokensConsume,
+  tokensRevoke,
+  approvalsList,
+  approvals.approve,
+  approvals.deny,
+  approvals.cancel,
+  log.checkpoint,
+  log.newCheckpoint,
+  log.proof,
+  log.consistency,
+  log.records,
+  system.policies,
+  system.rotateKeys,
+  wellKnown.jwks,
+  wellKnown.discovery,
+];

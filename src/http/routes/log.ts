@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { canonicalize } from '../../log/canonical.ts';
+import { WritError } from '../../errors.ts';
+import { defineRoute } from '../route.ts';
+import { errorSchema } from '../schemas.ts';
+
+const NOTE = 'text/plain; charset=utf-8';
+
+export const checkpoint = defineRoute({
+  method: 'GET',
+  path: '/api/v1/log/checkpoint',
+  summary: 'The latest signed checkpoint (C2SP tlog-checkpoint signed note)',
+  auth: 'anyone',
+  responses: { 200: { description: 'Signed note', type: NOTE } },
+  async handle({ writ }) {
+    const latest = writ.log.latestCheckpoint() ?? (await writ.log.checkpoint());
+    return { status: 200, body: latest.note, type: NOTE };
+  },
+});
+
+export const newCheckpoint = defineRoute({
+  method: 'POST',
+  path: '/api/v1/log/checkpoint',
+  summary: 'Sign a checkpoint of the current tree now',
+  auth: ['admin'],
+  responses: { 201: { description: 'Signed note', type: NOTE } },
+  async handle({ writ }) {
+    return { status: 201, body: (await writ.log.checkpoint()).note, type: NOTE };
+  },
+});
+
+export const proof = defineRoute({
+  method: 'GET',
+  path: '/api/v1/log/proof/:index',
+  summary: 'RFC 6962 inclusion proof of one entry against a signed checkpoint',
+  auth: 'anyone',
+  responses: {
+    200: {
+      description: 'Proof; hashes are standard base64, bottom-up',
+      schema: z.object({ index: z.number(), tree_size: z.number(), leaf_hash: z.string(), hashes: z.array(z.string()), checkpoint: z.string() }),
+    },
+    404: { description: 'No entry at that index', schema: errorSchema },
+  },
+  async handle({ writ, params }) {
+    const index = /^\d{1,15}$/.test(params.index ?? '') ? Number(params.index) : -1;
+    return { status: 200, body: await writ.log.proof(index) };
+  },
+});
+
+export const consistency = defineRoute({
+  method: 'GET',
+  path: '/api/v1/log/consistency',
+  summary: 'RFC 6962 consistency proof between two tree sizes',
+  auth: 'anyone',
+  query: z.strictObject({ old: z.coerce.number().int().min(0), new: z.coerce.number().int().min(0) }),
+  responses: { 200: { description: 'Proof', schema: z.object({ old_size: z.number(), new_size: z.number(), hashes: z.array(z.string()) }) } },
+  async handle({ writ, query }) {
+    if (query.old > query.new || query.new > writ.log.size) {
+      throw new WritError('invalid_value', `need 0 <= old <= new <= ${writ.log.size}`, { field: query.old > query.new ? 'old' : 'new' });
+    }
+    return { status: 200, body: { old_size: query.old, new_size: query.new, hashes: await writ.log.consistency(query.old, query.new) } };
+  },
+});
+
+const CSV_COLUMNS = ['index', 'time', 'type', 'prev', 'data'] as const;
+const csvCell = (value: string) => (/[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
+
+export const records = defineRoute({
+  method: 'GET',
+  path: '/api/v1/log/records',
+  summary: 'Export log entries [from, to) as JSON or CSV',
+  auth: ['admin'],
+  query: z.strictObject({
+    from: z.coerce.number().int().min(0).default(0),
+    to: z.coerce.number().int().min(0).optional(),
+    format: z.enum(['json', 'csv']).default('json'),
+  }),
+  responses: {
+    200: { description: 'Entries in index order (at most 10,000 per call)', schema: z.object({ records: z.array(z.record(z.string(), z.unknown())) }) },
+  },
+  async handle({ writ, query }) {
+    const to = Math.min(query.to ?? writ.log.size, query.from + 10_000);
+    const entries = [];
+    for await (const { entry } of writ.log.entries(query.from, to)) entries.push(entry);
+    if (query.format === 'json') return { status: 200, body: { records: entries } };
+    const lines = [CSV_COLUMNS.join(',')];
+    for (const e of entries) lines.push([String(e.index), e.time, e.type, e.prev, canonicalize(e.data)].map(csvCell).join(','));
+    return { status: 200, body: `${lines.join('\r\n')}\r\n`, type: 'text/csv; charset=utf-8' };
+  },
+});

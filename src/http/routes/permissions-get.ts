@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { defineRoute } from '../route.ts';
+import { errorSchema, permissionSchema } from '../schemas.ts';
+import { permissionView } from './permission-view.ts';
+
+export default defineRoute({
+  method: 'GET',
+  path: '/api/v1/permissions/:id',
+  summary: "A permission's current state; `wait` long-polls while it is pending",
+  auth: ['agent', 'admin'],
+  query: z.strictObject({ wait: z.coerce.number().min(0).max(60).optional() }),
+  responses: {
+    200: { description: 'Current state (with the token while approved and unused)', schema: permissionSchema },
+    404: { description: 'No such permission for this agent', schema: errorSchema },
+  },
+  async handle({ writ, params, query, principal, signal }) {
+    const id = params.id!;
+    const { record, token, approval } = query.wait
+      ? await writ.permissions.waitWhilePending(id, principal!, query.wait, signal)
+      : await writ.permissions.get(id, principal!);
+    return { status: 200, body: permissionView(record, token, approval) };
+  },
+});

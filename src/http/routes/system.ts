@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { defineRoute } from '../route.ts';
+
+export const healthz = defineRoute({
+  method: 'GET',
+  path: '/healthz',
+  summary: 'Liveness and log size',
+  auth: 'anyone',
+  responses: { 200: { description: 'Healthy', schema: z.object({ status: z.literal('ok'), log_size: z.number() }) } },
+  handle({ writ }) {
+    return { status: 200, body: { status: 'ok', log_size: writ.log.size } };
+  },
+});
+
+export const policies = defineRoute({
+  method: 'GET',
+  path: '/api/v1/policies',
+  summary: 'The active policy set (hash, files) and the last refused change, if any',
+  auth: ['admin'],
+  responses: { 200: { description: 'Status', schema: z.record(z.string(), z.unknown()) } },
+  handle({ writ }) {
+    return { status: 200, body: writ.policies.state };
+  },
+});
+
+export const rotateKeys = defineRoute({
+  method: 'POST',
+  path: '/api/v1/keys/rotate',
+  summary: 'Rotate the receipt signing key; the old key stays in the JWKS for 90 days',
+  auth: ['admin'],
+  responses: { 200: { description: 'Rotated', schema: z.object({ retired: z.string(), current: z.string() }) } },
+  async handle({ writ }) {
+    return { status: 200, body: await writ.rotateKeys() };
+  },
+});

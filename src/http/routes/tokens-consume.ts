@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { defineRoute } from '../route.ts';
+import { consumeSchema, errorSchema } from '../schemas.ts';
+
+export default defineRoute({
+  method: 'POST',
+  path: '/api/v1/tokens/consume',
+  summary: 'Spend a one-time token for one use inside its scope',
+  auth: ['agent', 'admin'],
+  body: consumeSchema,
+  responses: {
+    200: {
+      description: 'Valid: the use is recorded and the token is spent',
+      schema: z.object({ valid: z.literal(true), permission_id: z.string(), receipt: z.string() }),
+    },
+    403: { description: 'Outside the scope, or another action or resource', schema: errorSchema },
+    404: { description: 'Unknown token', schema: errorSchema },
+    409: { description: 'Already used', schema: errorSchema },
+    410: { description: 'Expired or revoked', schema: errorSchema },
+  },
+  async handle({ writ, body, principal }) {
+    const result = await writ.permissions.consume({ token: body.token, action: body.action, resource: body.resource, use: body.use ?? {} }, principal!);
+    return { status: 200, body: { valid: true, ...result } };
+  },
+});

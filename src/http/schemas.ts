@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import { TRUST_TIERS } from '../domain/principals.ts';
+import { TIERS, type Json } from '../policy/types.ts';
+
+/**
+ * The wire contract. These schemas validate requests and generate the OpenAPI document, so the
+ * two cannot drift apart.
+ */
+export const ACTION_PATTERN = /^[a-z][a-z0-9_-]{0,63}\.[a-z][a-z0-9_-]{0,63}$/;
+export const RESOURCE_PATTERN = /^[a-z][a-z0-9_-]{0,63}:[^\s\u0000-\u001f]{1,1024}$/;
+
+const json: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.string().max(4096), z.number(), z.boolean(), z.null(), z.array(json).max(256), z.record(z.string(), json)]),
+);
+/** Keys starting with "__" are refused so input cannot forge Cedar entity or extension values. */
+const jsonObject = z
+  .record(z.string().min(1).max(128).regex(/^(?!__)/, 'keys must not start with "__"'), json)
+  .refine((o) => Object.keys(o).length <= 64, 'at most 64 keys');
+
+export const action = z.string().regex(ACTION_PATTERN, 'must look like category.operation, e.g. email.send');
+export const resource = z.string().regex(RESOURCE_PATTERN, 'must look like type:identifier, e.g. email:client@acme.com');
+
+export const permissionRequestSchema = z
+  .strictObject({
+    action,
+    resource,
+    scope: jsonObject.optional().describe('Constraints the token is bound to: max_X, X_pattern, X_allowed, or exact values'),
+    context: jsonObject.optional().describe('Facts for the policy and the approver, e.g. reason'),
+    value: z.number().finite().min(0).optional(),
+    currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR').optional(),
+    ttl: z.number().int().min(1).optional().describe('Token lifetime in seconds (default 300)'),
+    approval_timeout: z.number().int().min(1).optional().describe('Seconds a pending request waits for humans (default 900)'),
+    wait: z.number().min(0).max(60).optional().describe('Long-poll up to this many seconds while pending'),
+  })
+  .meta({ id: 'PermissionRequest' });
+export type PermissionRequest = z.infer<typeof permissionRequestSchema>;
+
+export const traceSchema = z.array(
+  z.object({ step: z.string(), outcome: z.string(), ms: z.number(), reason: z.string().optional() }),
+);
+
+export const voteSchema = z.object({ approver_id: z.string(), name: z.string(), vote: z.enum(['approve', 'deny', 'cancel']), at: z.string(), comment: z.string().optional() });
+
+export const approvalSchema = z
+  .object({
+    id: z.string(),
+    permission_id: z.string(),
+    agent_id: z.string(),
+    action: z.string(),
+    resource: z.string(),
+    tier: z.enum(['sensitive', 'critical']),
+    required: z.number(),
+    votes: z.array(voteSchema),
+    status: z.enum(['pending', 'delay', 'approved', 'denied', 'expired', 'cancelled']),
+    created_at: z.string(),
+    expires_at: z.string(),
+    delay_until: z.string().optional(),
+    decided_at: z.string().optional(),
+  })
+  .meta({ id: 'Approval' });
+
+export const permissionSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(['pending', 'approved', 'denied', 'expired', 'used', 'revoked']),
+    decision: z.enum(['allow', 'deny', 'escalate']),
+    tier: z.enum(TIERS),
+    action: z.string(),
+    resource: z.string(),
+    scope: z.record(z.string(), z.unknown()),
+    reasons: z.array(z.string()),
+    token: z.string().optional().describe('One-time token; present while the permission is approved and unused'),
+    receipt: z.string().optional().describe('Compact JWS receipt (typ oap-receipt+jwt)'),
+    expires_at: z.string(),
+    created_at: z.string(),
+    approval: approvalSchema.optional(),
+    policy: z.object({ hash: z.string(), determining: z.array(z.string()) }),
+    trace: traceSchema,
+  })
+  .meta({ id: 'Permission' });
+
+export const consumeSchema = z
+  .strictObject({
+    token: z.string().min(1).max(256),
+    action,
+    resource,
+    use: jsonObject.optional().describe('What this use does, checked against the scope, e.g. {"emails": 1}'),
+  })
+  .meta({ id: 'ConsumeRequest' });
+
+export const revokeSchema = z.strictObject({ permission_id: z.string().min(1).max(128), reason: z.string().max(1024).optional() });
+
+export const commentSchema = z.strictObject({ comment: z.string().max(4096).optional() });
+export const reasonSchema = z.strictObject({ reason: z.string().max(4096).optional() });
+
+export const createAgentSchema = z.strictObject({
+  name: z.string().min(1).max(200),
+  class: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'lowercase letters, digits, "_", "." or "-"').optional(),
+  trust_tier: z.enum(TRUST_TIERS).optional(),
+});
+
+export const createApproverSchema = z.strictObject({
+  name: z.string().min(1).max(200),
+  telegram_user_id: z.number().int().positive().optional(),
+});
+
+export const createAttesterSchema = z.strictObject({
+  name: z.string().min(1).max(200),
+  touchpoint_id: z.string().min(1).max(200),
+});
+
+export const errorSchema = z
+  .object({
+    error: z.object({ reason_code: z.string(), message: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
+  })
+  .meta({ id: 'Error' });

@@ -1,0 +1,118 @@
+import http from 'node:http';
+import crypto from 'node:crypto';
+import Koa from 'koa';
+import { WritError, toErrorBody } from '../errors.ts';
+import { requireRole } from '../domain/principals.ts';
+import type { Writ } from '../writ.ts';
+import { openApiDocument } from './openapi.ts';
+import type { Route } from './route.ts';
+import { ROUTES } from './routes/index.ts';
+import { parseWith } from './validate.ts';
+
+/**
+ * Koa, with one error shape on the wire and an X-Request-Id on every answer. Routing is a table
+ * lookup: an unknown path is a JSON 404, a known path with another method a 405 with Allow.
+ */
+interface Compiled {
+  route: Route;
+  pattern: RegExp;
+  names: string[];
+}
+
+const compile = (route: Route): Compiled => {
+  const names: string[] = [];
+  const source = route.path.replace(/[.]/g, '\\.').replace(/:(\w+)/g, (_, name: string) => (names.push(name), '([^/]+)'));
+  return { route, pattern: new RegExp(`^${source}$`), names };
+};
+
+export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  const table = ROUTES.map(compile);
+
+  app.use(async (ctx, next) => {
+    const requestId = crypto.randomUUID();
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } catch (err) {
+      const { status, body } = toErrorBody(err);
+      if (status >= 500) writ.report(`request ${requestId} ${ctx.method} ${ctx.path} failed: ${(err as Error).stack ?? String(err)}`);
+      if (err instanceof WritError && err.code === 'overloaded') ctx.set('Retry-After', '1');
+      if (err instanceof WritError && err.code === 'method_not_allowed' && Array.isArray(err.detail?.allow)) ctx.set('Allow', err.detail.allow.join(', '));
+      ctx.status = status;
+      ctx.body = body;
+    }
+  });
+
+  app.use(async (ctx) => {
+    if (ctx.method === 'GET' && ctx.path === '/openapi.json') {
+      ctx.body = openApiDocument(ROUTES, writ.baseUrl());
+      return;
+    }
+    const candidates = table.filter((c) => c.pattern.test(ctx.path));
+    if (candidates.length === 0) throw new WritError('route_not_found', `no route ${ctx.path}`, { path: ctx.path });
+    const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
+    const hit = candidates.find((c) => c.route.method === method);
+    if (!hit) {
+      const allow = candidates.map((c) => c.route.method);
+      throw new WritError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; use ${allow.join(' or ')}`, { allow });
+    }
+    const { route } = hit;
+    const match = hit.pattern.exec(ctx.path)!;
+    const params: Record<string, string> = {};
+    hit.names.forEach((name, i) => (params[name] = decodeURIComponent(match[i + 1] ?? '')));
+
+    // Authenticate before reading a body, so strangers cannot make us buffer one.
+    let principal;
+    if (Array.isArray(route.auth)) {
+      principal = await writ.principals.authenticate(ctx.get('authorization') || undefined);
+      requireRole(principal, route.auth);
+    }
+    const rawBody = route.method === 'POST' ? await readJson(ctx.req, writ.config.maxBodyBytes) : undefined;
+    const body = route.body && route.auth !== 'cascade' ? parseWith(route.body, rawBody ?? {}, 'body') : rawBody;
+    const query = route.query ? parseWith(route.query, { ...ctx.query }, 'query') : {};
+    if (!route.query && Object.keys(ctx.query).length > 0) {
+      throw new WritError('invalid_request', `unknown query parameter: ${Object.keys(ctx.query)[0]}`, { field: Object.keys(ctx.query)[0] });
+    }
+
+    const aborted = new AbortController();
+    const abort = () => aborted.abort();
+    ctx.req.once('close', abort);
+    shutdown.addEventListener('abort', abort);
+    try {
+      const result = await route.handle({ writ, principal, body, rawBody, query, params, headers: ctx.headers, signal: aborted.signal });
+      ctx.status = result.status;
+      if (result.headers) ctx.set(result.headers);
+      if (result.type) ctx.type = result.type;
+      ctx.body = result.body;
+    } finally {
+      ctx.req.off('close', abort);
+      shutdown.removeEventListener('abort', abort);
+    }
+  });
+  return app;
+}
+
+/** Reads a JSON body within the size limit; an empty body reads as undefined. */
+async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > limit) throw new WritError('payload_too_large', `request body is larger than ${limit} bytes`, { limit });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new WritError('payload_too_large', `request body is larger than ${limit} bytes`, { limit });
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  const type = String(req.headers['content-type'] ?? 'application/json');
+  if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+    throw new WritError('unsupported_media_type', `send JSON with Content-Type: application/json (got ${type.slice(0, 100)})`, { field: 'content-type' });
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new WritError('malformed_json', `request body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
+  }
+}

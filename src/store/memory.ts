@@ -1,0 +1,46 @@
+import type { BatchOp, Range, Store } from './store.ts';
+
+/** The in-memory store: the reference behaviour for the conformance suite, and a test double. */
+export class MemoryStore implements Store {
+  private readonly map = new Map<string, string>();
+  private closed = false;
+
+  async get(key: string): Promise<string | undefined> {
+    this.check();
+    return this.map.get(key);
+  }
+
+  async getMany(keys: string[]): Promise<Array<string | undefined>> {
+    this.check();
+    return keys.map((k) => this.map.get(k));
+  }
+
+  async batch(ops: BatchOp[]): Promise<void> {
+    this.check();
+    for (const op of ops) {
+      if (op.type === 'put') this.map.set(op.key, op.value);
+      else this.map.delete(op.key);
+    }
+  }
+
+  async *iterate(range: Range): AsyncIterable<[string, string]> {
+    this.check();
+    let keys = [...this.map.keys()]
+      .filter((k) => (range.gte === undefined || k >= range.gte) && (range.lt === undefined || k < range.lt))
+      .sort();
+    if (range.reverse) keys.reverse();
+    if (range.limit !== undefined && range.limit >= 0) keys = keys.slice(0, range.limit);
+    for (const key of keys) {
+      const value = this.map.get(key);
+      if (value !== undefined) yield [key, value];
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private check(): void {
+    if (this.closed) throw new Error('store is closed');
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Storage sits behind this small interface; the LevelDB and in-memory versions pass one shared
+ * conformance suite (test/store.test.ts). Keys and values are strings; values are JSON by convention.
+ */
+export type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+export interface Range {
+  gte?: string;
+  lt?: string;
+  reverse?: boolean;
+  limit?: number;
+}
+
+export interface Store {
+  get(key: string): Promise<string | undefined>;
+  getMany(keys: string[]): Promise<Array<string | undefined>>;
+  /** Applies all ops atomically; with `sync` the call resolves only once they are on disk. */
+  batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>;
+  iterate(range: Range): AsyncIterable<[string, string]>;
+  close(): Promise<void>;
+}
+
+export const put = (key: string, value: unknown): BatchOp => ({
+  type: 'put',
+  key,
+  value: typeof value === 'string' ? value : JSON.stringify(value),
+});
+
+export async function getJson<T>(store: Store, key: string): Promise<T | undefined> {
+  const raw = await store.get(key);
+  return raw === undefined ? undefined : (JSON.parse(raw) as T);
+}
+
+/** Fixed-width decimal so that lexicographic key order is numeric order. */
+export const pad = (n: number): string => n.toString().padStart(16, '0');
