@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -130,6 +131,8 @@ export async function startServer(config: Config, report: (m: string) => void = 
   const opened = await openWrit(config, report);
   const { writ } = opened;
   const shutdown = new AbortController();
+  // Every in-flight request listens for shutdown; that is many listeners by design.
+  setMaxListeners(0, shutdown.signal);
   const app = createApp(writ, shutdown.signal);
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 65_000;

@@ -44,7 +44,7 @@ export interface PermissionRecord {
   /** The issued token, AES-256-GCM sealed, kept only while it can still be used. */
   token_sealed?: string;
   /** Where the allow (or approval) was logged; the receipt points here. */
-  anchor?: { index: number; leaf_hash: string; at: string };
+  anchor?: { index: number; leaf_hash: string; at: string; issuer: string };
   receipt?: string;
   used_at?: string;
   closed_at?: string;
@@ -79,6 +79,7 @@ export interface PermissionsOptions {
 const K = {
   permission: (id: string) => `perm/${id}`,
   token: (hash: string) => `token/${hash}`,
+  receipt: (id: string) => `receipt/${id}`,
   approval: (id: string) => `appr/${id}`,
   approvalRange: { gte: 'appr/', lt: 'appr/~' },
   open: (id: string) => `appr-open/${id}`,
@@ -158,10 +159,10 @@ export class Permissions {
       ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
     }
     await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
-      if (record.status === 'approved') anchor(record, at);
+      if (record.status === 'approved') anchor(record, at, this.o.issuer());
       return [put(K.permission(record.id), record), ...ops];
     });
-    if (record.status === 'approved') record.receipt = this.receipt(record);
+    if (record.status === 'approved') record.receipt = await this.receipt(record);
     if (approval) this.arm(approval);
     return token === undefined ? { record } : { record, token };
   }
@@ -180,7 +181,7 @@ export class Permissions {
     }
     record = effective(record);
     const token = record.status === 'approved' && record.token_sealed ? decrypt(this.o.dataKey, record.token_sealed) : undefined;
-    if (record.status === 'approved' && record.anchor) record.receipt = this.receipt(record);
+    if (record.anchor && record.status !== 'revoked') record.receipt = await this.receipt(record);
     return { record, ...(token ? { token } : {}), ...(approval ? { approval } : {}) };
   }
 
@@ -248,7 +249,7 @@ export class Permissions {
       const now = iso(Date.now());
       const next: PermissionRecord = { ...record, status: 'used', used_at: now, closed_at: now };
       delete next.token_sealed;
-      const receipt = this.receipt(next);
+      const receipt = await this.receipt(next);
       await this.o.log.append('token.used', { permission_id: id, by: { role: by.role, id: by.id }, action: input.action, resource: input.resource, use: input.use }, [
         put(K.permission(id), next),
       ]);
@@ -350,7 +351,7 @@ export class Permissions {
     if (approval.delay_until && outcome === 'delay') entry.delay_until = approval.delay_until;
     await this.o.log.append(type, entry, (at) => {
       if (!next) return ops;
-      if (next.status === 'approved') anchor(next, at);
+      if (next.status === 'approved') anchor(next, at, this.o.issuer());
       return [...ops, put(K.permission(record.id), next)];
     });
     if (closing) this.deadlines.cancel(approval.id);
@@ -374,13 +375,17 @@ export class Permissions {
   }
 
   /**
-   * Receipts are signed on demand from the durable record (Ed25519 is deterministic, so the same
-   * key gives the same receipt); the record carries the log anchor written in the same batch.
+   * A receipt is signed once its log entry is durable and then kept under its own write-once key
+   * (never in the record, so it cannot race a later status change). If the process died between
+   * the durable entry and that write, the receipt is signed again from the record, which carries
+   * the log anchor and issuer written in the same batch as the entry.
    */
-  private receipt(record: PermissionRecord): string {
+  private async receipt(record: PermissionRecord): Promise<string> {
+    const kept = await this.o.store.get(K.receipt(record.id));
+    if (kept !== undefined) return kept;
     if (!record.anchor) throw new Error(`permission ${record.id} has no log anchor`);
     const claims: ReceiptClaims = {
-      iss: this.o.issuer(),
+      iss: record.anchor.issuer,
       iss_role: 'authorizer',
       sub: record.agent.id,
       jti: `rcpt_${record.id.slice('perm_'.length)}`,
@@ -400,12 +405,14 @@ export class Permissions {
       iat: seconds(record.anchor.at),
       exp: seconds(record.expires_at),
     };
-    return signReceipt(this.o.keys, claims);
+    const receipt = signReceipt(this.o.keys, claims);
+    await this.o.store.batch([put(K.receipt(record.id), receipt)]);
+    return receipt;
   }
 }
 
-function anchor(record: PermissionRecord, at: Appended): void {
-  record.anchor = { index: at.index, leaf_hash: at.leafHash, at: at.time };
+function anchor(record: PermissionRecord, at: Appended, issuer: string): void {
+  record.anchor = { index: at.index, leaf_hash: at.leafHash, at: at.time, issuer };
 }
 
 /** An approved token past its expiry reads as expired; nothing needs to be written for that. */

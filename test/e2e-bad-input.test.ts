@@ -1,0 +1,91 @@
+import test from 'ava';
+import { agent, approver, caller, startWrit, type TestWrit } from './helpers/writ.ts';
+
+/**
+ * Bad input gets a 4xx in the one error shape, names the field, stores nothing, and is never a
+ * 5xx. Each row: who calls, what they send, what they must get back.
+ */
+let w: TestWrit;
+let agentKey: string;
+let approverKey: string;
+test.before(async () => {
+  w = await startWrit();
+  agentKey = (await agent(w)).key;
+  approverKey = (await approver(w)).key;
+});
+test.after.always(() => w?.close());
+
+type Row = [name: string, who: 'agent' | 'admin' | 'approver' | 'nobody' | string, method: string, path: string, body: unknown, status: number, code: string, field?: string];
+
+const P = '/api/v1/permissions';
+const ok = { action: 'email.send', resource: 'email:a@b.c' };
+const rows: Row[] = [
+  ['missing action', 'agent', 'POST', P, { resource: 'email:a@b.c' }, 400, 'invalid_request', 'action'],
+  ['extra field', 'agent', 'POST', P, { ...ok, colour: 'blue' }, 400, 'invalid_request', 'colour'],
+  ['wrong type', 'agent', 'POST', P, { ...ok, scope: 'all' }, 400, 'invalid_request', 'scope'],
+  ['body is an array', 'agent', 'POST', P, [ok], 400, 'invalid_request'],
+  ['malformed JSON', 'agent', 'POST', P, '{"action": ', 400, 'malformed_json', 'body'],
+  ['malformed action', 'agent', 'POST', P, { ...ok, action: 'send email' }, 422, 'invalid_action', 'action'],
+  ['malformed resource', 'agent', 'POST', P, { ...ok, resource: 'no-colon' }, 422, 'invalid_resource', 'resource'],
+  ['ttl zero', 'agent', 'POST', P, { ...ok, ttl: 0 }, 422, 'ttl_out_of_range', 'ttl'],
+  ['ttl above the maximum', 'agent', 'POST', P, { ...ok, ttl: 999_999 }, 422, 'ttl_out_of_range', 'ttl'],
+  ['wait above 60 s', 'agent', 'POST', P, { ...ok, wait: 61 }, 422, 'invalid_value', 'wait'],
+  ['scope pattern that is no regex', 'agent', 'POST', P, { ...ok, scope: { subject_pattern: '([' } }, 422, 'invalid_value', 'scope.subject_pattern'],
+  ['context key forging a Cedar entity', 'agent', 'POST', P, { ...ok, context: { __entity: { type: 'Agent', id: 'x' } } }, 422, 'invalid_value', 'context.__entity'],
+  ['unsupported wire version', 'agent', 'POST', P, ok, 400, 'unsupported_version', 'Writ-Version'],
+  ['no key', 'nobody', 'POST', P, ok, 401, 'unauthenticated', 'authorization'],
+  ['bad key', 'writ_agent_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'POST', P, ok, 401, 'unauthenticated'],
+  ['admin key asking permission', 'admin', 'POST', P, ok, 403, 'forbidden'],
+  ['agent creating agents', 'agent', 'POST', '/api/v1/agents', { name: 'x' }, 403, 'forbidden'],
+  ['approver reading the log export', 'approver', 'GET', '/api/v1/log/records', undefined, 403, 'forbidden'],
+  ['agent voting', 'agent', 'POST', '/api/v1/approvals/appr_x/approve', {}, 403, 'forbidden'],
+  ['unknown approval', 'approver', 'POST', '/api/v1/approvals/appr_nope/approve', {}, 404, 'not_found', 'id'],
+  ['unknown permission', 'agent', 'GET', `${P}/perm_nope`, undefined, 404, 'not_found', 'id'],
+  ['unknown route', 'agent', 'GET', '/api/v1/nothing-here', undefined, 404, 'route_not_found'],
+  ['wrong method', 'agent', 'DELETE', P, undefined, 405, 'method_not_allowed'],
+  ['bad trust tier', 'admin', 'POST', '/api/v1/agents', { name: 'x', trust_tier: 'T9' }, 422, 'invalid_value', 'trust_tier'],
+  ['unknown query parameter', 'agent', 'GET', `${P}/perm_x?colour=blue`, undefined, 400, 'invalid_request', 'colour'],
+  ['negative proof index', 'nobody', 'GET', '/api/v1/log/proof/-1', undefined, 404, 'not_found', 'index'],
+  ['consume without a token', 'agent', 'POST', '/api/v1/tokens/consume', { action: 'email.send', resource: 'email:a@b.c' }, 400, 'invalid_request', 'token'],
+];
+
+for (const [name, who, method, path, body, status, code, field] of rows) {
+  test(`bad input: ${name} → ${status} ${code}`, async (t) => {
+    const key = who === 'agent' ? agentKey : who === 'approver' ? approverKey : who === 'admin' ? undefined : who === 'nobody' ? null : who;
+    const call = key === undefined ? w.admin : caller(w.url, key ?? undefined);
+    const before = w.server.writ.log.size;
+    const res = await call(method, path, body, name === 'unsupported wire version' ? { 'writ-version': '2' } : {});
+    t.is(res.status, status, res.text);
+    t.is(res.body.error.reason_code, code);
+    t.is(typeof res.body.error.message, 'string');
+    t.truthy(res.headers.get('x-request-id'));
+    if (field) t.is(res.body.error.detail?.field, field);
+    t.is(w.server.writ.log.size, before, 'nothing was recorded');
+  });
+}
+
+test('a body over 1 MiB is refused with 413', async (t) => {
+  const call = caller(w.url, agentKey);
+  const res = await call('POST', P, { ...ok, context: { blob: 'x'.repeat(1024 * 1024) } });
+  t.is(res.status, 413);
+  t.is(res.body.error.reason_code, 'payload_too_large');
+});
+
+test('a body that is not JSON is refused with 415', async (t) => {
+  const res = await caller(w.url, agentKey)('POST', P, 'action=email.send', { 'content-type': 'text/plain' });
+  t.is(res.status, 415);
+});
+
+test('a wrong method answers 405 with the Allow header', async (t) => {
+  const res = await w.call('PUT', '/healthz');
+  t.is(res.status, 405);
+  t.is(res.headers.get('allow'), 'GET');
+});
+
+test('an invalid request still answers with the cascade trace up to the failing step', async (t) => {
+  const res = await caller(w.url, agentKey)('POST', P, { ...ok, action: 'nope' });
+  t.deepEqual(
+    res.body.error.detail.trace.map((s: { step: string; outcome: string }) => `${s.step}:${s.outcome}`),
+    ['wire_version:pass', 'authenticate:pass', 'validate_body:reject'],
+  );
+});

@@ -1,0 +1,85 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type ConfigInput } from '../../src/config.ts';
+import { startServer, type RunningServer } from '../../src/writ.ts';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const ADMIN = 'test-admin-token-0123456789abcdef';
+
+export const tempDir = (prefix = 'writ-test-') => fs.mkdtemp(path.join(os.tmpdir(), prefix));
+
+export interface TestWrit {
+  url: string;
+  data: string;
+  server: RunningServer;
+  call: Caller;
+  admin: Caller;
+  close(): Promise<void>;
+}
+
+export interface Answer<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+  text: string;
+}
+
+export type Caller = <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Answer<T>>;
+
+/** Starts the real server on an ephemeral port over a real LevelDB in a temp dir. */
+export async function startWrit(options: { data?: string; policies?: string; config?: Partial<ConfigInput> } = {}): Promise<TestWrit> {
+  const data = options.data ?? (await tempDir());
+  const config = loadConfig(
+    { port: 0, data, policies: options.policies ?? path.join(ROOT, 'policies'), adminToken: ADMIN, commitWindowMs: 1, ...options.config },
+    {},
+  );
+  const server = await startServer(config);
+  const url = server.url;
+  return {
+    url,
+    data,
+    server,
+    call: caller(url),
+    admin: caller(url, ADMIN),
+    close: () => server.close(),
+  };
+}
+
+export function caller(url: string, key?: string): Caller {
+  return async (method, path, body, headers = {}) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed as any, headers: res.headers, text };
+  };
+}
+
+/** Registers an agent and returns a caller with its key. */
+export async function agent(w: TestWrit, input: { name?: string; class?: string; trust_tier?: string } = {}) {
+  const res = await w.admin('POST', '/api/v1/agents', { name: input.name ?? 'agent', ...input });
+  if (res.status !== 201) throw new Error(`agent: ${res.status} ${res.text}`);
+  return { id: res.body.id as string, key: res.body.api_key as string, call: caller(w.url, res.body.api_key) };
+}
+
+export async function approver(w: TestWrit, name = 'approver') {
+  const res = await w.admin('POST', '/api/v1/approvers', { name });
+  if (res.status !== 201) throw new Error(`approver: ${res.status} ${res.text}`);
+  return { id: res.body.id as string, key: res.body.api_key as string, call: caller(w.url, res.body.api_key) };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
