@@ -5,8 +5,14 @@ import { errorSchema } from './schemas.ts';
 /** OpenAPI 3.1 from the same zod schemas that validate requests (JSON Schema 2020-12 dialect). */
 export function openApiDocument(routes: Route[], serverUrl: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
+  const components: Record<string, unknown> = {};
+  // Named schemas (.meta({id})) land in components; zod's local $defs refs are rewritten to point there.
   const toSchema = (schema: z.ZodType, io: 'input' | 'output') => {
-    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+    const json = JSON.parse(
+      JSON.stringify(z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' })).replaceAll('#/$defs/', '#/components/schemas/'),
+    ) as Record<string, unknown> & { $defs?: Record<string, unknown> };
+    const { $schema: _ignored, $defs, ...rest } = json;
+    Object.assign(components, $defs);
     return rest;
   };
   for (const route of routes) {
@@ -41,7 +47,7 @@ export function openApiDocument(routes: Route[], serverUrl: string): Record<stri
     openapi: '3.1.0',
     info: { title: 'Writ', version: '1.0.0', description: 'Authorization for AI agents: decisions, one-time tokens, signed receipts, a verifiable log.' },
     servers: [{ url: serverUrl }],
-    components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'writ_<role>_… API key' } } },
+    components: { schemas: components, securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'writ_<role>_… API key' } } },
     security: [{ apiKey: [] }],
     paths,
   };

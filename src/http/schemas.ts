@@ -10,7 +10,7 @@ export const ACTION_PATTERN = /^[a-z][a-z0-9_-]{0,63}\.[a-z][a-z0-9_-]{0,63}$/;
 export const RESOURCE_PATTERN = /^[a-z][a-z0-9_-]{0,63}:[^\s\u0000-\u001f]{1,1024}$/;
 
 const json: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.string().max(4096), z.number(), z.boolean(), z.null(), z.array(json).max(256), z.record(z.string(), json)]),
+  z.union([z.string().max(4096), z.number(), z.boolean(), z.null(), z.array(json).max(256), z.record(z.string(), json)]).meta({ id: 'JsonValue' }),
 );
 /** Keys starting with "__" are refused so input cannot forge Cedar entity or extension values. */
 const jsonObject = z

@@ -1,0 +1,124 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { compactVerify, createLocalJWKSet } from 'jose';
+import { verifyReceipt } from '../src/sdk/verify.ts';
+import { ROOT, agent, caller, startWrit, tempDir } from './helpers/writ.ts';
+
+const run = promisify(execFile);
+const WRIT = path.join(ROOT, 'bin/writ.js');
+
+async function writ(...args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout } = await run(process.execPath, [WRIT, ...args]);
+    return { code: 0, out: stdout };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: e.stdout + e.stderr };
+  }
+}
+
+test('receipts verify with jose as well as with the Writ SDK', async (t) => {
+  const w = await startWrit();
+  try {
+    const a = await agent(w);
+    const { receipt } = (await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:j@acme.com' })).body;
+    const jwks = (await w.call('GET', '/.well-known/jwks.json')).body;
+    const { protectedHeader } = await compactVerify(receipt, createLocalJWKSet(jwks));
+    t.like(protectedHeader, { alg: 'EdDSA', typ: 'oap-receipt+jwt' });
+    t.truthy(protectedHeader.kid);
+  } finally {
+    await w.close();
+  }
+});
+
+test('after a key rotation old receipts still verify, new ones use the new key, and the rotation is logged', async (t) => {
+  const data = await tempDir();
+  let w = await startWrit({ data });
+  const a = await agent(w);
+  const before = (await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:r@acme.com' })).body.receipt;
+  const online = await w.admin('POST', '/api/v1/keys/rotate');
+  t.is(online.status, 200);
+  const mid = (await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:r@acme.com' })).body.receipt;
+  await w.close();
+
+  const offline = await writ('keys', 'rotate', '--data', data);
+  t.is(offline.code, 0, offline.out);
+  t.regex(offline.out, /rotated: new key \S+; \S+ stays in the JWKS for 90 days/);
+
+  w = await startWrit({ data });
+  try {
+    const call = caller(w.url, a.key);
+    const after = (await call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:r@acme.com' })).body.receipt;
+    const jwks = (await w.call('GET', '/.well-known/jwks.json')).body;
+    t.is(jwks.keys.length, 3);
+    const kids = await Promise.all([before, mid, after].map(async (r) => (await verifyReceipt(r, { jwks })).kid));
+    t.is(new Set(kids).size, 3);
+    const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
+    t.is(records.filter((r: { type: string }) => r.type === 'keys.rotated').length, 2);
+  } finally {
+    await w.close();
+  }
+});
+
+test('`writ verify` accepts a good receipt and rejects a tampered one', async (t) => {
+  const w = await startWrit();
+  try {
+    const a = await agent(w);
+    const { receipt } = (await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:v@acme.com' })).body;
+    const good = await writ('verify', receipt, '--jwks', `${w.url}/.well-known/jwks.json`);
+    t.is(good.code, 0, good.out);
+    t.regex(good.out, /receipt OK/);
+    t.regex(good.out, /allow email\.send on email:v@acme\.com/);
+
+    const dir = await tempDir();
+    await fs.writeFile(path.join(dir, 'jwks.json'), (await w.call('GET', '/.well-known/jwks.json')).text);
+    const [h, p, s] = receipt.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), resource: 'email:ceo@acme.com' })).toString('base64url');
+    const bad = await writ('verify', `${h}.${forged}.${s}`, '--jwks', path.join(dir, 'jwks.json'));
+    t.is(bad.code, 1);
+    t.regex(bad.out, /receipt INVALID \(bad_signature\)/);
+  } finally {
+    await w.close();
+  }
+});
+
+test('the discovery document and the OpenAPI document describe the running server', async (t) => {
+  const w = await startWrit();
+  try {
+    const d = (await w.call('GET', '/.well-known/openid-configuration')).body;
+    t.is(d.issuer, w.url);
+    t.is(d.jwks_uri, `${w.url}/.well-known/jwks.json`);
+    t.regex(d.log_verifier_key, /^writ\.local\/[0-9a-f]+\+[0-9a-f]{8}\+/);
+    const doc = (await w.call('GET', '/openapi.json')).body;
+    t.is(doc.openapi, '3.1.0');
+    const create = doc.paths['/api/v1/permissions'].post;
+    const ref: string = create.requestBody.content['application/json'].schema.$ref;
+    const body = doc.components.schemas[ref.replace('#/components/schemas/', '')];
+    t.deepEqual(body.required, ['action', 'resource']);
+    t.is(body.additionalProperties, false);
+    t.truthy(body.properties.ttl);
+    t.false(JSON.stringify(doc).includes('#/$defs/'), 'every reference resolves inside the document');
+    t.truthy(doc.paths['/api/v1/approvals/{id}/approve'].post);
+    t.truthy(doc.paths['/api/v1/log/proof/{index}'].get);
+  } finally {
+    await w.close();
+  }
+});
+
+test('with no WRIT_ADMIN_TOKEN a first start prints an admin key once, and it works', async (t) => {
+  const { startServer } = await import('../src/writ.ts');
+  const { loadConfig } = await import('../src/config.ts');
+  const data = await tempDir();
+  const config = loadConfig({ port: 0, data, policies: path.join(ROOT, 'policies') }, {});
+  const first = await startServer(config);
+  t.regex(first.adminKey ?? '', /^writ_admin_[0-9a-f]{16}\./);
+  const created = await caller(first.url, first.adminKey)('POST', '/api/v1/agents', { name: 'x' });
+  t.is(created.status, 201);
+  await first.close();
+  const second = await startServer(config);
+  t.is(second.adminKey, undefined);
+  await second.close();
+});
