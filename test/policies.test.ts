@@ -130,3 +130,14 @@ test('files outside the top level of the policies directory are not part of the 
   t.deepEqual(await readPolicySources(dir), []);
   await fs.rm(dir, { recursive: true });
 });
+
+test('only attributes some policy reads are sent to Cedar, unless a policy uses the whole context', (t) => {
+  const narrow = compile({ 'p.cedar': 'permit (principal, action, resource) when { context has currency && principal.class == "x" };' });
+  t.deepEqual([...narrow.cedar!.reads!].sort(), ['class', 'currency']);
+  const whole = compile({ 'p.cedar': 'permit (principal, action, resource) when { context != {} };' });
+  t.is(whole.cedar!.reads, undefined);
+  // Pruning never changes a decision: a `has` test on a key the request carries still sees it.
+  const has = compile({ 'p.cedar': '@id("f") forbid (principal, action, resource) when { context has currency }; @id("p") permit (principal, action, resource);' });
+  t.like(evaluate(has, request({ value: 5, currency: 'EUR' })), { outcome: 'deny', determining: ['f'] });
+  t.like(evaluate(has, request()), { outcome: 'allow' });
+});

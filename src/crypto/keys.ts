@@ -2,7 +2,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { exportJWK, importJWK, type JWK } from 'jose';
-import { b64url, sha256 } from './encoding.ts';
+import { b64url, randomBytes, sha256 } from './encoding.ts';
 
 /**
  * Ed25519 keys kept as JWK files (mode 0600) under `<data>/keys`. Receipt keys rotate; a retired
@@ -168,7 +168,7 @@ export async function openDataKey(data: string): Promise<Buffer> {
 }
 
 export function encrypt(key: Buffer, plaintext: string): string {
-  const iv = crypto.randomBytes(12);
+  const iv = randomBytes(12);
   const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');

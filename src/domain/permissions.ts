@@ -162,7 +162,7 @@ export class Permissions {
       if (record.status === 'approved') anchor(record, at, this.o.issuer());
       return [put(K.permission(record.id), record), ...ops];
     });
-    if (record.status === 'approved') record.receipt = await this.receipt(record);
+    if (record.status === 'approved') record.receipt = await this.receipt(record, { fresh: true });
     if (approval) this.arm(approval);
     return token === undefined ? { record } : { record, token };
   }
@@ -380,8 +380,8 @@ export class Permissions {
    * the durable entry and that write, the receipt is signed again from the record, which carries
    * the log anchor and issuer written in the same batch as the entry.
    */
-  private async receipt(record: PermissionRecord): Promise<string> {
-    const kept = await this.o.store.get(K.receipt(record.id));
+  private async receipt(record: PermissionRecord, options: { fresh?: boolean } = {}): Promise<string> {
+    const kept = options.fresh ? undefined : await this.o.store.get(K.receipt(record.id));
     if (kept !== undefined) return kept;
     if (!record.anchor) throw new Error(`permission ${record.id} has no log anchor`);
     const claims: ReceiptClaims = {
@@ -406,7 +406,8 @@ export class Permissions {
       exp: seconds(record.expires_at),
     };
     const receipt = signReceipt(this.o.keys, claims);
-    await this.o.store.batch([put(K.receipt(record.id), receipt)]);
+    // Kept with the next group commit; if that write is lost, the same claims are signed again.
+    void this.o.log.write([put(K.receipt(record.id), receipt)]).catch(() => undefined);
     return receipt;
   }
 }

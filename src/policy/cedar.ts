@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { CedarValueJson, DetailedError, EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { TIERS, lineColumn, maxTier, type PolicyOutcome, type PolicyProblem, type PolicyRequest, type Tier } from './types.ts';
@@ -24,7 +25,44 @@ export interface CedarSet {
   setId: string;
   schemaId: string | undefined;
   policies: Map<string, CedarPolicyInfo>;
+  /** Attribute names the policies read; undefined when `context` is used whole (send everything). */
+  reads: Set<string> | undefined;
 }
+
+/**
+ * Names of every attribute any policy reads with `.attr` or `has attr`, and whether `context` is
+ * ever used other than through those. Passing Cedar only attributes some policy can read cannot
+ * change a decision, and each one passed costs time on every call.
+ */
+function attributeReads(policies: unknown[]): Set<string> | undefined {
+  const names = new Set<string>();
+  let whole = false;
+  const walk = (node: unknown, viaAttr: boolean): void => {
+    if (Array.isArray(node)) return node.forEach((n) => walk(n, false));
+    if (node === null || typeof node !== 'object') return;
+    const record = node as Record<string, unknown>;
+    if (record.Var === 'context' && !viaAttr) whole = true;
+    for (const [key, value] of Object.entries(record)) {
+      if ((key === '.' || key === 'has') && value && typeof value === 'object') {
+        const { left, attr } = value as { left: unknown; attr: string | string[] };
+        for (const name of Array.isArray(attr) ? attr : [attr]) names.add(name);
+        walk(left, true);
+      } else {
+        walk(value, false);
+      }
+    }
+  };
+  for (const policy of policies) walk(policy, false);
+  return whole ? undefined : names;
+}
+
+/**
+ * Node 20's V8 aborts the whole process ("Fatal error … unreachable code" in
+ * Deoptimizer::DoComputeBuiltinContinuation) when an optimised function that inlined a JS→Wasm
+ * call is lazily deoptimised while the Wasm code is calling back into JS, which cedar-wasm does
+ * for JSON on every call. Seen here after ~20 s of load; not inlining those calls avoids it.
+ */
+v8.setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 
 let generation = 0;
 
@@ -40,6 +78,7 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource): { se
   const problems: PolicyProblem[] = [];
   const texts: Record<string, string> = {};
   const policies = new Map<string, CedarPolicyInfo>();
+  const asts: unknown[] = [];
   const offsets = new Map<string, { source: CedarSource; base: number }>();
 
   for (const source of sources) {
@@ -61,6 +100,7 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource): { se
         for (const err of json.errors) problems.push(problem(source.file, source.text, err, base));
         return;
       }
+      asts.push(json.json.conditions);
       const annotations = json.json.annotations ?? {};
       const id = annotations.id ?? `${source.file}#${n}`;
       const at = lineColumn(source.text, base);
@@ -103,17 +143,16 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource): { se
   if (prepared.type === 'failure') {
     return { problems: prepared.errors.map((err) => ({ file: sources[0]?.file ?? '?', line: 1, column: 1, message: err.message })) };
   }
-  return { set: { setId, schemaId, policies }, problems };
+  return { set: { setId, schemaId, policies, reads: schemaId ? undefined : attributeReads(asts) }, problems };
 }
 
-/** Action `email.send` is a member of `email.*`, which is a member of `*`. */
+/**
+ * Action `email.send` is a member of `email.*` and of `*`. The parents are listed directly (the
+ * hierarchy is transitively closed either way) because every entity passed costs time per call.
+ */
 function actionEntities(action: string): EntityJson[] {
   const category = `${action.slice(0, action.indexOf('.'))}.*`;
-  return [
-    { uid: { type: 'Action', id: action }, attrs: {}, parents: [{ type: 'Action', id: category }] },
-    { uid: { type: 'Action', id: category }, attrs: {}, parents: [{ type: 'Action', id: '*' }] },
-    { uid: { type: 'Action', id: '*' }, attrs: {}, parents: [] },
-  ];
+  return [{ uid: { type: 'Action', id: action }, attrs: {}, parents: [{ type: 'Action', id: category }, { type: 'Action', id: '*' }] }];
 }
 
 /**
@@ -136,19 +175,27 @@ function toCedar(value: unknown): CedarValueJson | undefined {
   return out;
 }
 
-export function cedarContext(request: PolicyRequest): Record<string, CedarValueJson> {
-  const context: Record<string, CedarValueJson> = {
-    scope: toCedar(request.scope) ?? {},
-    context: toCedar(request.context) ?? {},
-    time: { hour: request.time.getUTCHours(), weekday: request.time.getUTCDay() || 7 },
-  };
+/** The context record; with `reads`, only the keys some policy reads (see attributeReads). */
+export function cedarContext(request: PolicyRequest, reads?: Set<string>): Record<string, CedarValueJson> {
+  const wants = (key: string) => !reads || reads.has(key);
+  const context: Record<string, CedarValueJson> = {};
+  if (wants('scope')) context.scope = toCedar(request.scope) ?? {};
+  if (wants('context')) context.context = toCedar(request.context) ?? {};
+  if (wants('time')) context.time = { hour: request.time.getUTCHours(), weekday: request.time.getUTCDay() || 7 };
   if (request.value !== undefined) {
     // Whole units, rounded up, so a threshold like `context.value > 1000` errs on the cautious side.
-    context.value = Math.ceil(request.value);
-    context.value_decimal = { __extn: { fn: 'decimal', arg: request.value.toFixed(4) } };
+    if (wants('value')) context.value = Math.ceil(request.value);
+    if (wants('value_decimal')) context.value_decimal = { __extn: { fn: 'decimal', arg: request.value.toFixed(4) } };
   }
-  if (request.currency !== undefined) context.currency = request.currency;
+  if (request.currency !== undefined && wants('currency')) context.currency = request.currency;
   return context;
+}
+
+function pick(attrs: Record<string, string>, reads: Set<string> | undefined): Record<string, string> {
+  if (!reads) return attrs;
+  const out: Record<string, string> = {};
+  for (const key in attrs) if (reads.has(key)) out[key] = attrs[key]!;
+  return out;
 }
 
 export function evaluateCedar(set: CedarSet, request: PolicyRequest): PolicyOutcome {
@@ -157,18 +204,18 @@ export function evaluateCedar(set: CedarSet, request: PolicyRequest): PolicyOutc
     principal: { type: 'Agent', id: request.agent.id },
     action: { type: 'Action', id: request.action },
     resource: { type: 'Resource', id: request.resource },
-    context: cedarContext(request),
+    context: cedarContext(request, set.reads),
     preparsedPolicySetId: set.setId,
     ...(set.schemaId ? { preparsedSchemaName: set.schemaId, validateRequest: true } : {}),
     entities: [
       {
         uid: { type: 'Agent', id: request.agent.id },
-        attrs: { class: request.agent.class, trust_tier: request.agent.trust_tier },
+        attrs: pick({ class: request.agent.class, trust_tier: request.agent.trust_tier }, set.reads),
         parents: [],
       },
       {
         uid: { type: 'Resource', id: request.resource },
-        attrs: { type: request.resource.slice(0, colon), id: request.resource.slice(colon + 1) },
+        attrs: pick({ type: request.resource.slice(0, colon), id: request.resource.slice(colon + 1) }, set.reads),
         parents: [],
       },
       ...(set.schemaId ? [] : actionEntities(request.action)),
