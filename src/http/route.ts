@@ -33,6 +33,8 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
   auth: readonly Role[] | 'anyone' | 'cascade';
   body?: B;
   query?: Q;
+  /** The handler may wait (long poll); it gets a signal that aborts on disconnect or shutdown. */
+  longPoll?: boolean;
   responses: Record<number, { description: string; schema?: z.ZodType; type?: string }>;
   handle(ctx: RouteContext<z.infer<B>, z.infer<Q>>): Promise<RouteResult> | RouteResult;
 }

@@ -25,6 +25,8 @@ const compile = (route: Route): Compiled => {
   return { route, pattern: new RegExp(`^${source}$`), names };
 };
 
+const NEVER = new AbortController().signal;
+
 export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
   const app = new Koa();
   app.proxy = false;
@@ -76,19 +78,24 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
       throw new WritError('invalid_request', `unknown query parameter: ${Object.keys(ctx.query)[0]}`, { field: Object.keys(ctx.query)[0] });
     }
 
-    const aborted = new AbortController();
-    const abort = () => aborted.abort();
-    ctx.req.once('close', abort);
-    shutdown.addEventListener('abort', abort);
+    // Only long polls need to hear about a departed client or a shutdown.
+    const aborted = route.longPoll ? new AbortController() : undefined;
+    const abort = () => aborted?.abort();
+    if (aborted) {
+      ctx.req.once('close', abort);
+      shutdown.addEventListener('abort', abort);
+    }
     try {
-      const result = await route.handle({ writ, principal, body, rawBody, query, params, headers: ctx.headers, signal: aborted.signal });
+      const result = await route.handle({ writ, principal, body, rawBody, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
       ctx.status = result.status;
       if (result.headers) ctx.set(result.headers);
       if (result.type) ctx.type = result.type;
       ctx.body = result.body;
     } finally {
-      ctx.req.off('close', abort);
-      shutdown.removeEventListener('abort', abort);
+      if (aborted) {
+        ctx.req.off('close', abort);
+        shutdown.removeEventListener('abort', abort);
+      }
     }
   });
   return app;

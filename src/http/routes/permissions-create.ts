@@ -10,6 +10,7 @@ export default defineRoute({
   path: '/api/v1/permissions',
   summary: 'Ask permission for one action; runs the cascade and answers with the decision and its trace',
   auth: 'cascade',
+  longPoll: true,
   body: permissionRequestSchema,
   responses: {
     201: { description: 'Decided (allow, deny) or pending human approval', schema: permissionSchema },

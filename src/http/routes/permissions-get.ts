@@ -8,6 +8,7 @@ export default defineRoute({
   path: '/api/v1/permissions/:id',
   summary: "A permission's current state; `wait` long-polls while it is pending",
   auth: ['agent', 'admin'],
+  longPoll: true,
   query: z.strictObject({ wait: z.coerce.number().min(0).max(60).optional() }),
   responses: {
     200: { description: 'Current state (with the token while approved and unused)', schema: permissionSchema },
