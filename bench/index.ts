@@ -116,7 +116,7 @@ async function httpPath(): Promise<void> {
     const measured = done - startDone;
     console.log(
       `http auto-approved path: ${fmt(measured / elapsed, 0)} decisions/s over ${fmt(elapsed)} s with ${CONCURRENCY} keep-alive clients; ` +
-        `p50 ${fmt(pct(latencies, 50), 2)} ms, p99 ${fmt(pct(latencies, 99), 2)} ms, failures ${failed} (target ≥ 3000/s, p99 < 25 ms)`,
+        `p50 ${fmt(pct(latencies, 50), 2)} ms, p90 ${fmt(pct(latencies, 90), 2)} ms, p99 ${fmt(pct(latencies, 99), 2)} ms, max ${fmt(latencies.at(-1) ?? NaN, 1)} ms, failures ${failed} (target ≥ 3000/s, p99 < 25 ms)`,
     );
     const atTen = await readRss(child.pid!);
     console.log(`server memory after ${done} decisions: rss ${fmt(atTen.rss)} MB, peak ${fmt(atTen.peak)} MB`);

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly through tsx's loader, so `npx writ` works in a fresh clone.
-import { register } from 'tsx/esm/api';
+// The CLI runs the compiled JavaScript in dist/ (built by `npm ci`/`npm run build`): no loader
+// threads, no transpiling at start.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const main = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write('writ: dist/ is missing; run `npm run build` (npm ci does it) first\n');
+  process.exit(1);
+}
+await import(main.href);

@@ -24,6 +24,7 @@ export const ConfigSchema = z
     approvalTimeout: seconds(1, 86_400 * 7).default(900),
     criticalDelay: seconds(0, 86_400).default(300),
     checkpointInterval: seconds(1, 86_400).default(900),
+    policyTimeoutMs: z.coerce.number().int().min(1).max(10_000).default(250),
     commitWindowMs: z.coerce.number().int().min(0).max(100).default(2),
     maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
     quiet: z.boolean().default(false),
@@ -52,6 +53,7 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_CRITICAL_DELAY_SECONDS: 'criticalDelay',
   WRIT_CHECKPOINT_INTERVAL: 'checkpointInterval',
   WRIT_COMMIT_WINDOW_MS: 'commitWindowMs',
+  WRIT_POLICY_TIMEOUT_MS: 'policyTimeoutMs',
   WRIT_MAX_BODY_BYTES: 'maxBodyBytes',
 };
 

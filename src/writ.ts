@@ -77,6 +77,7 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
   try {
     policies = await PolicyStore.open(config.policies, {
       report,
+      timeoutMs: config.policyTimeoutMs,
       onChange: async (before, after) => {
         await log.append('policy.activated', { hash_before: before.hash, hash_after: after.hash, files: after.files });
       },
@@ -155,13 +156,13 @@ export async function startServer(config: Config, report: (m: string) => void = 
   const close = () =>
     (closing ??= (async () => {
       clearInterval(checkpoints);
-      writ.policies.close();
       shutdown.abort();
       writ.permissions.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await writ.policies.close();
       await writ.log.close();
       if (writ.log.size > (writ.log.latestCheckpoint()?.size ?? 0)) await writ.log.checkpoint().catch(() => undefined);
       await writ.store.close();

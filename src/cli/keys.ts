@@ -2,7 +2,7 @@ import path from 'node:path';
 import { KeyRing, openLogKey } from '../crypto/keys.ts';
 import { TransparencyLog } from '../log/log.ts';
 import { openDataDir } from '../writ.ts';
-import { UsageError, parseFlags } from './main.ts';
+import { UsageError, parseFlags } from './args.ts';
 
 /**
  * `writ keys rotate`: against a running server (--url, admin key) or, with the server stopped,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { openLogKey } from '../crypto/keys.ts';
 import { verifyLog } from '../log/verify.ts';
 import { openDataDir } from '../writ.ts';
-import { parseFlags } from './main.ts';
+import { parseFlags } from './args.ts';
 
 /** `writ log verify`: exit 0 when every hash, link and checkpoint holds; 1 naming the first bad index. */
 export async function logVerify(args: string[]): Promise<number> {

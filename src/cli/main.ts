@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError } from '../config.ts';
+import { UsageError } from './args.ts';
 import { PolicyLoadError } from '../policy/policies.ts';
 import { keysRotate } from './keys.ts';
 import { logVerify } from './log-verify.ts';
@@ -18,8 +18,6 @@ environment: WRIT_PORT, WRIT_HOST, WRIT_DATA, WRIT_POLICIES, WRIT_ADMIN_TOKEN, W
   WRIT_TOKEN_TTL_DEFAULT, WRIT_TOKEN_TTL_MAX, WRIT_APPROVAL_TIMEOUT_SECONDS,
   WRIT_CRITICAL_DELAY_SECONDS, WRIT_CHECKPOINT_INTERVAL, WRIT_LOG_ORIGIN
 `;
-
-export class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   const [command, sub] = argv;
@@ -43,17 +41,6 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command "${argv.slice(0, 2).join(' ')}"`);
   }
 }
-
-/** Flags shared by the commands that open a data directory. */
-export function parseFlags<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: string[], options: T) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
-export { loadConfig };
 
 main(process.argv.slice(2)).then(
   (code) => {

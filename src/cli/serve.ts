@@ -1,6 +1,6 @@
 import { loadConfig } from '../config.ts';
 import { startServer } from '../writ.ts';
-import { parseFlags } from './main.ts';
+import { parseFlags } from './args.ts';
 
 export async function serve(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {

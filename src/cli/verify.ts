@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import { ReceiptVerificationError, verifyReceipt, type Jwks } from '../sdk/verify.ts';
-import { UsageError, parseFlags } from './main.ts';
+import { UsageError, parseFlags } from './args.ts';
 
 /** `writ verify <receipt> --jwks <url|file>`: offline check of a receipt; prints its claims. */
 export async function verify(args: string[]): Promise<number> {

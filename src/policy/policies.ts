@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { sha256 } from '../crypto/encoding.ts';
 import { compileCedar, evaluateCedar, type CedarSet } from './cedar.ts';
+import { PolicyEngine } from './engine.ts';
 import { formatProblem, type PolicyOutcome, type PolicyProblem, type PolicyRequest } from './types.ts';
 
 /**
@@ -65,7 +66,11 @@ export interface PolicyStatus {
   last_error?: { at: string; problems: string[] };
 }
 
-/** Keeps the active set, reloads on file change, and reports (never applies) broken sets. */
+/**
+ * Keeps the active set, reloads on file change, and reports (never applies) broken sets. A set is
+ * compiled here (to report problems) and in the engine's worker, which evaluates; it becomes
+ * active only once the worker has it.
+ */
 export class PolicyStore {
   private watcher: fs.FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -74,6 +79,7 @@ export class PolicyStore {
 
   private constructor(
     readonly dir: string,
+    private readonly engine: PolicyEngine,
     private active: PolicySet,
     private readonly onChange: (before: PolicySet, after: PolicySet) => Promise<void>,
     private readonly report: (message: string) => void,
@@ -84,11 +90,25 @@ export class PolicyStore {
   /** Fails if the initial set does not compile: the server must not start on a broken set. */
   static async open(
     dir: string,
-    options: { onChange?: (before: PolicySet, after: PolicySet) => Promise<void>; report?: (m: string) => void } = {},
+    options: { onChange?: (before: PolicySet, after: PolicySet) => Promise<void>; report?: (m: string) => void; timeoutMs?: number } = {},
   ): Promise<PolicyStore> {
-    const { set, problems } = compilePolicySet(await readPolicySources(dir));
+    const sources = await readPolicySources(dir);
+    const { set, problems } = compilePolicySet(sources);
     if (!set) throw new PolicyLoadError(problems);
-    return new PolicyStore(dir, set, options.onChange ?? (async () => {}), options.report ?? (() => {}));
+    const engine = new PolicyEngine(options.timeoutMs ?? 250);
+    try {
+      await engine.load(set.hash, sources);
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    return new PolicyStore(dir, engine, set, options.onChange ?? (async () => {}), options.report ?? (() => {}));
+  }
+
+  /** Evaluates on the engine's worker against exactly this set; failures and timeouts are `error`. */
+  evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyOutcome> {
+    if (!set.cedar) return Promise.resolve(evaluate(set, request));
+    return this.engine.evaluate(set.hash, request);
   }
 
   get current(): PolicySet {
@@ -132,6 +152,12 @@ export class PolicyStore {
         this.fail(problems.map(formatProblem));
         return;
       }
+      try {
+        await this.engine.load(set.hash, sources);
+      } catch (err) {
+        this.fail([(err as Error).message]);
+        return;
+      }
       const before = this.active;
       this.active = set;
       this.status = { hash: set.hash, files: set.files, loaded_at: new Date().toISOString() };
@@ -146,9 +172,10 @@ export class PolicyStore {
     this.report(`policy change refused; the last good set (${this.active.hash.slice(0, 12)}) keeps serving:\n  ${problems.join('\n  ')}`);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.watcher?.close();
     clearTimeout(this.timer);
+    await this.engine.close();
   }
 }
 

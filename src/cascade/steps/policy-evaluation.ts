@@ -1,15 +1,14 @@
-import { evaluate } from '../../policy/policies.ts';
 import type { Step } from '../types.ts';
 
 /** The active set is captured once, so a reload mid-request cannot mix two sets. */
 export const policyEvaluation: Step = {
   step: 'policy_evaluation',
-  run(ctx) {
+  async run(ctx) {
     const set = ctx.writ.policies.current;
     const { request, agent } = ctx;
     if (!request || !agent) return { outcome: 'deny', reason: 'policy_error: request was not validated' };
     ctx.policySet = set;
-    const outcome = evaluate(set, {
+    const outcome = await ctx.writ.policies.evaluate(set, {
       agent: { id: agent.id, class: agent.class, trust_tier: agent.trust_tier },
       action: request.action,
       resource: request.resource,

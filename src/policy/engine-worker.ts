@@ -1,0 +1,34 @@
+import { parentPort } from 'node:worker_threads';
+import { compilePolicySet, evaluate, type PolicySet } from './policies.ts';
+import { formatProblem, type PolicyRequest } from './types.ts';
+import type { ToWorker, FromWorker } from './engine.ts';
+
+/**
+ * Evaluates policies off the event loop. Holds a few compiled versions so that requests pinned
+ * to the previous set finish on it after a reload.
+ */
+const KEEP = 4;
+const sets = new Map<string, PolicySet>();
+const port = parentPort!;
+const send = (message: FromWorker) => port.postMessage(message);
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'load') {
+    const { set, problems } = compilePolicySet(message.sources);
+    if (!set) return send({ type: 'loaded', version: message.version, error: problems.map(formatProblem).join('\n') });
+    sets.set(message.version, set);
+    while (sets.size > KEEP) sets.delete(sets.keys().next().value!);
+    return send({ type: 'loaded', version: message.version });
+  }
+  const results: FromWorker & { type: 'results' } = { type: 'results', results: [] };
+  for (const job of message.jobs) {
+    const set = sets.get(job.version);
+    results.results.push({
+      id: job.id,
+      outcome: set ? evaluate(set, job.request as PolicyRequest) : { outcome: 'error', errors: [`policy set ${job.version} is not loaded`] },
+    });
+  }
+  send(results);
+});
+
+send({ type: 'ready' });
