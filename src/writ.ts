@@ -119,6 +119,8 @@ async function logPolicySetIfNew(writ: Writ): Promise<void> {
   ]);
 }
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export interface RunningServer {
   writ: Writ;
   url: string;
@@ -158,8 +160,13 @@ export async function startServer(config: Config, report: (m: string) => void = 
       clearInterval(checkpoints);
       shutdown.abort();
       writ.permissions.stop();
+      // Keep-alive connections would hold close() open: close each as soon as it is idle, and
+      // cut whatever is still running after the grace period.
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        const cut = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        server.once('close', () => (clearInterval(idle), clearTimeout(cut)));
         server.closeIdleConnections();
       });
       await writ.policies.close();

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { LevelStore } from '../src/store/level.ts';
@@ -8,7 +8,7 @@ import { openNote, parseCheckpoint, parseVerifierKey } from '../src/log/note.ts'
 import { leafHash, verifyInclusion } from '../src/log/merkle.ts';
 import { canonicalBytes } from '../src/log/canonical.ts';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { ADMIN, ROOT, agent, caller, sleep, startWrit, tempDir } from './helpers/writ.ts';
+import { ADMIN, ROOT, agent, caller, sleep, spawnWrit, startWrit, tempDir } from './helpers/writ.ts';
 
 const run = promisify(execFile);
 const WRIT = path.join(ROOT, 'bin/writ.js');
@@ -131,26 +131,8 @@ test('a restart keeps agents, permissions, tokens, approvals and the log', async
 
 test('kill -9 during a stream of requests: after restart the log verifies and holds every receipt a client got', async (t) => {
   const data = await tempDir();
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const start = () =>
-    spawn(process.execPath, [WRIT, 'serve', '--port', String(port), '--data', data, '--policies', path.join(ROOT, 'policies')], {
-      env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  const url = `http://127.0.0.1:${port}`;
-  const waitUp = async () => {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if ((await fetch(`${url}/healthz`)).ok) return;
-      } catch {
-        // not up yet
-      }
-      await sleep(50);
-    }
-    throw new Error('server did not start');
-  };
-  let child = start();
-  await waitUp();
+  let server = await spawnWrit(data);
+  const url = server.url;
   const a = caller(url, ADMIN);
   const key = (await a('POST', '/api/v1/agents', { name: 'crash' })).body.api_key;
   const call = caller(url, key);
@@ -167,28 +149,28 @@ test('kill -9 during a stream of requests: after restart the log verifies and ho
     }
   });
   await sleep(800);
-  child.kill('SIGKILL');
+  server.child.kill('SIGKILL');
   stop = true;
   await Promise.all(workers);
-  await new Promise((r) => child.once('exit', r));
+  await server.exited;
   t.true(received.length > 10, `only ${received.length} receipts before the kill`);
 
   const verified = await logVerify(data);
   t.is(verified.code, 0, verified.out);
 
-  child = start();
-  await waitUp();
+  server = await spawnWrit(data);
+  const admin = caller(server.url, ADMIN);
   try {
-    const jwks = (await caller(url)('GET', '/.well-known/jwks.json')).body;
+    const jwks = (await caller(server.url)('GET', '/.well-known/jwks.json')).body;
     for (const receipt of received) {
       const { claims } = await verifyReceipt(receipt, { jwks });
-      const rec = (await a('GET', `/api/v1/log/records?from=${claims.log!.index}&to=${claims.log!.index + 1}`)).body.records[0];
+      const rec = (await admin('GET', `/api/v1/log/records?from=${claims.log!.index}&to=${claims.log!.index + 1}`)).body.records[0];
       t.is(rec?.data.permission_id, claims.permission_id);
       t.is(leafHash(canonicalBytes(rec)).toString('base64'), claims.log!.leaf_hash);
     }
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    server.child.kill('SIGTERM');
+    await server.exited;
   }
 });
 

@@ -35,6 +35,7 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
   app.use(async (ctx, next) => {
     const requestId = crypto.randomUUID();
     ctx.set('X-Request-Id', requestId);
+    if (shutdown.aborted) ctx.set('Connection', 'close');
     try {
       await next();
     } catch (err) {

@@ -83,3 +83,27 @@ export async function approver(w: TestWrit, name = 'approver') {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `writ serve` as its own process, as a user would, and waits until it answers. */
+export async function spawnWrit(data: string, env: Record<string, string> = {}) {
+  const { spawn } = await import('node:child_process');
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', String(port), '--data', data, '--policies', path.join(ROOT, 'policies')], {
+    env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      if (i > 300) throw new Error(`server did not start:\n${output}`);
+    }
+    await sleep(50);
+  }
+  return { child, url, exited, output: () => output };
+}

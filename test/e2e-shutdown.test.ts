@@ -1,0 +1,46 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ADMIN, ROOT, caller, sleep, spawnWrit, tempDir } from './helpers/writ.ts';
+
+const run = promisify(execFile);
+
+test('SIGTERM answers the requests in flight, flushes the log and exits cleanly', async (t) => {
+  const data = await tempDir();
+  const server = await spawnWrit(data);
+  const admin = caller(server.url, ADMIN);
+  const key = (await admin('POST', '/api/v1/agents', { name: 'a', trust_tier: 'T2' })).body.api_key;
+  const agent = caller(server.url, key);
+  const pending = (await agent('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:x', value: 5 })).body;
+  const longPoll = agent('GET', `/api/v1/permissions/${pending.id}?wait=30`);
+  const burst = Array.from({ length: 20 }, () => agent('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:s@acme.com' }));
+  await sleep(20);
+  const started = Date.now();
+  server.child.kill('SIGTERM');
+  const answered = await longPoll;
+  t.is(answered.status, 200);
+  t.is(answered.body.status, 'pending');
+  t.true(Date.now() - started < 5000, 'the long poll was released, not left to run out');
+  for (const res of await Promise.allSettled(burst)) {
+    // Each request either got its whole answer or never reached the closing server.
+    if (res.status === 'fulfilled') t.is(res.value.status, 201);
+  }
+  t.is(await server.exited, 0);
+  t.regex(server.output(), /SIGTERM: finishing in-flight requests/);
+  const { stdout } = await run(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'log', 'verify', '--data', data]);
+  t.regex(stdout, /OK — \d+ entries, \d+ checkpoints verified/);
+});
+
+test('a second server on the same data directory is refused with a clear message', async (t) => {
+  const data = await tempDir();
+  const server = await spawnWrit(data);
+  try {
+    const error = await run(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', '0', '--data', data], { env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN } }).catch((e: { code: number; stderr: string }) => e);
+    t.is((error as { code: number }).code, 1);
+    t.regex((error as { stderr: string }).stderr, /in use by another Writ process/);
+  } finally {
+    server.child.kill('SIGTERM');
+    await server.exited;
+  }
+});
