@@ -1,24 +1,11 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { compactVerify, createLocalJWKSet } from 'jose';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { ROOT, agent, caller, startWrit, tempDir } from './helpers/writ.ts';
+import { ROOT, agent, caller, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
-const run = promisify(execFile);
-const WRIT = path.join(ROOT, 'bin/writ.js');
-
-async function writ(...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout } = await run(process.execPath, [WRIT, ...args]);
-    return { code: 0, out: stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: e.stdout + e.stderr };
-  }
-}
+const writ = writCli;
 
 test('receipts verify with jose as well as with the Writ SDK', async (t) => {
   const w = await startWrit();

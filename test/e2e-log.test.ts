@@ -1,28 +1,14 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { LevelStore } from '../src/store/level.ts';
 import { KEYS } from '../src/log/log.ts';
 import { openNote, parseCheckpoint, parseVerifierKey } from '../src/log/note.ts';
 import { leafHash, verifyInclusion } from '../src/log/merkle.ts';
 import { canonicalBytes } from '../src/log/canonical.ts';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { ADMIN, ROOT, agent, caller, sleep, spawnWrit, startWrit, tempDir } from './helpers/writ.ts';
+import { ADMIN, agent, caller, sleep, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
-const run = promisify(execFile);
-const WRIT = path.join(ROOT, 'bin/writ.js');
-
-/** `writ log verify` as a user runs it: exit code and output. */
-async function logVerify(data: string): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout } = await run(process.execPath, [WRIT, 'log', 'verify', '--data', data]);
-    return { code: 0, out: stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: e.stdout + e.stderr };
-  }
-}
+const logVerify = (data: string) => writCli('log', 'verify', '--data', data);
 
 test('every receipt has an inclusion proof that checks against the signed checkpoint, offline', async (t) => {
   const w = await startWrit();

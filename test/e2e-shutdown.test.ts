@@ -1,10 +1,5 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import { ADMIN, ROOT, caller, sleep, spawnWrit, tempDir } from './helpers/writ.ts';
-
-const run = promisify(execFile);
+import { ADMIN, caller, sleep, spawnWrit, tempDir, writCli } from './helpers/writ.ts';
 
 test('SIGTERM answers the requests in flight, flushes the log and exits cleanly', async (t) => {
   const data = await tempDir();
@@ -28,17 +23,18 @@ test('SIGTERM answers the requests in flight, flushes the log and exits cleanly'
   }
   t.is(await server.exited, 0);
   t.regex(server.output(), /SIGTERM: finishing in-flight requests/);
-  const { stdout } = await run(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'log', 'verify', '--data', data]);
-  t.regex(stdout, /OK — \d+ entries, \d+ checkpoints verified/);
+  const verified = await writCli('log', 'verify', '--data', data);
+  t.is(verified.code, 0);
+  t.regex(verified.out, /OK — \d+ entries, \d+ checkpoints verified/);
 });
 
 test('a second server on the same data directory is refused with a clear message', async (t) => {
   const data = await tempDir();
   const server = await spawnWrit(data);
   try {
-    const error = await run(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', '0', '--data', data], { env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN } }).catch((e: { code: number; stderr: string }) => e);
-    t.is((error as { code: number }).code, 1);
-    t.regex((error as { stderr: string }).stderr, /in use by another Writ process/);
+    const second = await writCli('serve', '--port', '0', '--data', data);
+    t.is(second.code, 1);
+    t.regex(second.out, /in use by another Writ process/);
   } finally {
     server.child.kill('SIGTERM');
     await server.exited;

@@ -2,7 +2,7 @@ import { decrypt, encrypt, type KeyRing } from '../crypto/keys.ts';
 import { randomToken, sha256, sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { Appended, TransparencyLog } from '../log/log.ts';
-import type { Json, Tier } from '../policy/types.ts';
+import type { ActionRequest, Json, Tier } from '../policy/types.ts';
 import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
 import * as machine from './approvals.ts';
 import type { Approval } from './approvals.ts';
@@ -19,15 +19,9 @@ import { scopeViolations } from './scope.ts';
 export type PermissionStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'used' | 'revoked';
 export type TraceEntry = { step: string; outcome: string; ms: number; reason?: string };
 
-export interface PermissionRecord {
+export interface PermissionRecord extends ActionRequest {
   id: string;
   agent: Pick<Agent, 'id' | 'name' | 'class' | 'trust_tier'>;
-  action: string;
-  resource: string;
-  scope: Record<string, Json>;
-  context: Record<string, Json>;
-  value?: number;
-  currency?: string;
   decision: 'allow' | 'deny' | 'escalate';
   tier: Tier;
   status: PermissionStatus;

@@ -8,14 +8,18 @@ export const maxTier = (tiers: Tier[]): Tier =>
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
-export interface PolicyRequest {
-  agent: { id: string; class: string; trust_tier: string };
+/** The one action an agent asks to do, as policies, records and receipts all describe it. */
+export interface ActionRequest {
   action: string;
   resource: string;
   scope: Record<string, Json>;
   context: Record<string, Json>;
   value?: number;
   currency?: string;
+}
+
+export interface PolicyRequest extends ActionRequest {
+  agent: { id: string; class: string; trust_tier: string };
   /** Decision time; policies see its UTC hour and ISO weekday (1 = Monday … 7 = Sunday). */
   time: Date;
 }

@@ -107,3 +107,13 @@ export async function spawnWrit(data: string, env: Record<string, string> = {}) 
   }
   return { child, url, exited, output: () => output };
 }
+
+/** Runs the `writ` CLI as a user would; resolves with its exit code and everything it printed. */
+export async function writCli(...args: string[]): Promise<{ code: number; out: string }> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(ROOT, 'bin/writ.js'), ...args], { env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+    });
+  });
+}
