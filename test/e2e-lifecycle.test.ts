@@ -216,3 +216,12 @@ test("an agent cannot see or revoke another agent's permission", async (t) => {
   t.is((await b.call('POST', '/api/v1/tokens/revoke', { permission_id: mine.body.id })).status, 404);
   t.is((await a.call('GET', `/api/v1/permissions/${mine.body.id}`)).status, 200);
 });
+
+test('withdrawing a request whose approval has just timed out answers 409 expired', async (t) => {
+  const a = await agent(w, { trust_tier: 'T2' });
+  const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 3, approval_timeout: 1 });
+  await sleep(1050);
+  const late = await a.call('POST', `/api/v1/permissions/${res.body.id}/cancel`, {});
+  t.is(late.status, 409);
+  t.is(late.body.error.detail.status, 'expired');
+});

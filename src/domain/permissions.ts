@@ -192,8 +192,10 @@ export class Permissions {
 
   /** The agent withdraws a pending request (it becomes denied) or an unused token (revoked). */
   async revoke(id: string, by: Principal, reason: string): Promise<PermissionRecord> {
+    // Ownership check and any due approval timeout first: `get` may take this permission's lock.
+    await this.get(id, by);
     return this.mutex.run(id, async () => {
-      const { record } = await this.get(id, by);
+      const record = effective((await getJson<PermissionRecord>(this.o.store, K.permission(id)))!);
       if (record.status === 'revoked' || (record.status === 'denied' && record.reasons.includes(reason))) return record;
       if (record.status !== 'pending' && record.status !== 'approved') {
         throw new WritError('conflict', `permission ${id} is already ${record.status}`, { status: record.status });
