@@ -5,6 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { publicBaseUrl, type Config } from './config.ts';
 import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
+import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
 import { createApp } from './http/server.ts';
@@ -79,7 +80,9 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
       report,
       timeoutMs: config.policyTimeoutMs,
       onChange: async (before, after) => {
-        await log.append('policy.activated', { hash_before: before.hash, hash_after: after.hash, files: after.files });
+        await log.append('policy.activated', { hash_before: before.hash, hash_after: after.hash, files: after.files }, [
+          { type: 'put', key: POLICY_HASH_KEY, value: after.hash },
+        ]);
       },
     });
   } catch (err) {
@@ -98,24 +101,24 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
     logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
     baseUrl,
     report,
-    async rotateKeys() {
-      const rotated = await keys.rotate();
-      await log.append('keys.rotated', { ...rotated, purpose: 'receipts' });
-      return rotated;
-    },
+    rotateKeys: () => rotateReceiptKey(keys, log),
   };
+  await logCurrentReceiptKey(keys, log, store);
   const adminKey = await principals.bootstrapAdmin(config.adminToken);
   await logPolicySetIfNew(writ);
   return { writ, ...(adminKey ? { adminKey } : {}), setPort: (p) => (port = p) };
 }
 
+/** The hash of the policy set the log last recorded as active. */
+const POLICY_HASH_KEY = 'meta/policy-hash';
+
 /** The log records which policy set is active whenever it differs from the last one recorded. */
 async function logPolicySetIfNew(writ: Writ): Promise<void> {
-  const last = await writ.store.get('meta/policy-hash');
+  const last = await writ.store.get(POLICY_HASH_KEY);
   const current = writ.policies.current;
   if (last === current.hash) return;
   await writ.log.append('policy.activated', { hash_before: last ?? '', hash_after: current.hash, files: current.files }, [
-    { type: 'put', key: 'meta/policy-hash', value: current.hash },
+    { type: 'put', key: POLICY_HASH_KEY, value: current.hash },
   ]);
 }
 

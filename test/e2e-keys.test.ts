@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { compactVerify, createLocalJWKSet } from 'jose';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { ROOT, agent, caller, startWrit, tempDir, writCli } from './helpers/writ.ts';
+import { ADMIN, ROOT, agent, caller, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
 const writ = writCli;
 
@@ -95,17 +95,39 @@ test('the discovery document and the OpenAPI document describe the running serve
   }
 });
 
-test('with no WRIT_ADMIN_TOKEN a first start prints an admin key once, and it works', async (t) => {
-  const { startServer } = await import('../src/writ.ts');
-  const { loadConfig } = await import('../src/config.ts');
+test('one admin credential at a time: a generated key printed once, replaced by WRIT_ADMIN_TOKEN, and back', async (t) => {
   const data = await tempDir();
-  const config = loadConfig({ port: 0, data, policies: path.join(ROOT, 'policies') }, {});
-  const first = await startServer(config);
-  t.regex(first.adminKey ?? '', /^writ_admin_[0-9a-f]{16}\./);
-  const created = await caller(first.url, first.adminKey)('POST', '/api/v1/agents', { name: 'x' });
-  t.is(created.status, 201);
-  await first.close();
-  const second = await startServer(config);
-  t.is(second.adminKey, undefined);
-  await second.close();
+  let server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: '' });
+  const printed = /Admin API key \(shown once[^\n]*\n\s+(writ_admin_\S+)/.exec(server.output())?.[1];
+  t.truthy(printed, server.output());
+  t.is((await caller(server.url, printed)('POST', '/api/v1/agents', { name: 'x' })).status, 201);
+  server.child.kill('SIGTERM');
+  await server.exited;
+
+  server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: '' });
+  t.notRegex(server.output(), /Admin API key/, 'printed only once');
+  t.is((await caller(server.url, printed)('GET', '/api/v1/policies')).status, 200);
+  server.child.kill('SIGTERM');
+  await server.exited;
+
+  server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: ADMIN });
+  t.is((await caller(server.url, printed)('GET', '/api/v1/policies')).status, 401, 'the generated key is revoked');
+  t.is((await caller(server.url, ADMIN)('GET', '/api/v1/policies')).status, 200);
+  server.child.kill('SIGTERM');
+  await server.exited;
+
+  server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: '' });
+  try {
+    t.is((await caller(server.url, ADMIN)('GET', '/api/v1/policies')).status, 401, 'a removed WRIT_ADMIN_TOKEN stops working');
+    const fresh = /Admin API key \(shown once[^\n]*\n\s+(writ_admin_\S+)/.exec(server.output())?.[1];
+    t.truthy(fresh);
+    const { records } = (await caller(server.url, fresh)('GET', '/api/v1/log/records')).body;
+    t.deepEqual(
+      records.filter((r: { type: string }) => r.type.startsWith('admin.')).map((r: { type: string }) => r.type),
+      ['admin.key_generated', 'admin.key_configured', 'admin.key_generated'],
+    );
+  } finally {
+    server.child.kill('SIGTERM');
+    await server.exited;
+  }
 });

@@ -127,6 +127,10 @@ test('critical tier: two different approvers, then the delay, then approved', as
   const quorum = await bob.call('POST', `/api/v1/approvals/${id}/approve`, {});
   t.is(quorum.body.status, 'delay');
   t.truthy(quorum.body.delay_until);
+  const carol = await approver(w, 'Carol');
+  const lateDeny = await carol.call('POST', `/api/v1/approvals/${id}/deny`, {});
+  t.is(lateDeny.status, 409);
+  t.regex(lateDeny.body.error.message, /critical delay .* can still cancel/);
   t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'pending');
 
   const settled = await a.call('GET', `/api/v1/permissions/${res.body.id}?wait=5`);

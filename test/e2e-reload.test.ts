@@ -77,3 +77,24 @@ test('the server refuses to start on a broken policy set and says where', async 
   const error = await t.throwsAsync(startWrit({ policies: dir }));
   t.regex(error!.message, /x\.cedar:1:\d+/);
 });
+
+test('a set changed while running and changed back before the next start is recorded both ways', async (t) => {
+  const dir = await tempDir('writ-policies-');
+  const data = await tempDir();
+  const A = '@id("a") permit (principal, action == Action::"db.read", resource);\n';
+  await fs.writeFile(path.join(dir, 'main.cedar'), A);
+  let w = await startWrit({ policies: dir, data });
+  const hashA = (await w.admin('GET', '/api/v1/policies')).body.hash;
+  await fs.writeFile(path.join(dir, 'main.cedar'), '@id("b") permit (principal, action == Action::"db.write", resource);\n');
+  t.true(await waitFor(async () => (await w.admin('GET', '/api/v1/policies')).body.hash !== hashA));
+  await w.close();
+  await fs.writeFile(path.join(dir, 'main.cedar'), A);
+  w = await startWrit({ policies: dir, data });
+  try {
+    const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
+    const last = records.filter((r: { type: string }) => r.type === 'policy.activated').at(-1);
+    t.is(last.data.hash_after, hashA);
+  } finally {
+    await w.close();
+  }
+});

@@ -13,14 +13,16 @@ test('SIGTERM answers the requests in flight, flushes the log and exits cleanly'
   await sleep(20);
   const started = Date.now();
   server.child.kill('SIGTERM');
-  const answered = await longPoll;
-  t.is(answered.status, 200);
-  t.is(answered.body.status, 'pending');
+  const released = await longPoll;
+  t.is(released.status, 200);
+  t.is(released.body.status, 'pending');
   t.true(Date.now() - started < 5000, 'the long poll was released, not left to run out');
-  for (const res of await Promise.allSettled(burst)) {
-    // Each request either got its whole answer or never reached the closing server.
-    if (res.status === 'fulfilled') t.is(res.value.status, 201);
-  }
+  const settled = await Promise.allSettled(burst);
+  // Each request either got its whole answer or never reached the closing server; those that
+  // were already in flight were finished, not dropped.
+  const answered = settled.filter((r) => r.status === 'fulfilled');
+  t.true(answered.length > 0);
+  for (const res of answered) t.is(res.value.status, 201);
   t.is(await server.exited, 0);
   t.regex(server.output(), /SIGTERM: finishing in-flight requests/);
   const verified = await writCli('log', 'verify', '--data', data);

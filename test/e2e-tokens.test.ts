@@ -48,9 +48,26 @@ test('a _pattern must match the whole used value', async (t) => {
 
 test('_allowed: false forbids a use field, and other scope keys must be equal', async (t) => {
   const { a, token } = await allowed({ attachments_allowed: false, from: 'billing@acme.com' });
-  t.is((await a.call('POST', '/api/v1/tokens/consume', use(token, { attachments: ['a.pdf'] }))).status, 403);
+  t.is((await a.call('POST', '/api/v1/tokens/consume', use(token, { from: 'billing@acme.com', attachments: ['a.pdf'] }))).status, 403);
   t.is((await a.call('POST', '/api/v1/tokens/consume', use(token, { from: 'ceo@acme.com' }))).status, 403);
   t.is((await a.call('POST', '/api/v1/tokens/consume', use(token, { from: 'billing@acme.com' }))).status, 200);
+});
+
+test('a use that leaves out a constrained key, or goes below zero, is outside the scope', async (t) => {
+  const { a, token } = await allowed({ max_value: 100, recipient: 'a@b.c', subject_pattern: 'Invoice .*' });
+  const missing = await a.call('POST', '/api/v1/tokens/consume', use(token, {}));
+  t.is(missing.status, 403);
+  t.deepEqual(missing.body.error.detail.violations.length, 3);
+  t.is((await a.call('POST', '/api/v1/tokens/consume', use(token, { value: -5, recipient: 'a@b.c', subject: 'Invoice 1' }))).status, 403);
+  t.is((await a.call('POST', '/api/v1/tokens/consume', use(token, { value: 5, recipient: 'a@b.c', subject: 'Invoice 1' }))).status, 200);
+});
+
+test('an agent-chosen pattern cannot stall the server: matching is linear time', async (t) => {
+  const { a, token } = await allowed({ subject_pattern: '(a|a)*' });
+  const started = Date.now();
+  const res = await a.call('POST', '/api/v1/tokens/consume', use(token, { subject: `${'a'.repeat(4000)}b` }));
+  t.is(res.status, 403);
+  t.true(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
 });
 
 test('a token is bound to its action and resource', async (t) => {
@@ -59,6 +76,7 @@ test('a token is bound to its action and resource', async (t) => {
   t.is(other.status, 403);
   t.is(other.body.error.reason_code, 'resource_mismatch');
   const action = await a.call('POST', '/api/v1/tokens/consume', use(token, {}, { action: 'email.delete' }));
+  t.is(action.status, 403);
   t.is(action.body.error.reason_code, 'action_mismatch');
 });
 

@@ -94,7 +94,9 @@ test('with a schema, policies are validated and type errors point at the policy'
     file: 'schema.cedarschema',
     text: `entity Agent = { class: String, trust_tier: String };
            entity Resource = { type: String, id: String };
-           action "email.send" appliesTo { principal: Agent, resource: Resource, context: {} };`,
+           action "*";
+           action "email.*" in ["*"];
+           action "email.send" in ["email.*"] appliesTo { principal: Agent, resource: Resource, context: {} };`,
   };
   const good = compilePolicySet([{ file: 'ok.cedar', text: 'permit (principal, action == Action::"email.send", resource) when { principal.class == "x" };' }, schema]);
   t.deepEqual(good.problems, []);
@@ -140,4 +142,28 @@ test('only attributes some policy reads are sent to Cedar, unless a policy uses 
   const has = compile({ 'p.cedar': '@id("f") forbid (principal, action, resource) when { context has currency }; @id("p") permit (principal, action, resource);' });
   t.like(evaluate(has, request({ value: 5, currency: 'EUR' })), { outcome: 'deny', determining: ['f'] });
   t.like(evaluate(has, request()), { outcome: 'allow' });
+});
+
+test('a schema that leaves an action outside its category is refused, so `action in` forbids cannot fail open', (t) => {
+  const schema = {
+    file: 'schema.cedarschema',
+    text: 'entity Agent = { class: String, trust_tier: String };\nentity Resource = { type: String, id: String };\naction "*";\naction "bank.*";\naction "bank.transfer" appliesTo { principal: Agent, resource: Resource, context: {} };',
+  };
+  const { set, problems } = compilePolicySet([{ file: 'p.cedar', text: 'forbid (principal, action in Action::"bank.*", resource) when { principal.trust_tier == "unregistered" };' }, schema]);
+  t.is(set, undefined);
+  t.true(problems.some((p) => p.file === 'schema.cedarschema' && p.line === 5 && /"bank.transfer" must be a member of "bank\.\*" and "\*"/.test(p.message)));
+  t.true(problems.some((p) => /"bank\.\*" must be a member of "\*"/.test(p.message)));
+});
+
+test('with a schema, requests are validated too: a context the schema declares evaluates, anything else fails closed', (t) => {
+  const text = (context: string) => `entity Agent = { class: String, trust_tier: String };
+    entity Resource = { type: String, id: String };
+    action "*";
+    action "email.*" in ["*"];
+    action "email.send" in ["email.*"] appliesTo { principal: Agent, resource: Resource, context: ${context} };`;
+  const policy = { file: 'p.cedar', text: '@id("ok") permit (principal, action in Action::"email.*", resource);' };
+  const declared = compile({ 'p.cedar': policy.text, 'schema.cedarschema': text('{ scope: {}, context: {}, time: { hour: Long, weekday: Long } }') });
+  t.like(evaluate(declared, request()), { outcome: 'allow', determining: ['ok'] });
+  const undeclared = compile({ 'p.cedar': policy.text, 'schema.cedarschema': text('{}') });
+  t.is(evaluate(undeclared, request()).outcome, 'error');
 });

@@ -12,7 +12,8 @@ import type { Writ } from '../writ.ts';
 export interface CascadeContext {
   writ: Writ;
   headers: Record<string, string | string[] | undefined>;
-  rawBody: unknown;
+  /** Reads and parses the body; called by validate_body, after authentication. */
+  readBody: () => Promise<unknown>;
   now: Date;
   principal?: Principal;
   agent?: Agent;

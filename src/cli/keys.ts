@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { KeyRing, openLogKey } from '../crypto/keys.ts';
+import { rotateReceiptKey } from '../crypto/rotation.ts';
 import { TransparencyLog } from '../log/log.ts';
 import { openDataDir } from '../writ.ts';
 import { UsageError, parseFlags } from './args.ts';
@@ -34,8 +35,7 @@ export async function keysRotate(args: string[]): Promise<number> {
     if (!meta) throw new Error(`${data} holds no Writ data; start the server once to initialise it`);
     const ring = await KeyRing.open(data);
     const log = await TransparencyLog.open(store, { origin: meta.origin, key: await openLogKey(data) });
-    const rotated = await ring.rotate();
-    await log.append('keys.rotated', { ...rotated, purpose: 'receipts' });
+    const rotated = await rotateReceiptKey(ring, log);
     await log.close();
     process.stdout.write(`rotated: new key ${rotated.current}; ${rotated.retired} stays in the JWKS for 90 days\n`);
     return 0;

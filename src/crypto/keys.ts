@@ -26,10 +26,26 @@ interface RingFile {
 
 const keysDir = (data: string) => path.join(data, 'keys');
 
+/**
+ * Writes a key file atomically and durably (file and directory fsynced): the log, which is synced,
+ * must never point at a key that a power cut could take away.
+ */
 async function writeSecretFile(file: string, content: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, content, { mode: 0o600 });
+  const handle = await fs.open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await fs.rename(tmp, file);
+  const dir = await fs.open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }
 
 async function generate(): Promise<{ privateJwk: JWK; key: SigningKey }> {
@@ -106,11 +122,16 @@ export class KeyRing {
     return { keys };
   }
 
-  /** Makes a new current key and retires the old one; returns both kids. */
-  async rotate(): Promise<{ retired: string; current: string }> {
-    const now = Math.floor(Date.now() / 1000);
+  /** A new key, written to disk but not yet used: the caller logs it, then activates it. */
+  async prepare(): Promise<SigningKey> {
     const { privateJwk, key } = await generate();
     await writeSecretFile(path.join(this.dir, `receipt-${key.kid}.jwk`), JSON.stringify(privateJwk));
+    return key;
+  }
+
+  /** Makes a prepared key current and retires the old one (it stays published for 90 days). */
+  async activate(key: SigningKey): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
     const retired = this.ring.current;
     const ring: RingFile = {
       current: key.kid,
@@ -124,14 +145,6 @@ export class KeyRing {
     await writeSecretFile(path.join(this.dir, 'receipt-ring.json'), JSON.stringify(ring, null, 2));
     this.ring = ring;
     this.keys.set(key.kid, key);
-    return { retired, current: key.kid };
-  }
-
-  /** Picks up a rotation made by another process (the CLI) on the same data directory. */
-  async reload(): Promise<void> {
-    const fresh = await KeyRing.open(path.dirname(this.dir));
-    this.ring = fresh.ring;
-    this.keys = fresh.keys;
   }
 }
 

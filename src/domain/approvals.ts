@@ -41,12 +41,15 @@ export const requiredApprovals = (tier: Exclude<Tier, 'standard'>): number => (t
 
 export type Transition =
   | { ok: true; approval: Approval; outcome: 'recorded' | 'approved' | 'denied' | 'delay' | 'cancelled' | 'expired' }
-  | { ok: false; reason: 'already_decided' | 'already_voted' | 'not_in_delay' | 'not_due'; message: string };
+  | { ok: false; reason: 'already_decided' | 'already_voted' | 'not_in_delay'; message: string };
 
 const closed = (a: Approval): Transition => ({
   ok: false,
   reason: 'already_decided',
-  message: `approval ${a.id} is already ${a.status}`,
+  message:
+    a.status === 'delay'
+      ? `approval ${a.id} has its approvals and is in its critical delay until ${a.delay_until}; an approver can still cancel it`
+      : `approval ${a.id} is already ${a.status}`,
 });
 
 /** Lazily applies a timeout that is due; returns the same object when nothing is due. */

@@ -287,7 +287,7 @@ export class Permissions {
         action === 'cancel'
           ? machine.cancel(settled, approver, now, comment)
           : machine.vote(settled, approver, action, now, this.o.criticalDelaySeconds, comment);
-      if (!t.ok) throw new WritError(t.reason === 'not_due' ? 'conflict' : t.reason, t.message, { approval_id: approvalId, status: settled.status });
+      if (!t.ok) throw new WritError(t.reason, t.message, { approval_id: approvalId, status: settled.status });
       await this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment });
       return t.approval;
     });

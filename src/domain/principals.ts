@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { newId, safeEqual, sha256 } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
-import { getJson, put, type Store } from '../store/store.ts';
+import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
 
 /**
  * Agents, approvers, attesters and admins, and their API keys. A key looks like
@@ -79,25 +79,32 @@ export class Principals {
   ) {}
 
   /**
-   * First start: an admin key from WRIT_ADMIN_TOKEN (stored hashed; it replaces any earlier
-   * one), or a generated one returned for printing once. Later starts return nothing.
+   * There is one admin credential at a time. With WRIT_ADMIN_TOKEN set, that token is it (stored
+   * hashed) and any generated admin key is revoked. Without it, a generated key is: made on the
+   * first start without one and returned for printing once; a token configured earlier stops
+   * working. Every change is a log entry.
    */
   async bootstrapAdmin(envToken: string | undefined): Promise<string | undefined> {
+    const configured = await getJson<KeyRecord>(this.store, K.envAdmin);
+    const generated = await getJson<{ key_id: string }>(this.store, K.admin);
     if (envToken) {
       const hash = sha256(envToken).toString('base64');
-      const existing = await getJson<KeyRecord>(this.store, K.envAdmin);
-      if (existing?.hash !== hash) {
-        await this.store.batch([put(K.envAdmin, { hash, role: 'admin', principal_id: 'admin', name: 'admin (WRIT_ADMIN_TOKEN)' })], { sync: true });
-      }
+      if (configured?.hash === hash && !generated) return undefined;
+      const ops: BatchOp[] = [put(K.envAdmin, { hash, role: 'admin', principal_id: 'admin', name: 'admin (WRIT_ADMIN_TOKEN)' } satisfies KeyRecord)];
+      if (generated) ops.push({ type: 'del', key: K.key(generated.key_id) }, { type: 'del', key: K.admin });
+      if (generated) this.keys.delete(generated.key_id);
+      await this.log.append('admin.key_configured', { source: 'WRIT_ADMIN_TOKEN', ...(generated ? { revoked_key_id: generated.key_id } : {}) }, ops);
       return undefined;
     }
-    if (await this.store.get(K.admin)) return undefined;
+    if (generated) {
+      if (configured) await this.log.append('admin.key_removed', { source: 'WRIT_ADMIN_TOKEN' }, [{ type: 'del', key: K.envAdmin }]);
+      return undefined;
+    }
     const { key, keyId, hash } = mintKey('admin');
     const record: KeyRecord = { hash, role: 'admin', principal_id: 'admin', name: 'admin' };
-    await this.log.append('admin.created', { principal_id: 'admin', key_id: keyId }, [
-      put(K.key(keyId), record),
-      put(K.admin, { key_id: keyId, created_at: new Date().toISOString() }),
-    ]);
+    const ops: BatchOp[] = [put(K.key(keyId), record), put(K.admin, { key_id: keyId, created_at: new Date().toISOString() })];
+    if (configured) ops.push({ type: 'del', key: K.envAdmin });
+    await this.log.append('admin.key_generated', { key_id: keyId, ...(configured ? { removed: 'WRIT_ADMIN_TOKEN' } : {}) }, ops);
     return key;
   }
 

@@ -1,32 +1,45 @@
+import { RE2JS } from 're2js';
 import type { Json } from '../policy/types.ts';
 
 /**
  * A token is honoured only for a use that stays inside its scope:
- * - `max_X` bounds a numeric `use.X`;
- * - `X_pattern` is a regular expression the whole of a string `use.X` must match;
+ * - `max_X` bounds `use.X`, a number from 0 up to the bound;
+ * - `X_pattern` is a regular expression (RE2 syntax) the whole of the string `use.X` must match;
  * - `X_allowed: false` forbids `use.X` altogether;
- * - any other key K means `use.K`, when given, must equal `scope.K`.
- * A use that does not mention a constrained key is inside the scope.
+ * - any other key K means `use.K` must equal `scope.K`.
+ * A constrained key the use leaves out is a violation: the use must say what it does.
+ * Patterns come from agents, so they run on RE2 (linear time): no pattern can stall the server.
  */
 export type Scope = Record<string, Json>;
 
 export const MAX_PATTERN_LENGTH = 256;
 const MAX_MATCHED_LENGTH = 4096;
 
+const compiled = new Map<string, RE2JS>();
+function pattern(source: string): RE2JS {
+  let re = compiled.get(source);
+  if (!re) {
+    re = RE2JS.compile(source);
+    if (compiled.size > 1000) compiled.clear();
+    compiled.set(source, re);
+  }
+  return re;
+}
+
 /** Problems with a scope as requested, each naming its key; empty when it is usable. */
 export function scopeProblems(scope: Scope): Array<{ key: string; message: string }> {
   const problems: Array<{ key: string; message: string }> = [];
   for (const [key, value] of Object.entries(scope)) {
-    if (key.startsWith('max_') && (typeof value !== 'number' || !Number.isFinite(value))) {
-      problems.push({ key, message: 'a max_ bound must be a number' });
+    if (key.startsWith('max_') && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) {
+      problems.push({ key, message: 'a max_ bound must be a number of at least 0' });
     } else if (key.endsWith('_pattern')) {
       if (typeof value !== 'string' || value.length > MAX_PATTERN_LENGTH) {
         problems.push({ key, message: `a _pattern must be a regular expression of at most ${MAX_PATTERN_LENGTH} characters` });
       } else {
         try {
-          new RegExp(value, 'u');
-        } catch {
-          problems.push({ key, message: 'not a valid regular expression' });
+          pattern(value);
+        } catch (err) {
+          problems.push({ key, message: `not a valid RE2 regular expression: ${(err as Error).message}` });
         }
       }
     } else if (key.endsWith('_allowed') && typeof value !== 'boolean') {
@@ -43,21 +56,19 @@ export function scopeViolations(scope: Scope, use: Record<string, Json>): string
     if (key.startsWith('max_')) {
       const field = key.slice(4);
       const used = use[field];
-      if (used === undefined) continue;
-      if (typeof used !== 'number' || typeof bound !== 'number' || used > bound) {
-        violations.push(`use.${field} must be a number no greater than ${String(bound)}`);
+      if (typeof used !== 'number' || typeof bound !== 'number' || used < 0 || used > bound) {
+        violations.push(`use.${field} must be a number from 0 to ${String(bound)}`);
       }
     } else if (key.endsWith('_pattern')) {
       const field = key.slice(0, -'_pattern'.length);
       const used = use[field];
-      if (used === undefined) continue;
-      if (typeof used !== 'string' || used.length > MAX_MATCHED_LENGTH || !new RegExp(`^(?:${String(bound)})$`, 'u').test(used)) {
-        violations.push(`use.${field} must match ${String(bound)}`);
+      if (typeof used !== 'string' || used.length > MAX_MATCHED_LENGTH || !pattern(String(bound)).matches(used)) {
+        violations.push(`use.${field} must be a string matching ${String(bound)}`);
       }
     } else if (key.endsWith('_allowed')) {
       const field = key.slice(0, -'_allowed'.length);
       if (bound === false && use[field] !== undefined) violations.push(`use.${field} is not allowed`);
-    } else if (use[key] !== undefined && JSON.stringify(use[key]) !== JSON.stringify(bound)) {
+    } else if (JSON.stringify(use[key]) !== JSON.stringify(bound)) {
       violations.push(`use.${key} must equal ${JSON.stringify(bound)}`);
     }
   }

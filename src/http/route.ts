@@ -10,7 +10,8 @@ export interface RouteContext<Body = unknown, Query = unknown> {
   writ: Writ;
   principal: Principal | undefined;
   body: Body;
-  rawBody: unknown;
+  /** The parsed JSON body (read once, on first call); routes that validate it get `body` instead. */
+  readBody: () => Promise<unknown>;
   query: Query;
   params: Record<string, string>;
   headers: Record<string, string | string[] | undefined>;

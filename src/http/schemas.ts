@@ -9,13 +9,12 @@ import { TIERS, type Json } from '../policy/types.ts';
 export const ACTION_PATTERN = /^[a-z][a-z0-9_-]{0,63}\.[a-z][a-z0-9_-]{0,63}$/;
 export const RESOURCE_PATTERN = /^[a-z][a-z0-9_-]{0,63}:[^\s\u0000-\u001f]{1,1024}$/;
 
+/** Keys starting with "__" are refused at every depth so input cannot forge Cedar entity or extension values. */
+const jsonKey = z.string().min(1).max(128).regex(/^(?!__)/, 'keys must not start with "__"');
 const json: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.string().max(4096), z.number(), z.boolean(), z.null(), z.array(json).max(256), z.record(z.string(), json)]).meta({ id: 'JsonValue' }),
+  z.union([z.string().max(4096), z.number(), z.boolean(), z.null(), z.array(json).max(256), z.record(jsonKey, json)]).meta({ id: 'JsonValue' }),
 );
-/** Keys starting with "__" are refused so input cannot forge Cedar entity or extension values. */
-const jsonObject = z
-  .record(z.string().min(1).max(128).regex(/^(?!__)/, 'keys must not start with "__"'), json)
-  .refine((o) => Object.keys(o).length <= 64, 'at most 64 keys');
+const jsonObject = z.record(jsonKey, json).refine((o) => Object.keys(o).length <= 64, 'at most 64 keys');
 
 export const action = z.string().regex(ACTION_PATTERN, 'must look like category.operation, e.g. email.send');
 export const resource = z.string().regex(RESOURCE_PATTERN, 'must look like type:identifier, e.g. email:client@acme.com');
@@ -68,12 +67,15 @@ export const permissionSchema = z
     action: z.string(),
     resource: z.string(),
     scope: z.record(z.string(), z.unknown()),
+    value: z.number().optional(),
+    currency: z.string().optional(),
     reasons: z.array(z.string()),
     token: z.string().optional().describe('One-time token; present while the permission is approved and unused'),
     receipt: z.string().optional().describe('Compact JWS receipt (typ oap-receipt+jwt)'),
     expires_at: z.string(),
     created_at: z.string(),
     approval: approvalSchema.optional(),
+    log: z.object({ index: z.number(), leaf_hash: z.string() }).optional().describe('Where the allow was logged; the receipt points here'),
     policy: z.object({ hash: z.string(), determining: z.array(z.string()) }),
     trace: traceSchema,
   })

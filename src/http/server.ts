@@ -64,7 +64,13 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
     const { route } = hit;
     const match = hit.pattern.exec(ctx.path)!;
     const params: Record<string, string> = {};
-    hit.names.forEach((name, i) => (params[name] = decodeURIComponent(match[i + 1] ?? '')));
+    for (const [i, name] of hit.names.entries()) {
+      try {
+        params[name] = decodeURIComponent(match[i + 1] ?? '');
+      } catch {
+        throw new WritError('invalid_request', `the ${name} in the path is not valid percent-encoding`, { field: name });
+      }
+    }
 
     // Authenticate before reading a body, so strangers cannot make us buffer one.
     let principal;
@@ -72,8 +78,15 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
       principal = await writ.principals.authenticate(ctx.get('authorization') || undefined);
       requireRole(principal, route.auth);
     }
-    const rawBody = route.method === 'POST' ? await readJson(ctx.req, writ.config.maxBodyBytes) : undefined;
-    const body = route.body && route.auth !== 'cascade' ? parseWith(route.body, rawBody ?? {}, 'body') : rawBody;
+    // The cascade reads the body itself, in its validate_body step, after it has authenticated.
+    let bodyRead: Promise<unknown> | undefined;
+    const readBody = () => (bodyRead ??= route.method === 'POST' ? readJson(ctx.req, writ.config.maxBodyBytes) : Promise.resolve(undefined));
+    let body: unknown;
+    if (route.auth !== 'cascade') {
+      const rawBody = await readBody();
+      if (route.body) body = parseWith(route.body, rawBody ?? {}, 'body');
+      else if (rawBody !== undefined) throw new WritError('invalid_request', `${route.method} ${route.path} takes no body`, { field: 'body' });
+    }
     const query = route.query ? parseWith(route.query, { ...ctx.query }, 'query') : {};
     if (!route.query && Object.keys(ctx.query).length > 0) {
       throw new WritError('invalid_request', `unknown query parameter: ${Object.keys(ctx.query)[0]}`, { field: Object.keys(ctx.query)[0] });
@@ -82,19 +95,21 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
     // Only long polls need to hear about a departed client or a shutdown.
     const aborted = route.longPoll ? new AbortController() : undefined;
     const abort = () => aborted?.abort();
+    // The response closing before it was sent means the client went away (the request's own
+    // 'close' only says its body has been read).
     if (aborted) {
-      ctx.req.once('close', abort);
+      ctx.res.once('close', abort);
       shutdown.addEventListener('abort', abort);
     }
     try {
-      const result = await route.handle({ writ, principal, body, rawBody, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
+      const result = await route.handle({ writ, principal, body, readBody, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
       ctx.status = result.status;
       if (result.headers) ctx.set(result.headers);
       if (result.type) ctx.type = result.type;
       ctx.body = result.body;
     } finally {
       if (aborted) {
-        ctx.req.off('close', abort);
+        ctx.res.off('close', abort);
         shutdown.removeEventListener('abort', abort);
       }
     }
@@ -118,9 +133,35 @@ async function readJson(req: http.IncomingMessage, limit: number): Promise<unkno
   if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
     throw new WritError('unsupported_media_type', `send JSON with Content-Type: application/json (got ${type.slice(0, 100)})`, { field: 'content-type' });
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (err) {
     throw new WritError('malformed_json', `request body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
+  }
+  checkJson(parsed, 'body', 0);
+  return parsed;
+}
+
+const MAX_DEPTH = 32;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * What JSON.parse accepts but nothing downstream should see: nesting deep enough to exhaust the
+ * stack of a recursive validator, and strings that are not valid Unicode (RFC 8785 cannot
+ * canonicalise them, so they could never be logged).
+ */
+function checkJson(value: unknown, path: string, depth: number): void {
+  if (depth > MAX_DEPTH) throw new WritError('invalid_request', `${path} is nested deeper than ${MAX_DEPTH} levels`, { field: path });
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw new WritError('invalid_request', `${path} is not valid Unicode (lone surrogate)`, { field: path });
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => checkJson(item, `${path}.${i}`, depth + 1));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const at = path === 'body' ? key : `${path}.${key}`;
+      if (LONE_SURROGATE.test(key)) throw new WritError('invalid_request', `${at} is not valid Unicode (lone surrogate)`, { field: at });
+      checkJson(item, at, depth + 1);
+    }
   }
 }

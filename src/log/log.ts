@@ -151,28 +151,32 @@ export class TransparencyLog {
   }
 
   /** One batch at a time, in sequence order; whatever queued meanwhile becomes the next batch. */
-  private async flushLoop(): Promise<void> {
+  private flushLoop(): Promise<void> {
     if (this.writing) return this.writing;
-    this.writing = (async () => {
-      while (this.pending) {
-        const batch = this.pending;
-        this.pending = undefined;
-        batch.size = this.frontier.size;
-        batch.root = this.frontier.root();
-        // Entries sequenced after this point belong to the next batch, whose size is larger.
-        batch.ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size: batch.size }) });
-        try {
-          await this.store.batch(batch.ops, { sync: true });
-          this.durable = { size: batch.size, root: batch.root };
-          for (const w of batch.waiters) w.resolve();
-        } catch (err) {
-          await this.fail(err, batch);
-          return;
+    const run = async () => {
+      try {
+        while (this.pending) {
+          const batch = this.pending;
+          this.pending = undefined;
+          batch.size = this.frontier.size;
+          batch.root = this.frontier.root();
+          // Entries sequenced after this point belong to the next batch, whose size is larger.
+          batch.ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size: batch.size }) });
+          try {
+            await this.store.batch(batch.ops, { sync: true });
+            this.durable = { size: batch.size, root: batch.root };
+            for (const w of batch.waiters) w.resolve();
+          } catch (err) {
+            await this.fail(err, batch);
+          }
         }
+      } finally {
+        // Cleared in the same step that saw the queue empty, so no append can slip between the
+        // last check and this and find `writing` still set (it would then never be flushed).
+        this.writing = undefined;
       }
-    })().finally(() => {
-      this.writing = undefined;
-    });
+    };
+    this.writing = run();
     return this.writing;
   }
 
@@ -184,8 +188,6 @@ export class TransparencyLog {
     this.broken = err;
     const rejected = [batch, this.pending].filter((b): b is Batch => b !== undefined);
     this.pending = undefined;
-    const error = new WritError('storage_unavailable', 'the log could not write; nothing was recorded');
-    for (const b of rejected) for (const w of b.waiters) w.reject(error);
     try {
       const { frontier, lastLeaf } = await TransparencyLog.loadTail(this.store);
       this.frontier = frontier;
@@ -194,6 +196,9 @@ export class TransparencyLog {
     } catch {
       // Stay broken: every append is refused until a restart reloads the tail.
     }
+    // Answered only now, so a client that retries at once meets the recovered log.
+    const error = new WritError('storage_unavailable', 'the log could not write; nothing was recorded');
+    for (const b of rejected) for (const w of b.waiters) w.reject(error);
   }
 
   /** Waits until everything appended so far is durable. */

@@ -125,6 +125,7 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource): { se
     if (parsed.type === 'failure') {
       for (const err of parsed.errors) problems.push(problem(schema.file, schema.text, err));
     } else {
+      problems.push(...actionHierarchyProblems(schema));
       const validation = cedar.validate({ schema: schema.text, policies: { staticPolicies: texts } });
       if (validation.type === 'failure') {
         for (const err of validation.errors) problems.push(problem(schema.file, schema.text, err));
@@ -144,6 +145,39 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource): { se
     return { problems: prepared.errors.map((err) => ({ file: sources[0]?.file ?? '?', line: 1, column: 1, message: err.message })) };
   }
   return { set: { setId, schemaId, policies, reads: schemaId ? undefined : attributeReads(asts) }, problems };
+}
+
+/**
+ * With a schema, Cedar takes the action hierarchy from the schema instead of from Writ. A schema
+ * that leaves `bank.transfer` outside `bank.*` would make `forbid (…, action in Action::"bank.*", …)`
+ * silently stop matching — failing open — so such a schema is refused.
+ */
+function actionHierarchyProblems(schema: CedarSource): PolicyProblem[] {
+  const answer = cedar.schemaToJson(schema.text);
+  if (answer.type === 'failure') return [];
+  const actions = answer.json['']?.actions ?? {};
+  const parents = (name: string) => (actions[name] as { memberOf?: Array<{ id: string }> } | undefined)?.memberOf?.map((m) => m.id) ?? [];
+  const problems: PolicyProblem[] = [];
+  for (const name of Object.keys(actions)) {
+    if (name === '*') continue;
+    const reach = new Set<string>();
+    const todo = parents(name);
+    while (todo.length) {
+      const next = todo.pop()!;
+      if (!reach.has(next)) (reach.add(next), todo.push(...parents(next)));
+    }
+    const category = name.endsWith('.*') ? undefined : `${name.slice(0, name.indexOf('.'))}.*`;
+    const missing = [category, '*'].filter((m): m is string => m !== undefined && !reach.has(m));
+    if (missing.length) {
+      const at = lineColumn(schema.text, Math.max(0, schema.text.indexOf(`"${name}"`)));
+      problems.push({
+        file: schema.file,
+        ...at,
+        message: `action "${name}" must be a member of ${missing.map((m) => `"${m}"`).join(' and ')} (e.g. action "${name}" in ["${missing[0]}"]), or policies written with \`action in\` would not match it`,
+      });
+    }
+  }
+  return problems;
 }
 
 /**

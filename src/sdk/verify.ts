@@ -63,7 +63,8 @@ export type IssuerRole = 'authorizer' | 'witness' | 'approval_url_signer';
 export interface ReceiptApproval {
   approver_id: string;
   name?: string;
-  at: number;
+  /** When they approved, ISO 8601. */
+  at: string;
 }
 
 export interface ReceiptClaims {

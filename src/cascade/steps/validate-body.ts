@@ -7,9 +7,9 @@ import type { Step } from '../types.ts';
 /** Shape from the shared zod schema; then the limits that depend on configuration. */
 export const validateBody: Step = {
   step: 'validate_body',
-  run(ctx) {
+  async run(ctx) {
     try {
-      const request = parseWith(permissionRequestSchema, ctx.rawBody, 'body');
+      const request = parseWith(permissionRequestSchema, (await ctx.readBody()) ?? {}, 'body');
       const { tokenTtlMax, approvalTimeout } = ctx.writ.config;
       if (request.ttl !== undefined && request.ttl > tokenTtlMax) {
         throw new WritError('ttl_out_of_range', `ttl must be between 1 and ${tokenTtlMax} seconds`, { field: 'ttl', max: tokenTtlMax });

@@ -18,8 +18,8 @@ export default defineRoute({
     401: { description: 'Missing or bad agent key', schema: errorSchema },
     422: { description: 'Bad action, resource, ttl or scope', schema: errorSchema },
   },
-  async handle({ writ, headers, rawBody, signal }) {
-    const ctx: CascadeContext = { writ, headers, rawBody, now: new Date() };
+  async handle({ writ, headers, readBody, signal }) {
+    const ctx: CascadeContext = { writ, headers, readBody, now: new Date() };
     const { verdict, trace } = await runCascade(CASCADE, ctx);
     if (verdict.outcome === 'reject') {
       throw new WritError(verdict.error.code, verdict.error.message, { ...verdict.error.detail, trace });

@@ -1,0 +1,53 @@
+import test from 'ava';
+import crypto from 'node:crypto';
+import { TransparencyLog } from '../src/log/log.ts';
+import { MemoryStore } from '../src/store/memory.ts';
+import type { BatchOp, Store } from '../src/store/store.ts';
+import type { SigningKey } from '../src/crypto/keys.ts';
+
+/** The append pipeline against the in-memory store: ordering, durability, failure. */
+function key(): SigningKey {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  return { kid: 'k', privateKey, publicKey, publicJwk: {}, publicRaw: Buffer.from(raw) };
+}
+
+test('an append made right after a batch completes is still written', async (t) => {
+  const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key(), commitWindowMs: 1 });
+  const first = log.append('a', {});
+  await log.flush();
+  await first;
+  await null;
+  const second = await Promise.race([log.append('b', {}), new Promise((r) => setTimeout(() => r('stuck'), 1000))]);
+  t.not(second, 'stuck');
+  t.is(log.size, 2);
+});
+
+test('entries get consecutive indexes in call order across batches', async (t) => {
+  const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key(), commitWindowMs: 0 });
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => log.append('e', { i })));
+  t.deepEqual(answers.map((a) => a.index), Array.from({ length: 50 }, (_, i) => i));
+  const seen: number[] = [];
+  for await (const { entry } of log.entries()) seen.push(entry.data.i as number);
+  t.deepEqual(seen, Array.from({ length: 50 }, (_, i) => i));
+});
+
+test('a failed write answers storage_unavailable, records nothing, and the log recovers', async (t) => {
+  const inner = new MemoryStore();
+  let failNext = false;
+  const flaky: Store = {
+    get: (k) => inner.get(k),
+    getMany: (k) => inner.getMany(k),
+    iterate: (r) => inner.iterate(r),
+    close: () => inner.close(),
+    batch: (ops: BatchOp[]) => (failNext ? ((failNext = false), Promise.reject(new Error('disk full'))) : inner.batch(ops)),
+  };
+  const log = await TransparencyLog.open(flaky, { origin: 'test/log', key: key(), commitWindowMs: 0 });
+  await log.append('ok', {});
+  failNext = true;
+  const error = await t.throwsAsync(log.append('lost', {}));
+  t.is((error as { code?: string }).code, 'storage_unavailable');
+  t.is(log.size, 1);
+  const next = await log.append('after', {});
+  t.is(next.index, 1, 'the failed entry left no gap and no phantom');
+});
