@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compilePolicySet, evaluate, readPolicySources } from '../src/policy/policies.ts';
+import { buildPolicySet, evaluate, readPolicySources } from '../src/policy/set.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ADMIN = 'bench-admin-token-0123456789abcdef';
@@ -22,7 +22,7 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
 async function cedarInProcess(): Promise<void> {
-  const { set } = compilePolicySet(await readPolicySources(path.join(ROOT, 'policies')));
+  const { set } = await buildPolicySet(await readPolicySources(path.join(ROOT, 'policies')));
   if (!set) throw new Error('shipped policies do not compile');
   const requests = [
     { action: 'email.send', resource: 'email:client@acme.com', value: undefined },

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { PolicyEngine } from '../src/policy/engine.ts';
-import { hashSources } from '../src/policy/policies.ts';
+import { buildPolicySet, type PolicyArtifacts, type PolicySource } from '../src/policy/set.ts';
 import type { PolicyRequest } from '../src/policy/types.ts';
+import { ensureOpa } from './helpers/opa.ts';
 
 /** The policy worker: answers like the in-process evaluator, and fails closed when it cannot. */
 const request: PolicyRequest = {
@@ -12,9 +13,8 @@ const request: PolicyRequest = {
   context: {},
   time: new Date(),
 };
-const permitAll = [{ file: 'a.cedar', text: '@id("all") permit (principal, action, resource);' }];
-// Thousands of policies take the worker far longer to compile than a 20 ms budget.
-const huge = [{ file: 'huge.cedar', text: Array.from({ length: 4000 }, (_, i) => `@id("p${i}") permit (principal, action == Action::"a${i}.b", resource) when { context.scope has x${i} };`).join('\n') }];
+const artifacts = (cedar: PolicySource[]): PolicyArtifacts => ({ cedar, rego: [], unloaded: [] });
+const permitAll = artifacts([{ file: 'a.cedar', text: '@id("all") permit (principal, action, resource);' }]);
 
 test('the worker evaluates against exactly the version asked for', async (t) => {
   const engine = new PolicyEngine(1000);
@@ -28,15 +28,35 @@ test('the worker evaluates against exactly the version asked for', async (t) => 
 });
 
 test('an evaluation over its time budget fails closed, and the restarted worker keeps serving', async (t) => {
+  // 25 million iterations: a rule that, for a request, might as well never finish.
+  const slow = await buildPolicySet(
+    [{ file: 'slow.rego', text: 'package writ\n\ndecision := {"allow": true} if {\n\tevery i in numbers.range(1, 5000) {\n\t\tevery j in numbers.range(1, 5000) {\n\t\t\ti + j > 0\n\t\t}\n\t}\n}\n' }],
+    { opa: ensureOpa() },
+  );
+  t.deepEqual(slow.problems, []);
+  const engine = new PolicyEngine(100);
+  try {
+    await engine.load('v1', permitAll);
+    await engine.load('slow', slow.set!.artifacts);
+    const started = Date.now();
+    const outcome = await engine.evaluate('slow', request);
+    t.is(outcome.outcome, 'error');
+    t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /exceeded its 100 ms budget/);
+    t.true(Date.now() - started < 2000);
+    t.like(await engine.evaluate('v1', request), { outcome: 'allow' });
+  } finally {
+    await engine.close();
+  }
+});
+
+test('evaluations wait for a load in flight instead of spending their budget behind it', async (t) => {
+  const huge = artifacts([{ file: 'huge.cedar', text: Array.from({ length: 3000 }, (_, i) => `@id("p${i}") permit (principal, action == Action::"a${i}.b", resource);`).join('\n') }]);
   const engine = new PolicyEngine(20);
   try {
     await engine.load('v1', permitAll);
-    const slowLoad = engine.load(hashSources(huge), huge).catch((err: Error) => err);
-    const outcome = await engine.evaluate('v1', request);
-    t.is(outcome.outcome, 'error');
-    t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /exceeded its 20 ms budget/);
-    t.true((await slowLoad) instanceof Error, 'the interrupted load is reported, not silently dropped');
+    const loading = engine.load('huge', huge);
     t.like(await engine.evaluate('v1', request), { outcome: 'allow' });
+    await loading;
   } finally {
     await engine.close();
   }

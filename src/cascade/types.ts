@@ -1,7 +1,7 @@
 import type { WritError } from '../errors.ts';
 import type { Agent, Principal } from '../domain/principals.ts';
 import type { PermissionRequest } from '../http/schemas.ts';
-import type { PolicySet } from '../policy/policies.ts';
+import type { PolicySet } from '../policy/set.ts';
 import type { PolicyOutcome, Tier } from '../policy/types.ts';
 import type { Writ } from '../writ.ts';
 

@@ -3,6 +3,7 @@ import { UsageError } from './args.ts';
 import { PolicyLoadError } from '../policy/policies.ts';
 import { keysRotate } from './keys.ts';
 import { logVerify } from './log-verify.ts';
+import { policy } from './policy.ts';
 import { serve } from './serve.ts';
 import { verify } from './verify.ts';
 
@@ -13,10 +14,15 @@ usage:
   writ log verify [--data ./data]
   writ keys rotate [--data ./data] | --url http://127.0.0.1:8080 (with WRIT_ADMIN_TOKEN or --admin-key)
   writ verify <receipt | file | -> --jwks <url | file> [--issuer URL] [--check-expiry]
+  writ policy check [--policies DIR]          parse, validate, compile; file:line:col on error
+  writ policy test [--policies DIR] [FILE…]   run *.test.json cases against the set
+  writ policy fmt [--policies DIR] [--check]  format Cedar (cedar-wasm) and Rego (opa fmt)
+  writ policy eval --request FILE [--policies DIR]
 
 environment: WRIT_PORT, WRIT_HOST, WRIT_DATA, WRIT_POLICIES, WRIT_ADMIN_TOKEN, WRIT_PUBLIC_URL,
   WRIT_TOKEN_TTL_DEFAULT, WRIT_TOKEN_TTL_MAX, WRIT_APPROVAL_TIMEOUT_SECONDS,
-  WRIT_CRITICAL_DELAY_SECONDS, WRIT_CHECKPOINT_INTERVAL, WRIT_LOG_ORIGIN
+  WRIT_CRITICAL_DELAY_SECONDS, WRIT_CHECKPOINT_INTERVAL, WRIT_LOG_ORIGIN, WRIT_POLICY_TIMEOUT_MS,
+  WRIT_OPA (an opa binary; default adapters/opa/bin/opa, built by npm run build:opa)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -31,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       return keysRotate(rest);
     case 'verify':
       return verify(rest);
+    case 'policy':
+      return policy(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
-import { compilePolicySet, evaluate, type PolicySet } from './policies.ts';
-import { formatProblem, type PolicyRequest } from './types.ts';
+import { instantiate, type Evaluator } from './set.ts';
+import type { PolicyRequest } from './types.ts';
 import type { ToWorker, FromWorker } from './engine.ts';
 
 /**
@@ -8,15 +8,19 @@ import type { ToWorker, FromWorker } from './engine.ts';
  * to the previous set finish on it after a reload.
  */
 const KEEP = 4;
-const sets = new Map<string, PolicySet>();
+const sets = new Map<string, Evaluator>();
 const port = parentPort!;
 const send = (message: FromWorker) => port.postMessage(message);
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'load') {
-    const { set, problems } = compilePolicySet(message.sources);
-    if (!set) return send({ type: 'loaded', version: message.version, error: problems.map(formatProblem).join('\n') });
-    sets.set(message.version, set);
+    let evaluator: Evaluator;
+    try {
+      evaluator = instantiate(message.artifacts);
+    } catch (err) {
+      return send({ type: 'loaded', version: message.version, error: (err as Error).message });
+    }
+    sets.set(message.version, evaluator);
     while (sets.size > KEEP) sets.delete(sets.keys().next().value!);
     return send({ type: 'loaded', version: message.version });
   }
@@ -25,7 +29,7 @@ port.on('message', (message: ToWorker) => {
     const set = sets.get(job.version);
     results.results.push({
       id: job.id,
-      outcome: set ? evaluate(set, job.request as PolicyRequest) : { outcome: 'error', errors: [`policy set ${job.version} is not loaded`] },
+      outcome: set ? set.evaluate(job.request as PolicyRequest) : { outcome: 'error', errors: [`policy set ${job.version} is not loaded`] },
     });
   }
   send(results);

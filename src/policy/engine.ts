@@ -1,14 +1,19 @@
 import { Worker } from 'node:worker_threads';
+import type { PolicyArtifacts } from './set.ts';
 import type { PolicyOutcome, PolicyRequest } from './types.ts';
 
 /**
  * Policy evaluation on a worker thread: it takes the policy engines' CPU off the event loop (the
  * other core does it), and a run past its time budget can be stopped — the worker is terminated
- * and restarted, and everything it had not answered fails closed. Evaluations requested in the
- * same tick travel in one message.
+ * and restarted, and everything it had not answered fails closed.
+ *
+ * Ordering: loads and evaluations share one queue in the worker. Evaluations are held here while
+ * a load is in flight and sent when it is done, so a slow compile never eats into an
+ * evaluation's budget; the budget starts when the evaluation is sent. Evaluations requested in
+ * the same tick travel in one message.
  */
 export type ToWorker =
-  | { type: 'load'; version: string; sources: Array<{ file: string; text: string }> }
+  | { type: 'load'; version: string; artifacts: PolicyArtifacts }
   | { type: 'eval'; jobs: Array<{ id: number; version: string; request: PolicyRequest }> };
 
 export type FromWorker =
@@ -21,17 +26,28 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
+interface Load {
+  artifacts: PolicyArtifacts;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** A load (compile + instantiate) that takes longer than this is treated as stuck. */
+const LOAD_TIMEOUT_MS = 60_000;
+const KEEP_VERSIONS = 4;
+
 export class PolicyEngine {
   private worker!: Worker;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private queue: Array<{ id: number; version: string; request: PolicyRequest }> = [];
-  private loads = new Map<string, { sources: Array<{ file: string; text: string }>; resolve: () => void; reject: (err: Error) => void }>();
+  /** Loads sent and not yet acknowledged (a caller's, or a restarted worker's reloads). */
+  private readonly loading = new Map<string, Load | undefined>();
+  private loadTimer: NodeJS.Timeout | undefined;
   /** What a restarted worker must load again: the acknowledged sets still in use, oldest first. */
-  private readonly loaded = new Map<string, Array<{ file: string; text: string }>>();
-  private closed = false;
-  /** Until the worker has booted, jobs wait here and their budget has not started. */
+  private readonly loaded = new Map<string, PolicyArtifacts>();
   private ready = false;
+  private closed = false;
 
   constructor(private readonly timeoutMs: number) {
     this.spawn();
@@ -51,15 +67,19 @@ export class PolicyEngine {
     this.worker.on('exit', (code) => {
       if (!this.closed) this.restart(`policy worker exited with code ${code}`);
     });
-    for (const [version, sources] of this.loaded) this.post({ type: 'load', version, sources });
+    for (const [version, artifacts] of this.loaded) this.sendLoad(version, artifacts, undefined);
   }
 
   /** Compiles a set in the worker; resolves once requests may be pinned to `version`. */
-  load(version: string, sources: Array<{ file: string; text: string }>): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.loads.set(version, { sources, resolve, reject });
-      this.post({ type: 'load', version, sources });
-    });
+  load(version: string, artifacts: PolicyArtifacts): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the policy engine is shut down'));
+    return new Promise((resolve, reject) => this.sendLoad(version, artifacts, { artifacts, resolve, reject }));
+  }
+
+  private sendLoad(version: string, artifacts: PolicyArtifacts, waiter: Load | undefined): void {
+    this.loading.set(version, waiter);
+    this.loadTimer ??= setTimeout(() => this.restart(`loading policies took longer than ${LOAD_TIMEOUT_MS / 1000} s`), LOAD_TIMEOUT_MS);
+    this.worker.postMessage({ type: 'load', version, artifacts } satisfies ToWorker);
   }
 
   /** Never rejects: a failure, a crash or a timeout is an `error` outcome, which denies. */
@@ -73,42 +93,40 @@ export class PolicyEngine {
     });
   }
 
-  /** Sends the queued jobs in one message; each job's budget starts now. */
+  /** Sends the held evaluations in one message once the worker is up and has no load in flight. */
   private flush(): void {
-    if (!this.ready || this.queue.length === 0) return;
+    if (!this.ready || this.loading.size > 0 || this.queue.length === 0) return;
     const jobs = this.queue;
     this.queue = [];
     for (const { id } of jobs) {
       const pending = this.pending.get(id);
       if (pending) pending.timer = setTimeout(() => this.restart(`policy evaluation exceeded its ${this.timeoutMs} ms budget`, id), this.timeoutMs);
     }
-    this.post({ type: 'eval', jobs });
-  }
-
-  private post(message: ToWorker): void {
-    this.worker.postMessage(message);
+    this.worker.postMessage({ type: 'eval', jobs } satisfies ToWorker);
   }
 
   private receive(message: FromWorker): void {
     if (message.type === 'ready') {
       this.ready = true;
-      this.flush();
-      return;
-    }
-    if (message.type === 'loaded') {
-      const waiter = this.loads.get(message.version);
-      this.loads.delete(message.version);
+    } else if (message.type === 'loaded') {
+      const waiter = this.loading.get(message.version);
+      this.loading.delete(message.version);
+      if (this.loading.size === 0) {
+        clearTimeout(this.loadTimer);
+        this.loadTimer = undefined;
+      }
       if (message.error) {
         waiter?.reject(new Error(message.error));
-      } else if (waiter) {
+      } else {
         this.loaded.delete(message.version);
-        this.loaded.set(message.version, waiter.sources);
-        while (this.loaded.size > 4) this.loaded.delete(this.loaded.keys().next().value!);
-        waiter.resolve();
+        this.loaded.set(message.version, waiter?.artifacts ?? this.loaded.get(message.version)!);
+        while (this.loaded.size > KEEP_VERSIONS) this.loaded.delete(this.loaded.keys().next().value!);
+        waiter?.resolve();
       }
-      return;
+    } else {
+      for (const { id, outcome } of message.results) this.settle(id, outcome);
     }
-    for (const { id, outcome } of message.results) this.settle(id, outcome);
+    this.flush();
   }
 
   private settle(id: number, outcome: PolicyOutcome): void {
@@ -119,19 +137,23 @@ export class PolicyEngine {
     pending.resolve(outcome);
   }
 
-  /** Fails every unanswered evaluation closed and starts a fresh worker. */
+  /** Fails every evaluation the worker had and every load it was doing, then starts a fresh one. */
   private restart(reason: string, culprit?: number): void {
     const worker = this.worker;
-    // Jobs already sent may never be answered; jobs still queued go to the new worker.
-    const queued = new Set(this.queue.map((job) => job.id));
+    // Evaluations still held here were never sent: the new worker will answer them.
+    const held = new Set(this.queue.map((job) => job.id));
     for (const id of [...this.pending.keys()]) {
-      if (queued.has(id) && !this.closed) continue;
+      if (held.has(id) && !this.closed) continue;
       this.settle(id, { outcome: 'error', errors: [id === culprit || culprit === undefined ? reason : 'policy worker restarted'] });
     }
-    if (this.closed) this.queue = [];
-    for (const [version, waiter] of this.loads) waiter.reject(new Error(`${reason} while loading ${version}`));
-    this.loads.clear();
-    if (this.closed) return;
+    for (const [version, waiter] of this.loading) waiter?.reject(new Error(`${reason} while loading ${version}`));
+    this.loading.clear();
+    clearTimeout(this.loadTimer);
+    this.loadTimer = undefined;
+    if (this.closed) {
+      this.queue = [];
+      return;
+    }
     worker.removeAllListeners();
     void worker.terminate();
     this.spawn();

@@ -1,0 +1,77 @@
+import { createRequire } from 'node:module';
+import type { LoadedPolicy, loadPolicySync as LoadPolicySync } from '@open-policy-agent/opa-wasm';
+import { z } from 'zod';
+import { ENTRYPOINT } from './opa.ts';
+import { TIERS, type PolicyOutcome, type PolicyRequest } from './types.ts';
+
+/**
+ * Rego, compiled to Wasm by OPA's compiler and evaluated in-process with opa-wasm. `writ/decision`
+ * must answer `{allow: bool, tier?: "standard"|"sensitive"|"critical", reasons?: [string]}`;
+ * anything else — undefined, another shape, a trap — is an `error` outcome, which denies.
+ */
+export interface RegoModule {
+  /** `rego` for the directory's .rego sources compiled together, else the bundle's file name. */
+  id: string;
+  files: string[];
+  wasm: Uint8Array;
+  data: unknown;
+}
+
+export interface RegoEvaluator {
+  id: string;
+  policy: LoadedPolicy;
+}
+
+// The package's ESM entry exports only the async loader; the synchronous one is on its CJS entry.
+const { loadPolicySync } = createRequire(import.meta.url)('@open-policy-agent/opa-wasm') as { loadPolicySync: typeof LoadPolicySync };
+
+const DecisionSchema = z.object({
+  allow: z.boolean(),
+  tier: z.enum(TIERS).default('standard'),
+  reasons: z.array(z.string()).default([]),
+});
+
+export function instantiateRego(module: RegoModule): RegoEvaluator {
+  const policy = loadPolicySync(module.wasm, { initial: 5, maximum: 1024 });
+  const entrypoints = policy.entrypoints as Record<string, number>;
+  if (!(ENTRYPOINT in entrypoints)) {
+    throw new Error(`${module.id} has no ${ENTRYPOINT} entrypoint (it has ${Object.keys(entrypoints).join(', ') || 'none'}); build it with -e ${ENTRYPOINT}`);
+  }
+  policy.setData((module.data ?? {}) as object);
+  return { id: module.id, policy };
+}
+
+/** The input document, exactly as SPEC names it. */
+export function regoInput(request: PolicyRequest): Record<string, unknown> {
+  return {
+    action: request.action,
+    resource: request.resource,
+    scope: request.scope,
+    context: request.context,
+    ...(request.value !== undefined ? { value: request.value } : {}),
+    ...(request.currency !== undefined ? { currency: request.currency } : {}),
+    time: { rfc3339: request.time.toISOString(), hour: request.time.getUTCHours(), weekday: request.time.getUTCDay() || 7 },
+    agent: request.agent,
+  };
+}
+
+export function evaluateRego(evaluator: RegoEvaluator, request: PolicyRequest): PolicyOutcome {
+  const where = `rego ${evaluator.id}`;
+  let resultSet: Array<{ result?: unknown }>;
+  try {
+    resultSet = evaluator.policy.evaluate(regoInput(request), ENTRYPOINT) as Array<{ result?: unknown }>;
+  } catch (err) {
+    return { outcome: 'error', errors: [`${where}: evaluation failed: ${(err as Error).message}`] };
+  }
+  const result = resultSet[0]?.result;
+  if (result === undefined) {
+    return { outcome: 'error', errors: [`${where}: ${ENTRYPOINT} is undefined for this request; give it a default (default decision := {"allow": false})`] };
+  }
+  const parsed = DecisionSchema.safeParse(result);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { outcome: 'error', errors: [`${where}: ${ENTRYPOINT} must be {allow: bool, tier?, reasons?}; ${issue.path.join('.') || 'result'}: ${issue.message}`] };
+  }
+  const { allow, tier, reasons } = parsed.data;
+  return allow ? { outcome: 'allow', tier, determining: [`rego:${evaluator.id}`], reasons } : { outcome: 'deny', determining: [`rego:${evaluator.id}`], reasons };
+}

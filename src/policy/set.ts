@@ -1,0 +1,195 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sha256 } from '../crypto/encoding.ts';
+import { readBundle } from './bundle.ts';
+import { compileCedar, evaluateCedar, type CedarSet } from './cedar.ts';
+import { HOW_TO_GET_OPA, buildRego } from './opa.ts';
+import { evaluateRego, instantiateRego, type RegoEvaluator, type RegoModule } from './rego.ts';
+import { maxTier, type PolicyOutcome, type PolicyProblem, type PolicyRequest } from './types.ts';
+
+/**
+ * A policy set: the top-level `*.cedar` files, an optional `schema.cedarschema`, the `*.rego`
+ * files (compiled together by OPA into one Wasm module) and prebuilt OPA Wasm bundles
+ * (`*.tar.gz`). A set is built once (`buildPolicySet`), then instantiated wherever it evaluates.
+ */
+export interface PolicySource {
+  file: string;
+  /** File content; bundles (binary) are held as base64. */
+  text: string;
+}
+
+/** Everything an evaluator needs; plain data, so it can be posted to the policy worker. */
+export interface PolicyArtifacts {
+  cedar: PolicySource[];
+  rego: RegoModule[];
+  /** Sources present but not compiled (no OPA compiler): every evaluation fails closed. */
+  unloaded: string[];
+}
+
+export interface PolicySet {
+  /** SHA-256 over every source file's name and bytes, standard base64. */
+  hash: string;
+  files: string[];
+  artifacts: PolicyArtifacts;
+}
+
+export const SCHEMA_FILE = 'schema.cedarschema';
+const isPolicyFile = (n: string) => n.endsWith('.cedar') || n === SCHEMA_FILE || n.endsWith('.rego') || n.endsWith('.tar.gz');
+
+export async function readPolicySources(dir: string): Promise<PolicySource[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return Promise.all(
+    names
+      .filter(isPolicyFile)
+      .sort()
+      .map(async (file) => ({ file, text: await fsp.readFile(path.join(dir, file), file.endsWith('.tar.gz') ? 'base64' : 'utf8') })),
+  );
+}
+
+export function hashSources(sources: PolicySource[]): string {
+  return sha256(JSON.stringify(sources.map((s) => [s.file, s.text]))).toString('base64');
+}
+
+/**
+ * Compiles and checks a set; problems carry file:line:col. Without an OPA compiler, `.rego`
+ * sources are not an error here but are listed as `unloaded` (the set then denies everything)
+ * with a warning saying how to get one.
+ */
+export async function buildPolicySet(sources: PolicySource[], options: { opa?: string | undefined } = {}): Promise<{ set?: PolicySet; problems: PolicyProblem[]; warnings: string[] }> {
+  const problems: PolicyProblem[] = [];
+  const warnings: string[] = [];
+  const cedar = sources.filter((s) => s.file.endsWith('.cedar') || s.file === SCHEMA_FILE);
+  const checked = checkCedar(cedar);
+  problems.push(...checked);
+
+  const rego: RegoModule[] = [];
+  const unloaded: string[] = [];
+  const regoSources = sources.filter((s) => s.file.endsWith('.rego'));
+  if (regoSources.length > 0 && !options.opa) {
+    unloaded.push(...regoSources.map((s) => s.file));
+    warnings.push(`not loaded: ${unloaded.join(', ')} — no OPA compiler; ${HOW_TO_GET_OPA}. Until they load, every request is denied.`);
+  } else if (regoSources.length > 0) {
+    const built = await compileRegoSources(options.opa!, regoSources);
+    problems.push(...built.problems);
+    if (built.module) rego.push(built.module);
+  }
+  for (const bundle of sources.filter((s) => s.file.endsWith('.tar.gz'))) {
+    try {
+      const { wasm, data, files } = readBundle(Buffer.from(bundle.text, 'base64'));
+      rego.push({ id: bundle.file, files, wasm, data });
+    } catch (err) {
+      problems.push({ file: bundle.file, line: 1, column: 1, message: (err as Error).message });
+    }
+  }
+  for (const module of rego) {
+    try {
+      instantiateRego(module);
+    } catch (err) {
+      problems.push({ file: module.files[0] ?? module.id, line: 1, column: 1, message: (err as Error).message });
+    }
+  }
+  if (problems.length) return { problems, warnings };
+  return { set: { hash: hashSources(sources), files: sources.map((s) => s.file), artifacts: { cedar, rego, unloaded } }, problems, warnings };
+}
+
+function checkCedar(sources: PolicySource[]): PolicyProblem[] {
+  const schema = sources.find((s) => s.file === SCHEMA_FILE);
+  const files = sources.filter((s) => s.file.endsWith('.cedar'));
+  return files.length ? compileCedar(files, schema).problems : [];
+}
+
+/** `opa build` reads files: the sources are written to a scratch directory under their own names. */
+async function compileRegoSources(opa: string, sources: PolicySource[]): Promise<{ module?: RegoModule; problems: PolicyProblem[] }> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'writ-rego-'));
+  try {
+    await Promise.all(sources.map((s) => fsp.writeFile(path.join(dir, s.file), s.text)));
+    const { bundle, problems } = await buildRego(opa, dir, sources.map((s) => s.file));
+    if (!bundle) return { problems };
+    const files = sources.map((s) => s.file);
+    return { module: { id: files.join(','), files, wasm: bundle.wasm, data: bundle.data }, problems: [] };
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface Evaluator {
+  evaluate(request: PolicyRequest): PolicyOutcome;
+  /** The same decision, with each engine's own outcome and time (for `writ policy test/eval`). */
+  explain(request: PolicyRequest): { outcome: PolicyOutcome; parts: Array<{ engine: string; outcome: PolicyOutcome; ms: number }> };
+}
+
+/** Makes a set evaluable in this thread (Cedar preparsed, Rego Wasm instantiated). */
+export function instantiate(artifacts: PolicyArtifacts): Evaluator {
+  const files = artifacts.cedar.filter((s) => s.file.endsWith('.cedar'));
+  let cedar: CedarSet | undefined;
+  if (files.length) {
+    const compiled = compileCedar(files, artifacts.cedar.find((s) => s.file === SCHEMA_FILE));
+    if (!compiled.set) throw new Error(compiled.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n'));
+    cedar = compiled.set;
+  }
+  const rego: RegoEvaluator[] = artifacts.rego.map(instantiateRego);
+  const engines: Array<{ engine: string; run: (r: PolicyRequest) => PolicyOutcome }> = [
+    ...(cedar ? [{ engine: 'cedar', run: (r: PolicyRequest) => evaluateCedar(cedar, r) }] : []),
+    ...rego.map((e) => ({ engine: `rego:${e.id}`, run: (r: PolicyRequest) => evaluateRego(e, r) })),
+  ];
+  const notLoaded: PolicyOutcome | undefined = artifacts.unloaded.length
+    ? { outcome: 'error', errors: [`policies not loaded: ${artifacts.unloaded.join(', ')} (no OPA compiler; ${HOW_TO_GET_OPA})`] }
+    : undefined;
+  const guarded = (run: (r: PolicyRequest) => PolicyOutcome, request: PolicyRequest): PolicyOutcome => {
+    try {
+      return run(request);
+    } catch (err) {
+      return { outcome: 'error', errors: [`policy engine failed: ${(err as Error).message}`] };
+    }
+  };
+  return {
+    evaluate(request) {
+      if (notLoaded) return notLoaded;
+      return combine(engines.map((e) => guarded(e.run, request)));
+    },
+    explain(request) {
+      if (notLoaded) return { outcome: notLoaded, parts: [] };
+      const parts = engines.map((e) => {
+        const started = performance.now();
+        const outcome = guarded(e.run, request);
+        return { engine: e.engine, outcome, ms: Math.round((performance.now() - started) * 1000) / 1000 };
+      });
+      return { outcome: combine(parts.map((p) => p.outcome)), parts };
+    },
+  };
+}
+
+/**
+ * Cedar and Rego together: any error is an error (deny), any deny is a deny, otherwise allow at
+ * the highest tier any of them asked for. No policy at all means deny.
+ */
+export function combine(outcomes: PolicyOutcome[]): PolicyOutcome {
+  if (outcomes.length === 0) return { outcome: 'deny', determining: [], reasons: ['no policies are loaded'] };
+  const errors = outcomes.flatMap((o) => (o.outcome === 'error' ? o.errors : []));
+  if (errors.length) return { outcome: 'error', errors };
+  const denies = outcomes.filter((o): o is Extract<PolicyOutcome, { outcome: 'deny' }> => o.outcome === 'deny');
+  if (denies.length) return { outcome: 'deny', determining: denies.flatMap((o) => o.determining), reasons: denies.flatMap((o) => o.reasons) };
+  const allows = outcomes as Array<Extract<PolicyOutcome, { outcome: 'allow' }>>;
+  return { outcome: 'allow', tier: maxTier(allows.map((o) => o.tier)), determining: allows.flatMap((o) => o.determining), reasons: allows.flatMap((o) => o.reasons) };
+}
+
+const evaluators = new WeakMap<PolicySet, Evaluator>();
+
+/** The set's in-process evaluator (CLI, tests, benchmarks); the server evaluates on its policy worker. */
+export function evaluatorOf(set: PolicySet): Evaluator {
+  let evaluator = evaluators.get(set);
+  if (!evaluator) {
+    evaluator = instantiate(set.artifacts);
+    evaluators.set(set, evaluator);
+  }
+  return evaluator;
+}
+
+export const evaluate = (set: PolicySet, request: PolicyRequest): PolicyOutcome => evaluatorOf(set).evaluate(request);
