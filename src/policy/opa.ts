@@ -17,8 +17,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const PINNED_OPA = path.join(ROOT, 'adapters/opa/bin/opa');
 export const HOW_TO_GET_OPA = 'run `npm run build:opa` (builds the OPA version pinned in adapters/opa/go.mod with Go) or set WRIT_OPA to an opa binary';
 
+/** WRIT_OPA if it names an existing file, else the pinned build if it exists. */
 export function findOpa(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.WRIT_OPA) return env.WRIT_OPA;
+  if (env.WRIT_OPA) return fs.existsSync(env.WRIT_OPA) ? env.WRIT_OPA : undefined;
   return fs.existsSync(PINNED_OPA) ? PINNED_OPA : undefined;
 }
 

@@ -88,7 +88,8 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function spawnWrit(data: string, env: Record<string, string> = {}) {
   const { spawn } = await import('node:child_process');
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', String(port), '--data', data, '--policies', path.join(ROOT, 'policies')], {
+  const policies = env.WRIT_POLICIES ? [] : ['--policies', path.join(ROOT, 'policies')];
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', String(port), '--data', data, ...policies], {
     env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
