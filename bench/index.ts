@@ -1,64 +1,65 @@
 /**
- * `npm run bench`: prints figures, asserts nothing. Targets (issue 2) on a 2-core machine:
- *   HTTP auto-approved path ≥ 3,000 decisions/s, p99 < 25 ms, server RSS < 300 MB after 100k;
- *   in-process Cedar evaluation p50 < 60 µs.
- * Each HTTP decision is the whole path: cascade, Cedar, token, durable log append, signed receipt.
+ * `npm run bench`: prints figures, asserts nothing. Targets on a 2-core machine:
+ *   - HTTP auto-approved path ≥ 3,000 decisions/s, p99 < 25 ms, server RSS < 300 MB after 100k
+ *     (issue 2); each decision is the whole path: cascade, policy, token, durable log append,
+ *     signed receipt;
+ *   - in-process Cedar p50 < 60 µs, in-process Rego p50 < 50 µs (issues 2, 3);
+ *   - the same Rego policy behind the real OPA server (`opa run --server`, its REST API over
+ *     loopback, same load shape) for the ratio of Writ's signed decision to OPA's bare one.
+ * Knobs: BENCH_SECONDS (10), BENCH_CONCURRENCY (50), BENCH_TOTAL (100000; 0 skips the RSS run).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findOpa } from '../src/policy/opa.ts';
 import { buildPolicySet, evaluate, readPolicySources } from '../src/policy/set.ts';
+import { regoInput } from '../src/policy/rego.ts';
+import type { PolicyRequest } from '../src/policy/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ADMIN = 'bench-admin-token-0123456789abcdef';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const TOTAL_FOR_RSS = Number(process.env.BENCH_TOTAL ?? 100_000);
+const EXAMPLES = path.join(ROOT, 'policies/examples');
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
-async function cedarInProcess(): Promise<void> {
-  const { set } = await buildPolicySet(await readPolicySources(path.join(ROOT, 'policies')));
-  if (!set) throw new Error('shipped policies do not compile');
-  const requests = [
-    { action: 'email.send', resource: 'email:client@acme.com', value: undefined },
-    { action: 'bank.transfer', resource: 'account:checking', value: 20_000 },
-    { action: 'shell.execute', resource: 'env:production', value: undefined },
-  ];
+const REQUESTS: PolicyRequest[] = [
+  { agent: { id: 'agt_bench', class: 'assistant', trust_tier: 'T2' }, action: 'email.send', resource: 'email:client@acme.com', scope: { max_emails: 1 }, context: { reason: 'bench' }, time: new Date() },
+  { agent: { id: 'agt_bench', class: 'assistant', trust_tier: 'T2' }, action: 'bank.transfer', resource: 'account:checking', scope: {}, context: { reason: 'bench' }, value: 20_000, currency: 'EUR', time: new Date() },
+  { agent: { id: 'agt_bench', class: 'assistant', trust_tier: 'T2' }, action: 'shell.execute', resource: 'env:production', scope: {}, context: {}, time: new Date() },
+];
+
+async function inProcess(label: string, dir: string, target: string): Promise<void> {
+  const { set, problems } = await buildPolicySet(await readPolicySources(dir), { opa: findOpa() });
+  if (!set) throw new Error(`${dir} does not compile: ${problems.map((p) => p.message).join('; ')}`);
   const samples: number[] = [];
   for (let i = 0; i < 30_000; i++) {
-    const r = requests[i % requests.length]!;
+    const request = REQUESTS[i % REQUESTS.length]!;
     const started = process.hrtime.bigint();
-    evaluate(set, {
-      agent: { id: 'agt_bench', class: 'assistant', trust_tier: 'T2' },
-      action: r.action,
-      resource: r.resource,
-      scope: { max_emails: 1 },
-      context: { reason: 'bench' },
-      ...(r.value !== undefined ? { value: r.value, currency: 'EUR' } : {}),
-      time: new Date(),
-    });
+    evaluate(set, request);
     if (i >= 5_000) samples.push(Number(process.hrtime.bigint() - started) / 1000);
   }
   samples.sort((a, b) => a - b);
-  console.log(`cedar in-process: p50 ${fmt(pct(samples, 50))} µs, p99 ${fmt(pct(samples, 99))} µs over ${samples.length} evaluations (target p50 < 60 µs)`);
+  console.log(`${label}: p50 ${fmt(pct(samples, 50))} µs, p99 ${fmt(pct(samples, 99))} µs over ${samples.length} evaluations (target ${target})`);
 }
 
-function request(agent: http.Agent, port: number, method: string, p: string, key: string, body?: unknown): Promise<{ status: number; body: string }> {
+function request(agent: http.Agent, port: number, method: string, p: string, key: string | undefined, body?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      { host: '127.0.0.1', port, method, path: p, agent, headers: { authorization: `Bearer ${key}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      },
-    );
+    const headers: Record<string, string | number> = {};
+    if (key) headers.authorization = `Bearer ${key}`;
+    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
     req.on('error', reject);
     req.end(payload);
   });
@@ -66,73 +67,129 @@ function request(agent: http.Agent, port: number, method: string, p: string, key
 
 async function readRss(pid: number): Promise<{ rss: number; peak: number }> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
-  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  const mb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
+  return { rss: mb('VmRSS'), peak: mb('VmHWM') };
 }
 
-async function httpPath(): Promise<void> {
+async function waitUp(agent: http.Agent, port: number, p: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await request(agent, port, 'GET', p, undefined)).status === 200) return;
+    } catch {
+      if (i > 300) throw new Error(`nothing answered on port ${port}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Load {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  failures: number;
+  count: number;
+}
+
+/** CONCURRENCY keep-alive clients, each sending the next request as soon as the last answered. */
+async function load(send: (i: number) => Promise<boolean>, seconds: number, until?: () => boolean): Promise<Load> {
+  let count = 0;
+  let failures = 0;
+  const latencies: number[] = [];
+  const end = Date.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (until ? until() : Date.now() < end) {
+        const t0 = performance.now();
+        const ok = await send(count + failures);
+        latencies.push(performance.now() - t0);
+        if (ok) count++;
+        else failures++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { perSecond: count / elapsed, p50: pct(latencies, 50), p99: pct(latencies, 99), failures, count };
+}
+
+const describe = (l: Load) => `${fmt(l.perSecond, 0)} decisions/s, p50 ${fmt(l.p50, 2)} ms, p99 ${fmt(l.p99, 2)} ms, failures ${l.failures}`;
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+/** Writ's whole signed decision over HTTP, as agents call it. */
+async function writPath(label: string, policies: string, body: Record<string, unknown>, rssRun: boolean): Promise<Load> {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'writ-bench-'));
   const port = 30000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', String(port), '--data', data, '--policies', path.join(ROOT, 'policies')], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', String(port), '--data', data, '--policies', policies], {
     env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await request(agent, port, 'GET', '/healthz', '')).status === 200) break;
-      } catch {
-        if (i > 200) throw new Error('server did not start');
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const created = JSON.parse((await request(agent, port, 'POST', '/api/v1/agents', ADMIN, { name: 'bench' })).body) as { api_key: string };
-    const body = { action: 'email.send', resource: 'email:client@acme.com', scope: { max_emails: 1 }, context: { reason: 'bench' } };
-    let done = 0;
-    let failed = 0;
-    const run = async (until: () => boolean, latencies?: number[]) => {
-      await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          while (until()) {
-            const started = performance.now();
-            const res = await request(agent, port, 'POST', '/api/v1/permissions', created.api_key, body);
-            if (res.status === 201) done++;
-            else failed++;
-            latencies?.push(performance.now() - started);
-          }
-        }),
-      );
-    };
-    const warmEnd = Date.now() + 2000;
-    await run(() => Date.now() < warmEnd);
-    const latencies: number[] = [];
-    const startDone = done;
-    const started = performance.now();
-    const end = Date.now() + SECONDS * 1000;
-    await run(() => Date.now() < end, latencies);
-    const elapsed = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    const measured = done - startDone;
-    console.log(
-      `http auto-approved path: ${fmt(measured / elapsed, 0)} decisions/s over ${fmt(elapsed)} s with ${CONCURRENCY} keep-alive clients; ` +
-        `p50 ${fmt(pct(latencies, 50), 2)} ms, p90 ${fmt(pct(latencies, 90), 2)} ms, p99 ${fmt(pct(latencies, 99), 2)} ms, max ${fmt(latencies.at(-1) ?? NaN, 1)} ms, failures ${failed} (target ≥ 3000/s, p99 < 25 ms)`,
-    );
-    const atTen = await readRss(child.pid!);
-    console.log(`server memory after ${done} decisions: rss ${fmt(atTen.rss)} MB, peak ${fmt(atTen.peak)} MB`);
-    if (TOTAL_FOR_RSS > done) {
-      await run(() => done < TOTAL_FOR_RSS);
+    await waitUp(agent, port, '/healthz');
+    const created = JSON.parse((await request(agent, port, 'POST', '/api/v1/agents', ADMIN, { name: 'bench', trust_tier: 'T2' })).body) as { api_key: string };
+    const send = async () => (await request(agent, port, 'POST', '/api/v1/permissions', created.api_key, body)).status === 201;
+    await load(send, 2);
+    const measured = await load(send, SECONDS);
+    console.log(`${label}: ${describe(measured)} (${CONCURRENCY} keep-alive clients, ${SECONDS} s; target ≥ 3000/s, p99 < 25 ms)`);
+    if (rssRun) {
       const after = await readRss(child.pid!);
-      console.log(`server memory after ${done} decisions: rss ${fmt(after.rss)} MB, peak ${fmt(after.peak)} MB (target < 300 MB after 100k)`);
+      let total = measured.count;
+      if (TOTAL_FOR_RSS > total) {
+        await load(async () => (await send()) && ++total > 0, 0, () => total < TOTAL_FOR_RSS);
+      }
+      const end = await readRss(child.pid!);
+      console.log(`writ server memory: rss ${fmt(after.rss)} MB after the timed run; rss ${fmt(end.rss)} MB, peak ${fmt(end.peak)} MB after ${total} decisions (target < 300 MB after 100k)`);
     }
+    return measured;
   } finally {
     agent.destroy();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await stop(child);
     await fs.rm(data, { recursive: true, force: true });
   }
 }
 
+/** The same Rego policy in the real OPA server: its bare decision over its REST API. */
+async function opaServer(): Promise<Load | undefined> {
+  const opa = findOpa();
+  if (!opa) {
+    console.log('opa server: skipped (no OPA binary: npm run build:opa)');
+    return undefined;
+  }
+  const port = 30000 + Math.floor(Math.random() * 20000);
+  const child = spawn(opa, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', path.join(EXAMPLES, 'rego/rules.rego')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  try {
+    await waitUp(agent, port, '/health');
+    const input = { input: regoInput({ ...REQUESTS[0]!, action: 'email.send' }) };
+    const send = async () => (await request(agent, port, 'POST', '/v1/data/writ/decision', undefined, input)).status === 200;
+    await load(send, 2);
+    const measured = await load(send, SECONDS);
+    console.log(`opa run --server, same Rego policy, bare decision: ${describe(measured)}`);
+    return measured;
+  } finally {
+    agent.destroy();
+    await stop(child);
+  }
+}
+
 console.log(`writ bench on ${os.cpus().length} cores, node ${process.version}`);
-await cedarInProcess();
-await httpPath();
+await inProcess('cedar in-process (shipped policies)', path.join(ROOT, 'policies'), 'p50 < 60 µs');
+await inProcess('cedar in-process (examples/cedar)', path.join(EXAMPLES, 'cedar'), 'p50 < 60 µs');
+if (findOpa()) await inProcess('rego in-process (examples/rego)', path.join(EXAMPLES, 'rego'), 'p50 < 50 µs');
+else console.log('rego in-process: skipped (no OPA compiler: npm run build:opa)');
+const body = { action: 'email.send', resource: 'email:client@acme.com', scope: { max_emails: 1 }, context: { reason: 'bench' } };
+await writPath('writ http, Cedar (shipped policies)', path.join(ROOT, 'policies'), body, TOTAL_FOR_RSS > 0);
+const writRego = findOpa() ? await writPath('writ http, Rego (examples/rego)', path.join(EXAMPLES, 'rego'), body, false) : undefined;
+const bare = await opaServer();
+if (writRego && bare) {
+  console.log(
+    `ratio, Writ's signed decision (policy + token + receipt + durable log) to OPA's bare decision: ` +
+      `throughput ${fmt(writRego.perSecond / bare.perSecond, 2)}×, p50 latency ${fmt(writRego.p50 / bare.p50, 2)}×, p99 latency ${fmt(writRego.p99 / bare.p99, 2)}×`,
+  );
+}
