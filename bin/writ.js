@@ -3,7 +3,7 @@
 // threads, no transpiling at start.
 import { existsSync } from 'node:fs';
 
-const main = new URL('../dist/cli/main.js', import.meta.url);
+const main = new URL('../dist/src/cli/main.js', import.meta.url);
 if (!existsSync(main)) {
   process.stderr.write('writ: dist/ is missing; run `npm run build` (npm ci does it) first\n');
   process.exit(1);

@@ -27,12 +27,21 @@ export const ConfigSchema = z
     policyTimeoutMs: z.coerce.number().int().min(1).max(10_000).default(250),
     commitWindowMs: z.coerce.number().int().min(0).max(100).default(2),
     maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+    webhookRetryBaseMs: z.coerce.number().int().min(1).max(600_000).default(1000),
+    telegramBotToken: z.string().regex(/^\d+:[\w-]+$/, 'must look like 123456:ABC-DEF… (from @BotFather)').optional(),
+    telegramApiRoot: z.url().default('https://api.telegram.org'),
+    telegramMode: z.enum(['polling', 'webhook']).default('polling'),
+    telegramWebhookUrl: z.url().optional(),
     quiet: z.boolean().default(false),
   })
   .strict()
   .refine((c) => c.tokenTtlDefault <= c.tokenTtlMax, {
     path: ['tokenTtlDefault'],
     message: 'must not exceed tokenTtlMax (WRIT_TOKEN_TTL_MAX)',
+  })
+  .refine((c) => c.telegramMode !== 'webhook' || !c.telegramBotToken || c.telegramWebhookUrl, {
+    path: ['telegramWebhookUrl'],
+    message: 'is required when WRIT_TELEGRAM_MODE is webhook (the public URL Telegram posts updates to)',
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -54,6 +63,11 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_CHECKPOINT_INTERVAL: 'checkpointInterval',
   WRIT_COMMIT_WINDOW_MS: 'commitWindowMs',
   WRIT_POLICY_TIMEOUT_MS: 'policyTimeoutMs',
+  WRIT_WEBHOOK_RETRY_BASE_MS: 'webhookRetryBaseMs',
+  WRIT_TELEGRAM_BOT_TOKEN: 'telegramBotToken',
+  WRIT_TELEGRAM_API_ROOT: 'telegramApiRoot',
+  WRIT_TELEGRAM_MODE: 'telegramMode',
+  WRIT_TELEGRAM_WEBHOOK_URL: 'telegramWebhookUrl',
   WRIT_MAX_BODY_BYTES: 'maxBodyBytes',
 };
 

@@ -8,6 +8,8 @@ import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
+import { Webhooks } from './domain/webhooks.ts';
+import { startTelegram, type TelegramBot } from '../bot/index.ts';
 import { createApp } from './http/server.ts';
 import { TransparencyLog } from './log/log.ts';
 import { verifierKeyString } from './log/note.ts';
@@ -27,6 +29,9 @@ export interface Writ {
   principals: Principals;
   permissions: Permissions;
   policies: PolicyStore;
+  webhooks: Webhooks;
+  /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
+  telegram?: TelegramBot;
   logVerifierKey: string;
   baseUrl(): string;
   rotateKeys(): Promise<{ retired: string; current: string }>;
@@ -74,6 +79,8 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
   const baseUrl = () => publicBaseUrl(config, port);
   const principals = new Principals(store, log);
   const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay });
+  const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
+  permissions.events.add(webhooks);
   let policies: PolicyStore;
   try {
     policies = await PolicyStore.open(config.policies, {
@@ -98,6 +105,7 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
     principals,
     permissions,
     policies,
+    webhooks,
     logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
     baseUrl,
     report,
@@ -151,7 +159,14 @@ export async function startServer(config: Config, report: (m: string) => void = 
   const port = (server.address() as { port: number }).port;
   opened.setPort(port);
   await writ.permissions.start();
+  await writ.webhooks.start();
   writ.policies.watch();
+  if (config.telegramBotToken) {
+    writ.telegram = await startTelegram(writ);
+    report(`telegram: ${config.telegramMode} mode via ${config.telegramApiRoot}`);
+  } else {
+    report('telegram: no WRIT_TELEGRAM_BOT_TOKEN, running without the bot (approvals over REST only)');
+  }
   const checkpoints = setInterval(() => {
     void writ.log.checkpoint().catch((err) => report(`checkpoint failed: ${(err as Error).message}`));
   }, config.checkpointInterval * 1000);
@@ -172,6 +187,8 @@ export async function startServer(config: Config, report: (m: string) => void = 
         server.once('close', () => (clearInterval(idle), clearTimeout(cut)));
         server.closeIdleConnections();
       });
+      await writ.telegram?.stop();
+      await writ.webhooks.stop();
       await writ.policies.close();
       await writ.log.close();
       if (writ.log.size > (writ.log.latestCheckpoint()?.size ?? 0)) await writ.log.checkpoint().catch(() => undefined);

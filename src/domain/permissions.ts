@@ -9,6 +9,7 @@ import type { Approval } from './approvals.ts';
 import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
 import type { Agent, Principal } from './principals.ts';
 import { signReceipt, type ReceiptClaims } from './receipts.ts';
+import { Events, summary, type PermissionSummary, type WritEvent } from './events.ts';
 import { scopeViolations } from './scope.ts';
 
 /**
@@ -88,6 +89,8 @@ export class Permissions {
   private readonly mutex = new KeyedMutex();
   readonly watchers = new Watchers();
   private readonly deadlines = new Deadlines();
+  /** Approval and permission events for the Telegram bot and outgoing webhooks. */
+  readonly events = new Events();
 
   constructor(private readonly o: PermissionsOptions) {}
 
@@ -152,12 +155,14 @@ export class Permissions {
       record.approval_id = approval.id;
       ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
     }
+    const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
     await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
       if (record.status === 'approved') anchor(record, at, this.o.issuer());
-      return [put(K.permission(record.id), record), ...ops];
+      return [put(K.permission(record.id), record), ...ops, ...(event ? this.events.ops(event) : [])];
     });
     if (record.status === 'approved') record.receipt = await this.receipt(record, { fresh: true });
     if (approval) this.arm(approval);
+    if (event) this.events.after(event);
     return token === undefined ? { record } : { record, token };
   }
 
@@ -204,15 +209,20 @@ export class Permissions {
       const next: PermissionRecord = { ...record, status: record.status === 'pending' ? 'denied' : 'revoked', reasons: [...record.reasons, reason], closed_at: iso(now) };
       delete next.token_sealed;
       const ops: BatchOp[] = [put(K.permission(id), next)];
+      let event: WritEvent | undefined;
       if (record.approval_id) {
         const approval = await getJson<Approval>(this.o.store, K.approval(record.approval_id));
         if (approval && machine.OPEN_STATUSES.includes(approval.status)) {
-          ops.push(put(K.approval(approval.id), { ...approval, status: 'cancelled', decided_at: iso(now) }), { type: 'del', key: K.open(approval.id) });
+          const withdrawn: Approval = { ...approval, status: 'cancelled', decided_at: iso(now) };
+          ops.push(put(K.approval(approval.id), withdrawn), { type: 'del', key: K.open(approval.id) });
           this.deadlines.cancel(approval.id);
+          event = this.events.make('approval.denied', { approval: withdrawn, permission: summary(next), by: { vote: 'withdraw', role: by.role, id: by.id } });
+          ops.push(...this.events.ops(event));
         }
       }
       await this.o.log.append('permission.revoked', { permission_id: id, by: { role: by.role, id: by.id }, previous_status: record.status, reason }, ops);
       this.watchers.notify(id);
+      if (event) this.events.after(event);
       return next;
     });
   }
@@ -246,10 +256,13 @@ export class Permissions {
       const next: PermissionRecord = { ...record, status: 'used', used_at: now, closed_at: now };
       delete next.token_sealed;
       const receipt = await this.receipt(next);
+      const event = this.events.make('permission.used', { permission: summary(next), by: { role: by.role, id: by.id } });
       await this.o.log.append('token.used', { permission_id: id, by: { role: by.role, id: by.id }, action: input.action, resource: input.resource, use: input.use }, [
         put(K.permission(id), next),
+        ...this.events.ops(event),
       ]);
       this.watchers.notify(id);
+      this.events.after(event);
       return { permission_id: id, receipt };
     });
   }
@@ -269,6 +282,13 @@ export class Permissions {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /** An approval with the permission it decides, for approval surfaces (cards). */
+  async approvalWithPermission(approvalId: string): Promise<{ approval: Approval; permission: PermissionSummary } | undefined> {
+    const approval = await getJson<Approval>(this.o.store, K.approval(approvalId));
+    const record = approval ? await getJson<PermissionRecord>(this.o.store, K.permission(approval.permission_id)) : undefined;
+    return approval && record ? { approval: machine.settle(approval, Date.now()).approval, permission: summary(record) } : undefined;
   }
 
   async getApproval(id: string): Promise<Approval> {
@@ -345,14 +365,22 @@ export class Permissions {
     };
     if (by) entry.by = { approver_id: by.approver_id, name: by.name, vote: by.action, ...(by.comment ? { comment: by.comment } : {}) };
     if (approval.delay_until && outcome === 'delay') entry.delay_until = approval.delay_until;
+    const eventType = outcome === 'approved' ? 'approval.approved' : outcome === 'expired' ? 'approval.expired' : outcome === 'denied' || outcome === 'cancelled' ? 'approval.denied' : 'approval.updated';
+    const event = this.events.make(eventType, {
+      approval,
+      permission: summary(next ?? record),
+      ...(by ? { by: { approver_id: by.approver_id, name: by.name, vote: by.action } } : {}),
+    });
     await this.o.log.append(type, entry, (at) => {
-      if (!next) return ops;
+      const withEvent = [...ops, ...this.events.ops(event)];
+      if (!next) return withEvent;
       if (next.status === 'approved') anchor(next, at, this.o.issuer());
-      return [...ops, put(K.permission(record.id), next)];
+      return [...withEvent, put(K.permission(record.id), next)];
     });
     if (closing) this.deadlines.cancel(approval.id);
     else this.arm(approval);
     this.watchers.notify(approval.permission_id);
+    this.events.after(event);
   }
 
   private arm(approval: Approval): void {

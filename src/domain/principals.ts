@@ -25,9 +25,15 @@ export interface Agent {
 export interface Approver {
   id: string;
   name: string;
+  /** When set at creation, only this Telegram user may link to the approver. */
   telegram_user_id?: number;
+  telegram?: { user_id: number; chat_id: number; username?: string; linked_at: string };
   created_at: string;
 }
+
+export type LinkResult =
+  | { ok: true; approver: Approver }
+  | { ok: false; reason: 'unknown_code' | 'expired_code' | 'wrong_user' | 'already_linked'; message: string };
 
 export interface Attester {
   id: string;
@@ -56,6 +62,8 @@ const K = {
   approver: (id: string) => `approver/${id}`,
   attester: (id: string) => `attester/${id}`,
   link: (codeHash: string) => `link/${codeHash}`,
+  telegramUser: (userId: number) => `tg/user/${userId}`,
+  telegramUsers: { gte: 'tg/user/', lt: 'tg/user/~' },
   admin: 'admin/default',
 };
 
@@ -171,6 +179,58 @@ export class Principals {
 
   getApprover(id: string): Promise<Approver | undefined> {
     return getJson<Approver>(this.store, K.approver(id));
+  }
+
+  /**
+   * `/start <code>` from Telegram user `from` in private chat `chatId`. The code is single-use
+   * and expires after 24 h; an approver created with a telegram_user_id links only to that user.
+   */
+  async linkTelegram(code: string, from: { id: number; username?: string | undefined }, chatId: number): Promise<LinkResult> {
+    const key = K.link(sha256(code).toString('base64url'));
+    const link = await getJson<{ approver_id: string; expires_at: number }>(this.store, key);
+    if (!link) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid. It may have been used already; ask an admin for a new approver link code.' };
+    if (Date.now() > link.expires_at) return { ok: false, reason: 'expired_code', message: 'This link code has expired (codes last 24 hours); ask an admin for a new one.' };
+    const approver = await this.getApprover(link.approver_id);
+    if (!approver) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid.' };
+    if (approver.telegram_user_id !== undefined && approver.telegram_user_id !== from.id) {
+      return { ok: false, reason: 'wrong_user', message: 'This link code belongs to another Telegram account.' };
+    }
+    const other = await this.approverByTelegramUser(from.id);
+    if (other && other.id !== approver.id) return { ok: false, reason: 'already_linked', message: `Your Telegram account is already linked to approver ${other.name}; send /unlink first.` };
+    const linked: Approver = {
+      ...approver,
+      telegram: { user_id: from.id, chat_id: chatId, ...(from.username ? { username: from.username } : {}), linked_at: new Date().toISOString() },
+    };
+    const ops: BatchOp[] = [put(K.approver(approver.id), linked), put(K.telegramUser(from.id), approver.id), { type: 'del', key }];
+    if (approver.telegram && approver.telegram.user_id !== from.id) ops.push({ type: 'del', key: K.telegramUser(approver.telegram.user_id) });
+    await this.log.append('approver.telegram_linked', { approver_id: approver.id, telegram_user_id: from.id }, ops);
+    return { ok: true, approver: linked };
+  }
+
+  async unlinkTelegram(userId: number): Promise<Approver | undefined> {
+    const approver = await this.approverByTelegramUser(userId);
+    if (!approver) return undefined;
+    const { telegram: _gone, ...rest } = approver;
+    await this.log.append('approver.telegram_unlinked', { approver_id: approver.id, telegram_user_id: userId }, [
+      put(K.approver(approver.id), rest),
+      { type: 'del', key: K.telegramUser(userId) },
+    ]);
+    return rest;
+  }
+
+  async approverByTelegramUser(userId: number): Promise<Approver | undefined> {
+    const id = await this.store.get(K.telegramUser(userId));
+    const approver = id ? await this.getApprover(id) : undefined;
+    return approver?.telegram?.user_id === userId ? approver : undefined;
+  }
+
+  async linkedApprovers(): Promise<Approver[]> {
+    const out: Approver[] = [];
+    for await (const [key, id] of this.store.iterate(K.telegramUsers)) {
+      const approver = await this.getApprover(id);
+      if (approver?.telegram?.user_id === Number(key.slice('tg/user/'.length))) out.push(approver);
+    }
+    return out;
   }
 
   async createAttester(input: { name: string; touchpoint_id: string }): Promise<{ attester: Attester; api_key: string }> {

@@ -34,6 +34,8 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
   auth: readonly Role[] | 'anyone' | 'cascade';
   body?: B;
   query?: Q;
+  /** The handler reads the body itself (`readBody`): bodies whose shape is someone else's. */
+  ownBody?: boolean;
   /** The handler may wait (long poll); it gets a signal that aborts on disconnect or shutdown. */
   longPoll?: boolean;
   responses: Record<number, { description: string; schema?: z.ZodType; type?: string }>;

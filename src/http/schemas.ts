@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TRUST_TIERS } from '../domain/principals.ts';
+import { WEBHOOK_EVENTS } from '../domain/events.ts';
 import { TIERS, type Json } from '../policy/types.ts';
 
 /**
@@ -116,3 +117,15 @@ export const errorSchema = z
     error: z.object({ reason_code: z.string(), message: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
   })
   .meta({ id: 'Error' });
+
+export const createWebhookSchema = z
+  .strictObject({
+    url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+    events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).describe(`Any of ${WEBHOOK_EVENTS.join(', ')}`),
+    secret: z.string().min(16, 'must be at least 16 characters').max(256).describe('HMAC key for Writ-Signature; stored encrypted, never shown again'),
+  })
+  .meta({ id: 'WebhookRequest' });
+
+export const webhookSchema = z
+  .object({ id: z.string(), url: z.string(), events: z.array(z.string()), created_at: z.string() })
+  .meta({ id: 'Webhook' });

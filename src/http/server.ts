@@ -82,7 +82,7 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
     let bodyRead: Promise<unknown> | undefined;
     const readBody = () => (bodyRead ??= route.method === 'POST' ? readJson(ctx.req, writ.config.maxBodyBytes) : Promise.resolve(undefined));
     let body: unknown;
-    if (route.auth !== 'cascade') {
+    if (route.auth !== 'cascade' && !route.ownBody) {
       const rawBody = await readBody();
       if (route.body) body = parseWith(route.body, rawBody ?? {}, 'body');
       else if (rawBody !== undefined) throw new WritError('invalid_request', `${route.method} ${route.path} takes no body`, { field: 'body' });

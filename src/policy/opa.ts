@@ -13,7 +13,13 @@ import type { PolicyProblem } from './types.ts';
  * evaluation runs the compiled Wasm in-process, so prebuilt bundles work without it.
  */
 export const ENTRYPOINT = 'writ/decision';
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The package root, from src/ or from the compiled dist/src/ alike. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+const ROOT = packageRoot();
 export const PINNED_OPA = path.join(ROOT, 'adapters/opa/bin/opa');
 export const HOW_TO_GET_OPA = 'run `npm run build:opa` (builds the OPA version pinned in adapters/opa/go.mod with Go) or set WRIT_OPA to an opa binary';
 

@@ -9,6 +9,8 @@ import * as principals from './principals-create.ts';
 import * as system from './system.ts';
 import tokensConsume from './tokens-consume.ts';
 import tokensRevoke from './tokens-revoke.ts';
+import telegramWebhook from './telegram.ts';
+import * as webhooks from './webhooks.ts';
 import * as wellKnown from './well-known.ts';
 
 /** Every route the server answers; the OpenAPI document is generated from this list. */
@@ -33,6 +35,11 @@ export const ROUTES: Route[] = [
   log.records,
   system.policies,
   system.rotateKeys,
+  system.status,
+  webhooks.create,
+  webhooks.list,
+  webhooks.remove,
+  telegramWebhook,
   wellKnown.jwks,
   wellKnown.discovery,
 ];

@@ -33,3 +33,23 @@ export const rotateKeys = defineRoute({
     return { status: 200, body: await writ.rotateKeys() };
   },
 });
+
+export const status = defineRoute({
+  method: 'GET',
+  path: '/api/v1/status',
+  summary: 'Health of the parts: log, policies, Telegram bot, webhook deliveries',
+  auth: ['admin'],
+  responses: { 200: { description: 'Status', schema: z.record(z.string(), z.unknown()) } },
+  handle({ writ }) {
+    const checkpoint = writ.log.latestCheckpoint();
+    return {
+      status: 200,
+      body: {
+        log: { origin: writ.log.origin, size: writ.log.size, checkpoint_size: checkpoint?.size ?? 0 },
+        policies: writ.policies.state,
+        telegram: writ.telegram?.health ?? { enabled: false },
+        webhooks: writ.webhooks.health,
+      },
+    };
+  },
+});

@@ -1,0 +1,49 @@
+import type { Approval } from '../src/domain/approvals.ts';
+import type { PermissionSummary } from '../src/domain/events.ts';
+
+/** The approval card's text (Telegram HTML). Everything from agents is escaped. */
+const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const json = (v: unknown) => escape(JSON.stringify(v));
+const when = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+export function cardText(approval: Approval, permission: PermissionSummary, options: { escalatedBy?: string } = {}): string {
+  const approvals = approval.votes.filter((v) => v.vote === 'approve');
+  const lines = [headline(approval), ''];
+  const { agent } = permission;
+  lines.push(`<b>Agent:</b> ${escape(agent.name)} (${escape(agent.class)}, ${escape(agent.trust_tier)})`);
+  lines.push(`<b>Action:</b> <code>${escape(permission.action)}</code>`);
+  lines.push(`<b>Resource:</b> <code>${escape(cut(permission.resource, 300))}</code>`);
+  if (permission.value !== undefined) lines.push(`<b>Value:</b> ${permission.value}${permission.currency ? ` ${escape(permission.currency)}` : ''}`);
+  if (Object.keys(permission.scope).length) lines.push(`<b>Scope:</b> <code>${cut(json(permission.scope), 500)}</code>`);
+  const { reason, ...context } = permission.context as Record<string, unknown>;
+  if (reason !== undefined) lines.push(`<b>Reason:</b> ${escape(cut(String(reason), 500))}`);
+  if (Object.keys(context).length) lines.push(`<b>Context:</b> <code>${cut(json(context), 800)}</code>`);
+  if (options.escalatedBy) lines.push(`<b>Escalated by:</b> ${escape(options.escalatedBy)}`);
+  lines.push(`<b>Tier:</b> ${approval.tier}${approval.tier === 'critical' ? ' (two different approvers, then a delay)' : ''}`);
+  lines.push(`<b>Votes:</b> ${approvals.length} of ${approval.required}${approvals.length ? ` — ${approvals.map((v) => escape(v.name)).join(', ')}` : ''}`);
+  if (approval.status === 'pending') lines.push(`<b>Expires:</b> ${when(approval.expires_at)}`);
+  if (approval.status === 'delay' && approval.delay_until) lines.push(`<b>Runs at:</b> ${when(approval.delay_until)} unless an approver cancels`);
+  lines.push('', `<i>${approval.id}</i>`);
+  return lines.join('\n');
+}
+
+function headline(approval: Approval): string {
+  const last = approval.votes.at(-1);
+  const by = last ? ` by ${escape(last.name)}` : '';
+  const at = approval.decided_at ? ` at ${when(approval.decided_at)}` : '';
+  switch (approval.status) {
+    case 'pending':
+      return `🔔 <b>Approval needed</b> (${approval.tier})`;
+    case 'delay':
+      return `⏳ <b>Approved by two — in its delay</b>`;
+    case 'approved':
+      return `✅ <b>Approved</b>${approval.tier === 'critical' ? ' (delay over)' : by}${at}`;
+    case 'denied':
+      return `❌ <b>Denied</b>${by}${at}`;
+    case 'cancelled':
+      return last?.vote === 'cancel' ? `🛑 <b>Cancelled</b>${by}${at}` : `🛑 <b>Withdrawn by the agent</b>${at}`;
+    case 'expired':
+      return `⌛ <b>Expired</b> — nobody decided in time${at}`;
+  }
+}

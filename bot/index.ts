@@ -1,0 +1,129 @@
+import crypto from 'node:crypto';
+import { Telegraf } from 'telegraf';
+import type { Update } from 'telegraf/types';
+import { safeEqual } from '../src/crypto/encoding.ts';
+import type { Writ } from '../src/writ.ts';
+import { registerDecide } from './features/decide.ts';
+import { Cards } from './features/cards.ts';
+import { registerLinking } from './features/link.ts';
+import { Outbox, type OutboxStats } from './outbox.ts';
+
+/**
+ * The Telegram approval surface, one more surface over the approval state machine. In order:
+ * linking and commands, taps, cards that follow every approval. Updates come by long polling
+ * (default) or by webhook; every outgoing call goes through the rate-limited outbox, so a slow
+ * or unreachable Telegram never holds up an approval.
+ */
+export interface BotDeps {
+  writ: Writ;
+  cards: Cards;
+}
+
+export interface TelegramHealth extends OutboxStats {
+  enabled: true;
+  mode: 'polling' | 'webhook';
+  connected: boolean;
+  bot_username?: string;
+  linked_approvers: number;
+}
+
+export interface TelegramBot {
+  readonly health: TelegramHealth;
+  /** Webhook mode: an update POSTed by Telegram, with its secret token header. */
+  handleWebhook(update: unknown, secretHeader: string | undefined): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+const POLL_TIMEOUT_S = 25;
+const MAX_BACKOFF_MS = 30_000;
+
+export async function startTelegram(writ: Writ): Promise<TelegramBot> {
+  const { config } = writ;
+  const bot = new Telegraf(config.telegramBotToken!, { telegram: { apiRoot: config.telegramApiRoot, webhookReply: false }, handlerTimeout: 30_000 });
+  const outbox = new Outbox((m) => writ.report(m));
+  const cards = new Cards(writ, writ.store, bot.telegram, outbox);
+  const deps: BotDeps = { writ, cards };
+
+  registerLinking(bot, deps);
+  registerDecide(bot, deps);
+  bot.catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`));
+  writ.permissions.events.add(cards);
+
+  let connected = false;
+  let username: string | undefined;
+  let linked = (await writ.principals.linkedApprovers()).length;
+  const stopping = new AbortController();
+  const secret = crypto.randomBytes(32).toString('base64url');
+  const ok = () => {
+    connected = true;
+    outbox.stats.last_ok_at = new Date().toISOString();
+  };
+  const failed = (err: unknown) => {
+    connected = false;
+    outbox.stats.last_error = { at: new Date().toISOString(), message: (err as Error).message };
+  };
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+  /** Says hello to Telegram (and, for webhooks, registers ours) until it answers. */
+  const connect = async () => {
+    for (let attempt = 0; !stopping.signal.aborted; attempt++) {
+      try {
+        username = (await bot.telegram.getMe()).username;
+        if (config.telegramMode === 'webhook') {
+          await bot.telegram.setWebhook(config.telegramWebhookUrl!, { secret_token: secret, allowed_updates: ['message', 'callback_query'] });
+        } else {
+          await bot.telegram.deleteWebhook();
+        }
+        ok();
+        return;
+      } catch (err) {
+        failed(err);
+        await sleep(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** attempt));
+      }
+    }
+  };
+
+  const poll = async () => {
+    await connect();
+    let offset = 0;
+    for (let failures = 0; !stopping.signal.aborted; ) {
+      try {
+        const updates = (await bot.telegram.callApi('getUpdates', { offset, timeout: POLL_TIMEOUT_S, allowed_updates: ['message', 'callback_query'] }, { signal: stopping.signal as never })) as Update[];
+        ok();
+        failures = 0;
+        for (const update of updates) {
+          offset = update.update_id + 1;
+          await bot.handleUpdate(update).catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`));
+        }
+        // Telegram holds an empty long poll open; a server that answers at once must not spin us.
+        if (updates.length === 0) await sleep(100);
+      } catch (err) {
+        if (stopping.signal.aborted) return;
+        failed(err);
+        await sleep(Math.min(MAX_BACKOFF_MS, 500 * 2 ** failures++));
+      }
+    }
+  };
+
+  const running = config.telegramMode === 'polling' ? poll() : connect();
+  const refreshLinked = setInterval(() => void writ.principals.linkedApprovers().then((l) => (linked = l.length), () => undefined), 10_000);
+  refreshLinked.unref();
+
+  return {
+    get health(): TelegramHealth {
+      return { enabled: true, mode: config.telegramMode, connected, ...(username ? { bot_username: username } : {}), linked_approvers: linked, ...outbox.stats };
+    },
+    async handleWebhook(update, secretHeader) {
+      if (config.telegramMode !== 'webhook' || !secretHeader || !safeEqual(Buffer.from(secretHeader), Buffer.from(secret))) return false;
+      ok();
+      await bot.handleUpdate(update as Update);
+      return true;
+    },
+    async stop() {
+      stopping.abort();
+      clearInterval(refreshLinked);
+      outbox.stop();
+      await running.catch(() => undefined);
+    },
+  };
+}

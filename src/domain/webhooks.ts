@@ -1,0 +1,217 @@
+import crypto from 'node:crypto';
+import { decrypt, encrypt } from '../crypto/keys.ts';
+import { sortableId } from '../crypto/encoding.ts';
+import { WritError } from '../errors.ts';
+import type { TransparencyLog } from '../log/log.ts';
+import { pad, put, type BatchOp, type Store } from '../store/store.ts';
+import type { EventSink, WebhookEventType, WritEvent } from './events.ts';
+
+/**
+ * Outgoing webhooks. A delivery is queued in LevelDB in the same batch as the change that caused
+ * it, then sent by a dispatcher that retries with exponential backoff; it leaves the queue only
+ * when the receiver answered 2xx, so a restart loses nothing (receivers dedupe on the event id).
+ * Each body is signed: `Writ-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`.
+ */
+export interface Subscription {
+  id: string;
+  url: string;
+  events: WebhookEventType[];
+  created_at: string;
+}
+
+interface StoredSubscription extends Subscription {
+  secret_sealed: string;
+}
+
+interface Delivery {
+  delivery_id: string;
+  subscription_id: string;
+  event: { id: string; type: string; created_at: string; data: unknown };
+  attempt: number;
+  last_error?: string;
+}
+
+const K = {
+  subscription: (id: string) => `hook/${id}`,
+  subscriptions: { gte: 'hook/', lt: 'hook/~' },
+  queued: (due: number, id: string) => `hookq/${pad(due)}/${id}`,
+  dead: (id: string) => `hookdead/${id}`,
+};
+const MAX_ATTEMPTS = 12;
+const MAX_BACKOFF_MS = 10 * 60_000;
+const SEND_TIMEOUT_MS = 10_000;
+const PARALLEL = 8;
+
+export function signature(secret: string, timestamp: number, body: string): string {
+  return crypto.createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+}
+
+export interface WebhookStats {
+  subscriptions: number;
+  delivered: number;
+  failed_attempts: number;
+  dead: number;
+  last_error?: { at: string; url: string; message: string };
+}
+
+export class Webhooks implements EventSink {
+  private readonly subscriptions = new Map<string, StoredSubscription>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private readonly stats: WebhookStats = { subscriptions: 0, delivered: 0, failed_attempts: 0, dead: 0 };
+
+  constructor(
+    private readonly o: { store: Store; log: TransparencyLog; dataKey: Buffer; retryBaseMs: number; report: (m: string) => void },
+  ) {}
+
+  async start(): Promise<void> {
+    for await (const [, raw] of this.o.store.iterate(K.subscriptions)) {
+      const sub = JSON.parse(raw) as StoredSubscription;
+      this.subscriptions.set(sub.id, sub);
+    }
+    this.stopped = false;
+    this.wake(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  get health(): WebhookStats {
+    return { ...this.stats, subscriptions: this.subscriptions.size };
+  }
+
+  async create(input: { url: string; events: WebhookEventType[]; secret: string }): Promise<Subscription> {
+    const sub: StoredSubscription = {
+      id: sortableId('hook'),
+      url: input.url,
+      events: [...new Set(input.events)],
+      created_at: new Date().toISOString(),
+      secret_sealed: encrypt(this.o.dataKey, input.secret),
+    };
+    await this.o.log.append('webhook.created', { webhook_id: sub.id, url: sub.url, events: sub.events }, [put(K.subscription(sub.id), sub)]);
+    this.subscriptions.set(sub.id, sub);
+    return view(sub);
+  }
+
+  list(): Subscription[] {
+    return [...this.subscriptions.values()].map(view);
+  }
+
+  async remove(id: string): Promise<Subscription> {
+    const sub = this.subscriptions.get(id);
+    if (!sub) throw new WritError('not_found', `no webhook ${id}`, { field: 'id' });
+    await this.o.log.append('webhook.deleted', { webhook_id: id, url: sub.url }, [{ type: 'del', key: K.subscription(id) }]);
+    this.subscriptions.delete(id);
+    return view(sub);
+  }
+
+  /** Queues one delivery per interested subscription, in the batch of the change itself. */
+  ops(event: WritEvent): BatchOp[] {
+    if (event.type === 'approval.updated') return [];
+    const ops: BatchOp[] = [];
+    for (const sub of this.subscriptions.values()) {
+      if (!sub.events.includes(event.type)) continue;
+      const delivery: Delivery = {
+        delivery_id: sortableId('dlv'),
+        subscription_id: sub.id,
+        event: { id: event.id, type: event.type, created_at: event.created_at, data: event.data },
+        attempt: 0,
+      };
+      ops.push(put(K.queued(Date.now(), delivery.delivery_id), delivery));
+    }
+    return ops;
+  }
+
+  after(event: WritEvent): void {
+    if (event.type !== 'approval.updated' && this.subscriptions.size > 0) this.wake(0);
+  }
+
+  private wake(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running ??= this.drain().finally(() => {
+        this.running = undefined;
+      });
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Sends every delivery that is due, a few at a time, then sleeps until the next one is. */
+  private async drain(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        const due: Array<[string, Delivery]> = [];
+        for await (const [key, raw] of this.o.store.iterate({ gte: 'hookq/', lt: `hookq/${pad(Date.now())}~`, limit: PARALLEL })) {
+          due.push([key, JSON.parse(raw) as Delivery]);
+        }
+        if (due.length === 0) break;
+        await Promise.all(due.map(([key, delivery]) => this.deliver(key, delivery)));
+      }
+      for await (const [key] of this.o.store.iterate({ gte: 'hookq/', lt: 'hookq/~', limit: 1 })) {
+        const dueAt = Number(key.split('/')[1]);
+        this.wake(Math.max(50, dueAt - Date.now()));
+      }
+    } catch (err) {
+      this.o.report(`webhook dispatcher: ${(err as Error).message}`);
+      this.wake(1000);
+    }
+  }
+
+  private async deliver(key: string, delivery: Delivery): Promise<void> {
+    const sub = this.subscriptions.get(delivery.subscription_id);
+    if (!sub) {
+      await this.o.store.batch([{ type: 'del', key }]);
+      return;
+    }
+    const body = JSON.stringify(delivery.event);
+    const t = Math.floor(Date.now() / 1000);
+    const secret = decrypt(this.o.dataKey, sub.secret_sealed);
+    let problem: string | undefined;
+    try {
+      const res = await fetch(sub.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'writ-webhooks/1',
+          'writ-event-id': delivery.event.id,
+          'writ-event-type': delivery.event.type,
+          'writ-signature': `t=${t},v1=${signature(secret, t, body)}`,
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status < 200 || res.status >= 300) problem = `HTTP ${res.status}`;
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    if (!problem) {
+      this.stats.delivered++;
+      await this.o.store.batch([{ type: 'del', key }], { sync: true });
+      return;
+    }
+    this.stats.failed_attempts++;
+    this.stats.last_error = { at: new Date().toISOString(), url: sub.url, message: problem };
+    const next: Delivery = { ...delivery, attempt: delivery.attempt + 1, last_error: problem };
+    if (next.attempt >= MAX_ATTEMPTS) {
+      this.stats.dead++;
+      this.o.report(`webhook ${sub.id}: giving up on event ${delivery.event.id} after ${next.attempt} attempts (${problem})`);
+      await this.o.store.batch([{ type: 'del', key }, put(K.dead(delivery.delivery_id), next)], { sync: true });
+      return;
+    }
+    const backoff = Math.min(MAX_BACKOFF_MS, this.o.retryBaseMs * 2 ** delivery.attempt);
+    await this.o.store.batch([{ type: 'del', key }, put(K.queued(Date.now() + backoff, delivery.delivery_id), next)], { sync: true });
+  }
+}
+
+function view(sub: StoredSubscription): Subscription {
+  const { secret_sealed: _sealed, ...rest } = sub;
+  return rest;
+}
