@@ -21,7 +21,7 @@ interface Job {
 
 const GLOBAL_PER_SECOND = 30;
 const PER_CHAT_MS = 1000;
-const MAX_ATTEMPTS = 6;
+const MAX_ATTEMPTS = 8;
 
 export class Outbox {
   private readonly queue: Job[] = [];
@@ -88,7 +88,9 @@ export class Outbox {
         this.chatReady.set(job.chatId, Date.now() + retryAfter * 1000);
         this.queue.unshift({ ...job, notBefore: Date.now() + retryAfter * 1000 });
       } else if (job.attempt + 1 < MAX_ATTEMPTS) {
-        this.queue.push({ ...job, attempt: job.attempt + 1, notBefore: Date.now() + 1000 * 2 ** job.attempt });
+        // Back at the front: a chat's jobs run strictly in order, so a retried send is never
+        // overtaken by the edit that follows it.
+        this.queue.unshift({ ...job, attempt: job.attempt + 1, notBefore: Date.now() + 1000 * 2 ** job.attempt });
       } else {
         this.stats.failed++;
         this.onError(`telegram: giving up after ${MAX_ATTEMPTS} attempts: ${message}`);

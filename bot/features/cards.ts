@@ -1,8 +1,7 @@
 import type { Telegram } from 'telegraf';
 import { randomToken } from '../../src/crypto/encoding.ts';
-import type { Approval } from '../../src/domain/approvals.ts';
-import type { EventSink, PermissionSummary, WritEvent } from '../../src/domain/events.ts';
-import type { Approver } from '../../src/domain/principals.ts';
+import { OPEN_STATUSES } from '../../src/domain/approvals.ts';
+import type { EventSink, WritEvent } from '../../src/domain/events.ts';
 import { put, type Store } from '../../src/store/store.ts';
 import type { Writ } from '../../src/writ.ts';
 import { cardText } from '../cards.ts';
@@ -22,9 +21,11 @@ interface CardRef {
 }
 
 /**
- * Cards follow approvals: one to each linked approver when an approval opens, every card edited
- * on each vote and on the outcome (buttons removed once decided). Card references live in
- * LevelDB so a restart can still edit them.
+ * Cards follow approvals: one to each linked approver when an approval opens, and every card
+ * brought up to date on each vote and on the outcome (buttons removed once decided). A card job
+ * renders the approval as it is when the job runs, not as it was when queued, so a card that
+ * could only be delivered late still shows the truth. Card references live in LevelDB so a
+ * restart can still edit them.
  */
 export class Cards implements EventSink {
   constructor(
@@ -35,53 +36,51 @@ export class Cards implements EventSink {
   ) {}
 
   after(event: WritEvent): void {
-    const { approval, permission } = event.data;
+    const approval = event.data.approval;
     if (!approval) return;
-    const work = event.type === 'approval.requested' ? this.announce(approval, permission) : this.refresh(approval, permission);
-    void work.catch((err) => this.writ.report(`telegram cards: ${(err as Error).message}`));
+    void this.follow(approval.id, event.type === 'approval.requested').catch((err) => this.writ.report(`telegram cards: ${(err as Error).message}`));
   }
 
   async approvalOf(handle: string): Promise<string | undefined> {
     return this.store.get(K.handle(handle));
   }
 
-  /** Sends the current card of one approval to one approver (for /pending). */
-  async send(approvalId: string, approver: Approver, chatId: number): Promise<void> {
+  /** A new card for one approver, whatever they had before (for /pending). */
+  show(approvalId: string, approverId: string, chatId: number): void {
+    this.outbox.push(chatId, () => this.sync(approvalId, approverId, chatId, { fresh: true }));
+  }
+
+  private async follow(approvalId: string, opening: boolean): Promise<void> {
+    const targets = new Map<string, number>();
+    for (const approver of await this.writ.principals.linkedApprovers()) targets.set(approver.id, approver.telegram!.chat_id);
+    if (!opening) {
+      for await (const [key, raw] of this.store.iterate(K.cards(approvalId))) {
+        targets.set(key.slice(key.lastIndexOf('/') + 1), (JSON.parse(raw) as CardRef).chat_id);
+      }
+    }
+    for (const [approverId, chatId] of targets) this.outbox.push(chatId, () => this.sync(approvalId, approverId, chatId));
+  }
+
+  /** Edits this approver's card to the approval's current state, or sends one while it is open. */
+  private async sync(approvalId: string, approverId: string, chatId: number, options: { fresh?: boolean } = {}): Promise<void> {
     const current = await this.writ.permissions.approvalWithPermission(approvalId);
-    if (current) await this.sendCard(current.approval, current.permission, approver.id, chatId, await this.handleFor(approvalId));
-  }
-
-  private async announce(approval: Approval, permission: PermissionSummary): Promise<void> {
-    const handle = await this.handleFor(approval.id);
-    for (const approver of await this.writ.principals.linkedApprovers()) {
-      await this.sendCard(approval, permission, approver.id, approver.telegram!.chat_id, handle);
-    }
-  }
-
-  private async sendCard(approval: Approval, permission: PermissionSummary, approverId: string, chatId: number, handle: string): Promise<void> {
-    const text = cardText(approval, permission);
-    this.outbox.push(chatId, async () => {
-      const message = await this.telegram.sendMessage(chatId, text, { parse_mode: 'HTML', reply_markup: approvalKeyboard(approval, handle) });
-      await this.store.batch([put(K.card(approval.id, approverId), { chat_id: chatId, message_id: message.message_id } satisfies CardRef)]);
-    });
-  }
-
-  private async refresh(approval: Approval, permission: PermissionSummary): Promise<void> {
-    const handle = await this.handleFor(approval.id);
-    const text = cardText(approval, permission);
-    const keyboard = approvalKeyboard(approval, handle);
-    for await (const [key, raw] of this.store.iterate(K.cards(approval.id))) {
+    if (!current) return;
+    const handle = await this.handleFor(approvalId);
+    const text = cardText(current.approval, current.permission);
+    const keyboard = approvalKeyboard(current.approval, handle);
+    const raw = options.fresh ? undefined : await this.store.get(K.card(approvalId, approverId));
+    if (raw) {
       const ref = JSON.parse(raw) as CardRef;
-      this.outbox.push(ref.chat_id, async () => {
-        // The newest reference for this approver, read when the edit runs (a send may have landed since).
-        const latest = JSON.parse((await this.store.get(key)) ?? raw) as CardRef;
-        try {
-          await this.telegram.editMessageText(latest.chat_id, latest.message_id, undefined, text, { parse_mode: 'HTML', reply_markup: keyboard });
-        } catch (err) {
-          if (!/message is not modified/i.test((err as Error).message)) throw err;
-        }
-      });
+      try {
+        await this.telegram.editMessageText(ref.chat_id, ref.message_id, undefined, text, { parse_mode: 'HTML', reply_markup: keyboard });
+      } catch (err) {
+        if (!/message is not modified/i.test((err as Error).message)) throw err;
+      }
+      return;
     }
+    if (!OPEN_STATUSES.includes(current.approval.status)) return;
+    const message = await this.telegram.sendMessage(chatId, text, { parse_mode: 'HTML', reply_markup: keyboard });
+    await this.store.batch([put(K.card(approvalId, approverId), { chat_id: chatId, message_id: message.message_id } satisfies CardRef)]);
   }
 
   private async handleFor(approvalId: string): Promise<string> {

@@ -1,0 +1,285 @@
+import test from 'ava';
+import { parse } from '../bot/callback-data.ts';
+import { BOT_TOKEN, eventually, startFakeTelegram, type FakeTelegram } from './helpers/telegram.ts';
+import { agent, approver, startWrit, type TestWrit } from './helpers/writ.ts';
+
+/**
+ * Approvals in Telegram against the telegram-test-api emulator on loopback, through the real Bot
+ * API protocol. Each test gets its own Writ and emulator.
+ */
+async function setup(config: Record<string, unknown> = {}) {
+  const tg = await startFakeTelegram();
+  const w = await startWrit({ config: { telegramBotToken: BOT_TOKEN, telegramApiRoot: tg.apiRoot, criticalDelay: 2, ...config } });
+  return { tg, w, close: async () => (await w.close(), await tg.close()) };
+}
+
+let nextUser = 1000;
+/** An approver linked from their own private chat, as a person would do it. */
+async function linked(tg: FakeTelegram, w: TestWrit, name: string, options: { telegram_user_id?: number } = {}) {
+  const userId = options.telegram_user_id ?? nextUser++;
+  const created = await w.admin('POST', '/api/v1/approvers', { name, ...options });
+  const client = tg.user(userId, { name });
+  await client.sendCommand(client.makeCommand(`/start ${created.body.link_code}`));
+  await eventually(() => tg.messages(userId).some((m) => /^Linked: you are approver/.test(m.text)), `${name} linked`);
+  return { id: created.body.id as string, userId, client, rest: created.body };
+}
+
+const card = (tg: FakeTelegram, chatId: number, approvalId: string) => tg.messages(chatId).find((m) => m.text.includes(approvalId));
+const buttons = (m: ReturnType<typeof card>) => m?.reply_markup?.inline_keyboard.flat() ?? [];
+
+async function tap(tg: FakeTelegram, who: { userId: number; client: ReturnType<FakeTelegram['user']> }, chatId: number, approvalId: string, text: string) {
+  const message = await eventually(() => card(tg, chatId, approvalId), 'the card');
+  const button = buttons(message).find((b) => b.text.includes(text));
+  if (!button) throw new Error(`no ${text} button on the card: ${JSON.stringify(message.reply_markup)}`);
+  const before = tg.answers().length;
+  await who.client.sendCallback(who.client.makeCallbackQuery(button.callback_data, { message: { message_id: message.message_id, chat: { id: chatId } } as never, from: { id: who.userId } as never }));
+  return eventually(() => tg.answers()[before], 'the answer to the tap');
+}
+
+test('linking: a code links once, in a private chat; wrong, reused and foreign codes are refused', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const reuse = tg.user(5001);
+    await reuse.sendCommand(reuse.makeCommand(`/start ${alice.rest.link_code}`));
+    await eventually(() => tg.messages(5001).some((m) => /link code is not valid/.test(m.text)), 'a reused code refused');
+    const stranger = tg.user(5002);
+    await stranger.sendCommand(stranger.makeCommand('/start not-a-code'));
+    await eventually(() => tg.messages(5002).some((m) => /link code is not valid/.test(m.text)), 'a wrong code refused');
+    t.false(tg.messages(5001).some((m) => /Linked/.test(m.text)));
+
+    const bound = await w.admin('POST', '/api/v1/approvers', { name: 'Bound', telegram_user_id: 777 });
+    const impostor = tg.user(778);
+    await impostor.sendCommand(impostor.makeCommand(`/start ${bound.body.link_code}`));
+    await eventually(() => tg.messages(778).some((m) => /belongs to another Telegram account/.test(m.text)), 'refusal');
+    const group = tg.user(777, { chatId: -100, type: 'group' });
+    await group.sendCommand(group.makeCommand(`/start ${bound.body.link_code}`));
+    await eventually(() => tg.messages(-100).some((m) => /private chat/.test(m.text)), 'group refusal');
+    const owner = tg.user(777);
+    await owner.sendCommand(owner.makeCommand(`/start ${bound.body.link_code}`));
+    await eventually(() => tg.messages(777).some((m) => /Linked: you are approver Bound/.test(m.text)), 'the right user links');
+
+    const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
+    t.is(records.filter((r: { type: string }) => r.type === 'approver.telegram_linked').length, 2);
+  } finally {
+    await close();
+  }
+});
+
+test('a card reaches every linked approver with everything needed to decide, and a tap approves', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const bob = await linked(tg, w, 'Bob');
+    const a = await agent(w, { name: 'invoice-bot', class: 'finance', trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', {
+      action: 'bank.transfer',
+      resource: 'account:checking',
+      value: 500,
+      currency: 'EUR',
+      scope: { max_value: 500 },
+      context: { reason: 'pay invoice <7>', invoice_id: 'INV-7' },
+    });
+    const id = res.body.approval.id;
+    for (const who of [alice, bob]) {
+      const c = await eventually(() => card(tg, who.userId, id), `card for ${who.userId}`);
+      for (const part of ['invoice-bot', 'finance', 'T2', 'bank.transfer', 'account:checking', '500 EUR', 'max_value', 'pay invoice &lt;7&gt;', 'INV-7', 'sensitive', '0 of 1', 'Expires']) {
+        t.true(c.text.includes(part), `card shows ${part}`);
+      }
+      t.deepEqual(buttons(c).map((b) => b.text), ['✅ Approve', '❌ Deny']);
+      for (const b of buttons(c)) {
+        t.true(Buffer.byteLength(b.callback_data) <= 64);
+        t.false(b.callback_data.includes(id), 'the payload is a handle, not the approval id');
+        t.truthy(parse(b.callback_data));
+      }
+    }
+    const answer = await tap(tg, alice, alice.userId, id, 'Approve');
+    t.is(answer, 'Approved.');
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'approved');
+    for (const who of [alice, bob]) {
+      const edited = await eventually(() => {
+        const c = card(tg, who.userId, id);
+        return c && /Approved/.test(c.text) && buttons(c).length === 0 ? c : undefined;
+      }, `card edited for ${who.userId}`);
+      t.regex(edited.text, /Approved<\/b> by Alice at \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+    }
+  } finally {
+    await close();
+  }
+});
+
+test("a stranger's tap in a shared chat does not count, is answered 'not allowed', and is logged", async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
+    const id = res.body.approval.id;
+    const stranger = { userId: 4242, client: tg.user(4242, { chatId: alice.userId }) };
+    const answer = await tap(tg, stranger, alice.userId, id, 'Approve');
+    t.regex(answer, /not allowed/);
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'pending');
+    const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
+    const event = records.find((r: { type: string }) => r.type === 'security.telegram_tap_refused');
+    t.like(event?.data, { telegram_user_id: 4242, reason: 'not_a_linked_approver', approval_id: id });
+  } finally {
+    await close();
+  }
+});
+
+test('a deny tap denies, and a tap on a decided approval changes nothing and says so', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const bob = await linked(tg, w, 'Bob');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
+    const id = res.body.approval.id;
+    await eventually(() => card(tg, bob.userId, id), 'card');
+    const stale = card(tg, bob.userId, id)!;
+    t.is(await tap(tg, alice, alice.userId, id, 'Deny'), 'Denied.');
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'denied');
+    // Bob taps the button he still had before his card was edited.
+    const before = tg.answers().length;
+    await bob.client.sendCallback(bob.client.makeCallbackQuery(buttons(stale)[0]!.callback_data, { message: { message_id: stale.message_id, chat: { id: bob.userId } } as never, from: { id: bob.userId } as never }));
+    t.regex(await eventually(() => tg.answers()[before], 'answer'), /already denied/);
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'denied');
+    await eventually(() => /Denied<\/b> by Alice/.test(card(tg, bob.userId, id)?.text ?? ''), "Bob's card edited");
+  } finally {
+    await close();
+  }
+});
+
+test('critical: one approver tapping twice is one vote; two approvers open the delay; Cancel inside it denies', async (t) => {
+  const { tg, w, close } = await setup({ criticalDelay: 30 });
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const bob = await linked(tg, w, 'Bob');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 50_000, currency: 'EUR' });
+    const id = res.body.approval.id;
+    t.regex(await tap(tg, alice, alice.userId, id, 'Approve'), /recorded \(1 of 2\)/);
+    t.regex(await tap(tg, alice, alice.userId, id, 'Approve'), /already voted/);
+    t.regex(await tap(tg, bob, bob.userId, id, 'Approve'), /Approved by two/);
+    const inDelay = await eventually(() => {
+      const c = card(tg, alice.userId, id);
+      return c && buttons(c).some((b) => b.text.includes('Cancel')) ? c : undefined;
+    }, 'the Cancel button');
+    t.regex(inDelay.text, /Runs at:.* unless an approver cancels/);
+    t.regex(await tap(tg, bob, bob.userId, id, 'Cancel'), /Cancelled/);
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'denied');
+    await eventually(() => /Cancelled<\/b> by Bob/.test(card(tg, alice.userId, id)?.text ?? '') && buttons(card(tg, alice.userId, id)).length === 0, 'cards edited');
+  } finally {
+    await close();
+  }
+});
+
+test('critical: after two approvals and the delay, the request is approved and the cards say so', async (t) => {
+  const { tg, w, close } = await setup({ criticalDelay: 1 });
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const bob = await linked(tg, w, 'Bob');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 50_000 });
+    const id = res.body.approval.id;
+    await tap(tg, alice, alice.userId, id, 'Approve');
+    await tap(tg, bob, bob.userId, id, 'Approve');
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}?wait=10`)).body.status, 'approved');
+    await eventually(() => /Approved<\/b> \(delay over\)/.test(card(tg, bob.userId, id)?.text ?? ''), 'cards edited');
+  } finally {
+    await close();
+  }
+});
+
+test('a request nobody decides expires, and the cards say so', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5, approval_timeout: 1 });
+    const id = res.body.approval.id;
+    await eventually(() => card(tg, alice.userId, id), 'card');
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}?wait=5`)).body.status, 'expired');
+    await eventually(() => /Expired/.test(card(tg, alice.userId, id)?.text ?? '') && buttons(card(tg, alice.userId, id)).length === 0, 'card edited');
+    t.regex(await tap(tg, alice, alice.userId, id, '').catch((e: Error) => e.message), /no {2}button|already expired/);
+  } finally {
+    await close();
+  }
+});
+
+test('with Telegram unreachable, REST approvals still work and the status shows the bot is down; cards catch up', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
+    await eventually(() => card(tg, alice.userId, res.body.approval.id), 'the card, before the outage');
+    tg.down = true;
+    const unseen = await a.call('POST', '/api/v1/permissions', { action: 'bank.pay', resource: 'api:stripe.com', value: 7 });
+    t.is(unseen.body.status, 'pending', 'new requests are decided while Telegram is down');
+    const voted = await (await import('./helpers/writ.ts')).caller(w.url, alice.rest.api_key)('POST', `/api/v1/approvals/${res.body.approval.id}/approve`, {});
+    t.is(voted.status, 200);
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'approved');
+    const status = await eventually(async () => {
+      const s = (await w.admin('GET', '/api/v1/status')).body.telegram;
+      return s.connected === false && s.last_error ? s : undefined;
+    }, 'the bot reported as down');
+    t.is(status.enabled, true);
+    tg.down = false;
+    await eventually(() => /Approved<\/b> by Alice/.test(card(tg, alice.userId, res.body.approval.id)?.text ?? ''), 'the card edited once Telegram is back', 20_000);
+    await eventually(() => card(tg, alice.userId, unseen.body.approval.id), 'the card that waited for Telegram', 20_000);
+  } finally {
+    await close();
+  }
+});
+
+test('a 429 from Telegram is retried after retry_after, and the card still arrives', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    tg.throttleNext('sendMessage', 1);
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
+    await eventually(() => card(tg, alice.userId, res.body.approval.id), 'card after the 429');
+    const sends = tg.calls.filter((c) => c.method === 'sendMessage' && String(c.body.text).includes(res.body.approval.id));
+    t.is(sends.length, 2);
+    t.true(sends[1]!.at - sends[0]!.at >= 1000, 'waited retry_after');
+  } finally {
+    await close();
+  }
+});
+
+test('/pending lists open approvals as cards, and /unlink stops them', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
+    const alice = await linked(tg, w, 'Alice');
+    await alice.client.sendCommand(alice.client.makeCommand('/pending'));
+    await eventually(() => card(tg, alice.userId, res.body.approval.id), 'card from /pending');
+    await alice.client.sendCommand(alice.client.makeCommand('/unlink'));
+    await eventually(() => tg.messages(alice.userId).some((m) => /Unlinked/.test(m.text)), 'unlinked');
+    t.regex(await tap(tg, alice, alice.userId, res.body.approval.id, 'Approve'), /not allowed/);
+  } finally {
+    await close();
+  }
+});
+
+test('webhook mode: updates need the secret token Writ registered with Telegram', async (t) => {
+  const tg = await startFakeTelegram();
+  const w = await startWrit({ config: { telegramBotToken: BOT_TOKEN, telegramApiRoot: tg.apiRoot, telegramMode: 'webhook', telegramWebhookUrl: 'https://writ.example/api/v1/telegram/webhook' } });
+  try {
+    const registered = await eventually(() => tg.calls.find((c) => c.method === 'setWebhook'), 'setWebhook');
+    t.is(registered.body.url, 'https://writ.example/api/v1/telegram/webhook');
+    const created = await w.admin('POST', '/api/v1/approvers', { name: 'Alice' });
+    const update = { update_id: 1, message: { message_id: 1, date: 0, text: `/start ${created.body.link_code}`, entities: [{ type: 'bot_command', offset: 0, length: 6 }], chat: { id: 55, type: 'private' }, from: { id: 55, is_bot: false, first_name: 'A' } } };
+    t.is((await w.call('POST', '/api/v1/telegram/webhook', update)).status, 401);
+    t.is((await w.call('POST', '/api/v1/telegram/webhook', update, { 'x-telegram-bot-api-secret-token': 'guess' })).status, 401);
+    const ok = await w.call('POST', '/api/v1/telegram/webhook', update, { 'x-telegram-bot-api-secret-token': registered.body.secret_token });
+    t.is(ok.status, 200);
+    await eventually(() => tg.messages(55).some((m) => /Linked/.test(m.text)), 'linked through the webhook');
+  } finally {
+    await w.close();
+    await tg.close();
+  }
+});
