@@ -283,3 +283,22 @@ test('webhook mode: updates need the secret token Writ registered with Telegram'
     await tg.close();
   }
 });
+
+test('the SDK, waiting for approval, resolves when a human taps Approve in Telegram', async (t) => {
+  const { WritClient } = await import('writ/client');
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const client = new WritClient({ url: w.url, apiKey: a.key });
+    const waiting = client.requestPermission({ action: 'bank.transfer', resource: 'account:sdk', value: 9, waitForApproval: true, timeout: 30 });
+    const message = await eventually(() => tg.messages(alice.userId).find((m) => m.text.includes('account:sdk')), 'the card');
+    const id = /<i>(appr_[^<]+)<\/i>/.exec(message.text)![1]!;
+    await tap(tg, alice, alice.userId, id, 'Approve');
+    const decided = await waiting;
+    t.is(decided.status, 'approved');
+    t.truthy(decided.token);
+  } finally {
+    await close();
+  }
+});
