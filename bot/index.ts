@@ -55,6 +55,8 @@ export async function startTelegram(writ: Writ): Promise<TelegramBot> {
   const stopping = new AbortController();
   const secret = crypto.randomBytes(32).toString('base64url');
   const ok = () => {
+    // Back after an outage: bring every open approval's cards up to date.
+    if (!connected) void cards.resync().catch((err) => writ.report(`telegram resync: ${(err as Error).message}`));
     connected = true;
     outbox.stats.last_ok_at = new Date().toISOString();
   };
@@ -68,7 +70,9 @@ export async function startTelegram(writ: Writ): Promise<TelegramBot> {
   const connect = async () => {
     for (let attempt = 0; !stopping.signal.aborted; attempt++) {
       try {
-        username = (await bot.telegram.getMe()).username;
+        // Telegraf would otherwise fetch (and cache a failed) getMe inside the first update.
+        bot.botInfo = await bot.telegram.getMe();
+        username = bot.botInfo.username;
         if (config.telegramMode === 'webhook') {
           await bot.telegram.setWebhook(config.telegramWebhookUrl!, { secret_token: secret, allowed_updates: ['message', 'callback_query'] });
         } else {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { parse } from '../bot/callback-data.ts';
 import { BOT_TOKEN, eventually, startFakeTelegram, type FakeTelegram } from './helpers/telegram.ts';
-import { agent, approver, startWrit, type TestWrit } from './helpers/writ.ts';
+import { agent, caller, startWrit, type TestWrit } from './helpers/writ.ts';
 
 /**
  * Approvals in Telegram against the telegram-test-api emulator on loopback, through the real Bot
@@ -28,11 +28,17 @@ const card = (tg: FakeTelegram, chatId: number, approvalId: string) => tg.messag
 const buttons = (m: ReturnType<typeof card>) => m?.reply_markup?.inline_keyboard.flat() ?? [];
 
 async function tap(tg: FakeTelegram, who: { userId: number; client: ReturnType<FakeTelegram['user']> }, chatId: number, approvalId: string, text: string) {
-  const message = await eventually(() => card(tg, chatId, approvalId), 'the card');
-  const button = buttons(message).find((b) => b.text.includes(text));
-  if (!button) throw new Error(`no ${text} button on the card: ${JSON.stringify(message.reply_markup)}`);
+  const message = await eventually(() => {
+    const c = card(tg, chatId, approvalId);
+    return c && buttons(c).some((b) => b.text.includes(text)) ? c : undefined;
+  }, `a ${text} button`);
+  const button = buttons(message).find((b) => b.text.includes(text))!;
+  return press(tg, who, chatId, message.message_id, button.callback_data);
+}
+
+async function press(tg: FakeTelegram, who: { userId: number; client: ReturnType<FakeTelegram['user']> }, chatId: number, messageId: number, data: string) {
   const before = tg.answers().length;
-  await who.client.sendCallback(who.client.makeCallbackQuery(button.callback_data, { message: { message_id: message.message_id, chat: { id: chatId } } as never, from: { id: who.userId } as never }));
+  await who.client.sendCallback(who.client.makeCallbackQuery(data, { message: { message_id: messageId, chat: { id: chatId } } as never, from: { id: who.userId } as never }));
   return eventually(() => tg.answers()[before], 'the answer to the tap');
 }
 
@@ -140,9 +146,7 @@ test('a deny tap denies, and a tap on a decided approval changes nothing and say
     t.is(await tap(tg, alice, alice.userId, id, 'Deny'), 'Denied.');
     t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'denied');
     // Bob taps the button he still had before his card was edited.
-    const before = tg.answers().length;
-    await bob.client.sendCallback(bob.client.makeCallbackQuery(buttons(stale)[0]!.callback_data, { message: { message_id: stale.message_id, chat: { id: bob.userId } } as never, from: { id: bob.userId } as never }));
-    t.regex(await eventually(() => tg.answers()[before], 'answer'), /already denied/);
+    t.regex(await press(tg, bob, bob.userId, stale.message_id, buttons(stale)[0]!.callback_data), /already denied/);
     t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'denied');
     await eventually(() => /Denied<\/b> by Alice/.test(card(tg, bob.userId, id)?.text ?? ''), "Bob's card edited");
   } finally {
@@ -198,10 +202,12 @@ test('a request nobody decides expires, and the cards say so', async (t) => {
     const a = await agent(w, { trust_tier: 'T2' });
     const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5, approval_timeout: 1 });
     const id = res.body.approval.id;
-    await eventually(() => card(tg, alice.userId, id), 'card');
+    const first = await eventually(() => card(tg, alice.userId, id), 'card');
+    const approve = buttons(first).find((b) => b.text.includes('Approve'))!.callback_data;
     t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}?wait=5`)).body.status, 'expired');
     await eventually(() => /Expired/.test(card(tg, alice.userId, id)?.text ?? '') && buttons(card(tg, alice.userId, id)).length === 0, 'card edited');
-    t.regex(await tap(tg, alice, alice.userId, id, '').catch((e: Error) => e.message), /no {2}button|already expired/);
+    t.regex(await press(tg, alice, alice.userId, first.message_id, approve), /already expired/);
+    t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'expired');
   } finally {
     await close();
   }
@@ -217,7 +223,7 @@ test('with Telegram unreachable, REST approvals still work and the status shows 
     tg.down = true;
     const unseen = await a.call('POST', '/api/v1/permissions', { action: 'bank.pay', resource: 'api:stripe.com', value: 7 });
     t.is(unseen.body.status, 'pending', 'new requests are decided while Telegram is down');
-    const voted = await (await import('./helpers/writ.ts')).caller(w.url, alice.rest.api_key)('POST', `/api/v1/approvals/${res.body.approval.id}/approve`, {});
+    const voted = await caller(w.url, alice.rest.api_key)('POST', `/api/v1/approvals/${res.body.approval.id}/approve`, {});
     t.is(voted.status, 200);
     t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status, 'approved');
     const status = await eventually(async () => {
@@ -237,13 +243,13 @@ test('a 429 from Telegram is retried after retry_after, and the card still arriv
   const { tg, w, close } = await setup();
   try {
     const alice = await linked(tg, w, 'Alice');
-    tg.throttleNext('sendMessage', 1);
+    tg.throttleNext('sendMessage', 3);
     const a = await agent(w, { trust_tier: 'T2' });
     const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
-    await eventually(() => card(tg, alice.userId, res.body.approval.id), 'card after the 429');
+    await eventually(() => card(tg, alice.userId, res.body.approval.id), 'card after the 429', 10_000);
     const sends = tg.calls.filter((c) => c.method === 'sendMessage' && String(c.body.text).includes(res.body.approval.id));
     t.is(sends.length, 2);
-    t.true(sends[1]!.at - sends[0]!.at >= 1000, 'waited retry_after');
+    t.true(sends[1]!.at - sends[0]!.at >= 3000, `waited retry_after (3 s), not ${sends[1]!.at - sends[0]!.at} ms`);
   } finally {
     await close();
   }
@@ -255,8 +261,17 @@ test('/pending lists open approvals as cards, and /unlink stops them', async (t)
     const a = await agent(w, { trust_tier: 'T2' });
     const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
     const alice = await linked(tg, w, 'Alice');
+    const group = tg.user(alice.userId, { chatId: -300, type: 'group' });
+    await group.sendCommand(group.makeCommand('/pending'));
+    await eventually(() => tg.messages(-300).some((m) => /private chat/.test(m.text)), '/pending refused in a group');
+    t.false(tg.messages(-300).some((m) => m.text.includes(res.body.approval.id)));
+    const second = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:second', value: 6 });
+    await eventually(() => card(tg, alice.userId, second.body.approval.id), 'the card for a new approval');
     await alice.client.sendCommand(alice.client.makeCommand('/pending'));
     await eventually(() => card(tg, alice.userId, res.body.approval.id), 'card from /pending');
+    await eventually(() => tg.messages(alice.userId).filter((m) => m.text.includes(second.body.approval.id)).length === 2, 'a second card from /pending');
+    await caller(w.url, alice.rest.api_key)('POST', `/api/v1/approvals/${second.body.approval.id}/deny`, {});
+    await eventually(() => tg.messages(alice.userId).filter((m) => m.text.includes(second.body.approval.id)).every((m) => /Denied/.test(m.text)), 'both cards edited');
     await alice.client.sendCommand(alice.client.makeCommand('/unlink'));
     await eventually(() => tg.messages(alice.userId).some((m) => /Unlinked/.test(m.text)), 'unlinked');
     t.regex(await tap(tg, alice, alice.userId, res.body.approval.id, 'Approve'), /not allowed/);
@@ -298,6 +313,50 @@ test('the SDK, waiting for approval, resolves when a human taps Approve in Teleg
     const decided = await waiting;
     t.is(decided.status, 'approved');
     t.truthy(decided.token);
+  } finally {
+    await close();
+  }
+});
+
+test('two approvers tapping at once: one decides, the other is told it is already decided', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const bob = await linked(tg, w, 'Bob');
+    const a = await agent(w, { trust_tier: 'T2' });
+    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
+    const id = res.body.approval.id;
+    const aliceCard = await eventually(() => card(tg, alice.userId, id), "Alice's card");
+    const bobCard = await eventually(() => card(tg, bob.userId, id), "Bob's card");
+    const before = tg.answers().length;
+    await Promise.all([
+      alice.client.sendCallback(alice.client.makeCallbackQuery(buttons(aliceCard)[0]!.callback_data, { message: { message_id: aliceCard.message_id, chat: { id: alice.userId } } as never, from: { id: alice.userId } as never })),
+      bob.client.sendCallback(bob.client.makeCallbackQuery(buttons(bobCard)[1]!.callback_data, { message: { message_id: bobCard.message_id, chat: { id: bob.userId } } as never, from: { id: bob.userId } as never })),
+    ]);
+    const answers = await eventually(() => (tg.answers().length >= before + 2 ? tg.answers().slice(before) : undefined), 'both answers');
+    const status = (await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.status;
+    t.true(status === 'approved' || status === 'denied');
+    t.is(answers.filter((x) => /already/.test(x)).length, 1, answers.join(' | '));
+    const approval = (await w.admin('GET', '/api/v1/approvals?status=all')).body.approvals.find((x: { id: string }) => x.id === id);
+    t.is(approval.votes.length, 1);
+  } finally {
+    await close();
+  }
+});
+
+test('a new link code replaces the old one, and links after an /unlink', async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    await alice.client.sendCommand(alice.client.makeCommand('/unlink'));
+    await eventually(() => tg.messages(alice.userId).some((m) => /Unlinked/.test(m.text)), 'unlinked');
+    const first = (await w.admin('POST', `/api/v1/approvers/${alice.id}/link-code`)).body;
+    const second = (await w.admin('POST', `/api/v1/approvers/${alice.id}/link-code`)).body;
+    t.not(first.link_code, second.link_code);
+    await alice.client.sendCommand(alice.client.makeCommand(`/start ${first.link_code}`));
+    await eventually(() => tg.messages(alice.userId).some((m) => /link code is not valid/.test(m.text)), 'the replaced code refused');
+    await alice.client.sendCommand(alice.client.makeCommand(`/start ${second.link_code}`));
+    await eventually(() => tg.messages(alice.userId).filter((m) => /^Linked/.test(m.text)).length === 2, 'linked again');
   } finally {
     await close();
   }

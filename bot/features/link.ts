@@ -30,6 +30,7 @@ export function registerLinking(bot: Telegraf, deps: BotDeps): void {
   bot.help((ctx) => ctx.reply(HELP));
 
   bot.command('pending', async (ctx) => {
+    if (ctx.chat.type !== 'private') return void (await ctx.reply('Ask me for /pending in a private chat: cards show what agents want to do.'));
     const approver = await deps.writ.principals.approverByTelegramUser(ctx.from.id);
     if (!approver) return void (await ctx.reply('Only linked approvers can see approvals. Link with /start <code>.'));
     const open = await deps.writ.permissions.listApprovals('pending', 20);

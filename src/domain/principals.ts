@@ -3,6 +3,7 @@ import { newId, safeEqual, sha256 } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
 import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
+import { KeyedMutex } from './lock.ts';
 
 /**
  * Agents, approvers, attesters and admins, and their API keys. A key looks like
@@ -28,6 +29,8 @@ export interface Approver {
   /** When set at creation, only this Telegram user may link to the approver. */
   telegram_user_id?: number;
   telegram?: { user_id: number; chat_id: number; username?: string; linked_at: string };
+  /** Hash of the current link code (one at a time; a new one replaces it). */
+  link_code_hash?: string;
   created_at: string;
 }
 
@@ -80,6 +83,7 @@ export class Principals {
   /** Key records are tiny and read on every request; cache them (revocation deletes from here too). */
   private readonly keys = new Map<string, KeyRecord>();
   private readonly agents = new Map<string, Agent>();
+  private readonly linking = new KeyedMutex();
 
   constructor(
     private readonly store: Store,
@@ -164,11 +168,11 @@ export class Principals {
   }
 
   async createApprover(input: { name: string; telegram_user_id?: number | undefined }): Promise<{ approver: Approver; api_key: string; link_code: string }> {
-    const approver: Approver = { id: newId('apr'), name: input.name, created_at: new Date().toISOString() };
-    if (input.telegram_user_id !== undefined) approver.telegram_user_id = input.telegram_user_id;
-    const { key, keyId, hash } = mintKey('approver');
     const linkCode = crypto.randomBytes(12).toString('base64url');
     const linkHash = sha256(linkCode).toString('base64url');
+    const approver: Approver = { id: newId('apr'), name: input.name, link_code_hash: linkHash, created_at: new Date().toISOString() };
+    if (input.telegram_user_id !== undefined) approver.telegram_user_id = input.telegram_user_id;
+    const { key, keyId, hash } = mintKey('approver');
     await this.log.append('approver.registered', { approver_id: approver.id, name: approver.name, key_id: keyId }, [
       put(K.approver(approver.id), approver),
       put(K.key(keyId), { hash, role: 'approver', principal_id: approver.id, name: approver.name } satisfies KeyRecord),
@@ -185,8 +189,29 @@ export class Principals {
    * `/start <code>` from Telegram user `from` in private chat `chatId`. The code is single-use
    * and expires after 24 h; an approver created with a telegram_user_id links only to that user.
    */
+  /** A fresh single-use link code for an approver; the previous one stops working. */
+  async newLinkCode(approverId: string): Promise<{ approver_id: string; link_code: string; expires_at: string }> {
+    return this.linking.run(approverId, async () => {
+      const approver = await this.getApprover(approverId);
+      if (!approver) throw new WritError('not_found', `no approver ${approverId}`, { field: 'id' });
+      const linkCode = crypto.randomBytes(12).toString('base64url');
+      const linkHash = sha256(linkCode).toString('base64url');
+      const expires = Date.now() + LINK_CODE_TTL_MS;
+      const ops: BatchOp[] = [put(K.link(linkHash), { approver_id: approverId, expires_at: expires }), put(K.approver(approverId), { ...approver, link_code_hash: linkHash })];
+      if (approver.link_code_hash) ops.push({ type: 'del', key: K.link(approver.link_code_hash) });
+      await this.log.append('approver.link_code_issued', { approver_id: approverId }, ops);
+      return { approver_id: approverId, link_code: linkCode, expires_at: new Date(expires).toISOString() };
+    });
+  }
+
   async linkTelegram(code: string, from: { id: number; username?: string | undefined }, chatId: number): Promise<LinkResult> {
-    const key = K.link(sha256(code).toString('base64url'));
+    // Serialised per code: concurrent updates (webhook mode) must not use one code twice.
+    const codeHash = sha256(code).toString('base64url');
+    return this.linking.run(`code:${codeHash}`, () => this.linkLocked(codeHash, from, chatId));
+  }
+
+  private async linkLocked(codeHash: string, from: { id: number; username?: string | undefined }, chatId: number): Promise<LinkResult> {
+    const key = K.link(codeHash);
     const link = await getJson<{ approver_id: string; expires_at: number }>(this.store, key);
     if (!link) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid. It may have been used already; ask an admin for a new approver link code.' };
     if (Date.now() > link.expires_at) return { ok: false, reason: 'expired_code', message: 'This link code has expired (codes last 24 hours); ask an admin for a new one.' };
@@ -197,8 +222,9 @@ export class Principals {
     }
     const other = await this.approverByTelegramUser(from.id);
     if (other && other.id !== approver.id) return { ok: false, reason: 'already_linked', message: `Your Telegram account is already linked to approver ${other.name}; send /unlink first.` };
+    const { link_code_hash: _used, ...withoutCode } = approver;
     const linked: Approver = {
-      ...approver,
+      ...withoutCode,
       telegram: { user_id: from.id, chat_id: chatId, ...(from.username ? { username: from.username } : {}), linked_at: new Date().toISOString() },
     };
     const ops: BatchOp[] = [put(K.approver(approver.id), linked), put(K.telegramUser(from.id), approver.id), { type: 'del', key }];

@@ -58,6 +58,7 @@ export class Webhooks implements EventSink {
   private readonly subscriptions = new Map<string, StoredSubscription>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private again = false;
   private stopped = false;
   private readonly stats: WebhookStats = { subscriptions: 0, delivered: 0, failed_attempts: 0, dead: 0 };
 
@@ -130,12 +131,24 @@ export class Webhooks implements EventSink {
     if (event.type !== 'approval.updated' && this.subscriptions.size > 0) this.wake(0);
   }
 
+  /**
+   * Asks for a drain in `ms`. A wake that comes while a drain runs is remembered and answered by
+   * another pass, so a delivery queued during a drain (or a retry it scheduled) is never missed.
+   */
   private wake(ms: number): void {
     if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.running ??= this.drain().finally(() => {
+      this.running = this.drain().finally(() => {
         this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.wake(0);
+        }
       });
     }, ms);
     this.timer.unref();
@@ -151,15 +164,20 @@ export class Webhooks implements EventSink {
           due.push([key, JSON.parse(raw) as Delivery]);
         }
         if (due.length === 0) break;
-        await Promise.all(due.map(([key, delivery]) => this.deliver(key, delivery)));
+        // Each delivery settles on its own: one failing cannot leave others running unobserved.
+        await Promise.allSettled(due.map(([key, delivery]) => this.deliver(key, delivery)));
       }
       for await (const [key] of this.o.store.iterate({ gte: 'hookq/', lt: 'hookq/~', limit: 1 })) {
         const dueAt = Number(key.split('/')[1]);
-        this.wake(Math.max(50, dueAt - Date.now()));
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.wake(0), Math.max(50, dueAt - Date.now()));
+        this.timer.unref();
       }
     } catch (err) {
       this.o.report(`webhook dispatcher: ${(err as Error).message}`);
-      this.wake(1000);
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.wake(0), 1000);
+      this.timer.unref();
     }
   }
 
@@ -171,9 +189,9 @@ export class Webhooks implements EventSink {
     }
     const body = JSON.stringify(delivery.event);
     const t = Math.floor(Date.now() / 1000);
-    const secret = decrypt(this.o.dataKey, sub.secret_sealed);
     let problem: string | undefined;
     try {
+      const secret = decrypt(this.o.dataKey, sub.secret_sealed);
       const res = await fetch(sub.url, {
         method: 'POST',
         headers: {

@@ -18,6 +18,7 @@ export const ROUTES: Route[] = [
   system.healthz,
   principals.agents,
   principals.approvers,
+  principals.approverLinkCode,
   principals.attesters,
   permissionsCreate,
   permissionsGet,

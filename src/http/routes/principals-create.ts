@@ -29,7 +29,8 @@ export const approvers = defineRoute({
   responses: created('Registered', { name: z.string(), link_code: z.string() }),
   async handle({ writ, body }) {
     const { approver, api_key, link_code } = await writ.principals.createApprover(body);
-    return { status: 201, body: { ...approver, api_key, link_code } };
+    const { link_code_hash: _hash, ...view } = approver;
+    return { status: 201, body: { ...view, api_key, link_code } };
   },
 });
 
@@ -43,5 +44,19 @@ export const attesters = defineRoute({
   async handle({ writ, body }) {
     const { attester, api_key } = await writ.principals.createAttester(body);
     return { status: 201, body: { ...attester, api_key } };
+  },
+});
+
+export const approverLinkCode = defineRoute({
+  method: 'POST',
+  path: '/api/v1/approvers/:id/link-code',
+  summary: "A fresh single-use Telegram link code (24 h) for an approver; the previous one stops working",
+  auth: ['admin'],
+  responses: {
+    201: { description: 'Issued', schema: z.object({ approver_id: z.string(), link_code: z.string(), expires_at: z.string() }) },
+    404: { description: 'No such approver', schema: errorSchema },
+  },
+  async handle({ writ, params }) {
+    return { status: 201, body: await writ.principals.newLinkCode(params.id!) };
   },
 });
