@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import path from 'node:path';
+import { LEGAL_BASES } from './domain/oversight.ts';
 
 /**
  * Configuration is parsed once, from flags then environment then defaults, and checked before
@@ -27,6 +28,8 @@ export const ConfigSchema = z
     policyTimeoutMs: z.coerce.number().int().min(1).max(10_000).default(250),
     commitWindowMs: z.coerce.number().int().min(0).max(100).default(2),
     maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+    opaAgentClassPath: z.string().max(200).default('agent.class'),
+    opaDefaultLegalBasis: z.enum(LEGAL_BASES).default('legitimate_interests'),
     webhookRetryBaseMs: z.coerce.number().int().min(1).max(600_000).default(1000),
     telegramBotToken: z.string().regex(/^\d+:[\w-]+$/, 'must look like 123456:ABC-DEF… (from @BotFather)').optional(),
     telegramApiRoot: z.url().default('https://api.telegram.org'),
@@ -64,6 +67,8 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_COMMIT_WINDOW_MS: 'commitWindowMs',
   WRIT_POLICY_TIMEOUT_MS: 'policyTimeoutMs',
   WRIT_WEBHOOK_RETRY_BASE_MS: 'webhookRetryBaseMs',
+  WRIT_OPA_AGENT_CLASS_PATH: 'opaAgentClassPath',
+  WRIT_OPA_DEFAULT_LEGAL_BASIS: 'opaDefaultLegalBasis',
   WRIT_TELEGRAM_BOT_TOKEN: 'telegramBotToken',
   WRIT_TELEGRAM_API_ROOT: 'telegramApiRoot',
   WRIT_TELEGRAM_MODE: 'telegramMode',

@@ -9,6 +9,7 @@ import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
 import { Webhooks } from './domain/webhooks.ts';
+import { Oversight } from './domain/oversight.ts';
 import { startTelegram, type TelegramBot } from '../bot/index.ts';
 import { createApp } from './http/server.ts';
 import { TransparencyLog } from './log/log.ts';
@@ -30,6 +31,7 @@ export interface Writ {
   permissions: Permissions;
   policies: PolicyStore;
   webhooks: Webhooks;
+  oversight: Oversight;
   /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramBot;
   logVerifierKey: string;
@@ -81,6 +83,7 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
   const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay });
   const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
   permissions.events.add(webhooks);
+  const oversight = new Oversight({ store, log, keys, permissions, issuer: baseUrl, approvalTimeout: config.approvalTimeout, ttl: config.tokenTtlDefault });
   let policies: PolicyStore;
   try {
     policies = await PolicyStore.open(config.policies, {
@@ -106,6 +109,7 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
     permissions,
     policies,
     webhooks,
+    oversight,
     logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
     baseUrl,
     report,

@@ -43,6 +43,10 @@ export interface PermissionRecord extends ActionRequest {
   receipt?: string;
   used_at?: string;
   closed_at?: string;
+  /** Where and how the approval was decided (approved, denied, cancelled, expired). */
+  decided?: { index: number; leaf_hash: string; at: string; outcome: string; by?: { approver_id: string; name: string } };
+  /** Set for an escalation from an external engine (oversight mode): no token, witness receipts. */
+  oversight?: { attestation_id: string; touchpoint_id: string; attester_id: string };
 }
 
 export interface NewPermission {
@@ -138,21 +142,7 @@ export class Permissions {
     } else if (record.status === 'denied') {
       record.closed_at = record.created_at;
     } else {
-      const tier = record.tier === 'standard' ? 'sensitive' : record.tier;
-      approval = {
-        id: sortableId('appr', now),
-        permission_id: record.id,
-        agent_id: record.agent.id,
-        action: record.action,
-        resource: record.resource,
-        tier,
-        required: machine.requiredApprovals(tier),
-        votes: [],
-        status: 'pending',
-        created_at: record.created_at,
-        expires_at: record.expires_at,
-      };
-      record.approval_id = approval.id;
+      approval = openApproval(record, now);
       ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
     }
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
@@ -164,6 +154,58 @@ export class Permissions {
     if (approval) this.arm(approval);
     if (event) this.events.after(event);
     return token === undefined ? { record } : { record, token };
+  }
+
+  /**
+   * An escalation from an external engine, built but not written: the caller puts `ops` in the
+   * batch of its own log entry and calls `committed` once that batch is durable.
+   */
+  buildEscalation(input: {
+    attester: { id: string; name: string };
+    attestation: { attestation_id: string; touchpoint_id: string; agent_class: string; action_class: string; context?: Record<string, Json> | undefined };
+    tier: 'sensitive' | 'critical';
+    approvalTimeout: number;
+    ttl: number;
+  }): { record: PermissionRecord; approval: Approval; ops: () => BatchOp[]; committed: () => void } {
+    const now = Date.now();
+    const a = input.attestation;
+    const context = { ...(a.context ?? {}), escalated_by: `${input.attester.name} (touchpoint ${a.touchpoint_id})`, attestation_id: a.attestation_id };
+    delete (context as Record<string, unknown>).tier;
+    const record: PermissionRecord = {
+      id: sortableId('perm', now),
+      agent: { id: `attester:${input.attester.id}`, name: input.attester.name, class: a.agent_class, trust_tier: 'unregistered' },
+      action: a.action_class,
+      resource: `touchpoint:${a.touchpoint_id}`,
+      scope: {},
+      context,
+      decision: 'escalate',
+      tier: input.tier,
+      status: 'pending',
+      reasons: typeof a.context?.reason === 'string' ? [a.context.reason] : [],
+      ttl: input.ttl,
+      created_at: iso(now),
+      expires_at: iso(now + input.approvalTimeout * 1000),
+      policy: { hash: 'oversight', determining: [] },
+      trace: [],
+      approvals: [],
+      oversight: { attestation_id: a.attestation_id, touchpoint_id: a.touchpoint_id, attester_id: input.attester.id },
+    };
+    const approval = openApproval(record, now);
+    const event = this.events.make('approval.requested', { approval, permission: summary(record) });
+    return {
+      record,
+      approval,
+      ops: () => [put(K.permission(record.id), record), put(K.approval(approval.id), approval), put(K.open(approval.id), ''), ...this.events.ops(event)],
+      committed: () => {
+        this.arm(approval);
+        this.events.after(event);
+      },
+    };
+  }
+
+  /** A permission record as stored (no owner check: for other services, never for the wire). */
+  record(id: string): Promise<PermissionRecord | undefined> {
+    return getJson<PermissionRecord>(this.o.store, K.permission(id));
   }
 
   /** The record as its owner may see it, with lazily applied expiry and the token while usable. */
@@ -348,7 +390,7 @@ export class Permissions {
         approvals: approval.votes.filter((v) => v.vote === 'approve').map(({ approver_id, name, at }) => ({ approver_id, name, at })),
         expires_at: iso(now + record.ttl * 1000),
       };
-      this.issueToken(next, ops);
+      if (!record.oversight) this.issueToken(next, ops);
     } else if (outcome === 'denied' || outcome === 'cancelled' || outcome === 'expired') {
       const status = outcome === 'expired' ? 'expired' : 'denied';
       next = { ...record, status, reasons: [...record.reasons, `approval ${outcome}`], closed_at: iso(now) };
@@ -374,7 +416,8 @@ export class Permissions {
     await this.o.log.append(type, entry, (at) => {
       const withEvent = [...ops, ...this.events.ops(event)];
       if (!next) return withEvent;
-      if (next.status === 'approved') anchor(next, at, this.o.issuer());
+      next.decided = { index: at.index, leaf_hash: at.leafHash, at: at.time, outcome, ...(by ? { by: { approver_id: by.approver_id, name: by.name } } : {}) };
+      if (next.status === 'approved' && !next.oversight) anchor(next, at, this.o.issuer());
       return [...withEvent, put(K.permission(record.id), next)];
     });
     if (closing) this.deadlines.cancel(approval.id);
@@ -434,6 +477,25 @@ export class Permissions {
     void this.o.log.write([put(K.receipt(record.id), receipt)]).catch(() => undefined);
     return receipt;
   }
+}
+
+function openApproval(record: PermissionRecord, now: number): Approval {
+  const tier = record.tier === 'standard' ? 'sensitive' : record.tier;
+  const approval: Approval = {
+    id: sortableId('appr', now),
+    permission_id: record.id,
+    agent_id: record.agent.id,
+    action: record.action,
+    resource: record.resource,
+    tier,
+    required: machine.requiredApprovals(tier),
+    votes: [],
+    status: 'pending',
+    created_at: record.created_at,
+    expires_at: record.expires_at,
+  };
+  record.approval_id = approval.id;
+  return approval;
 }
 
 function anchor(record: PermissionRecord, at: Appended, issuer: string): void {

@@ -185,6 +185,28 @@ export class Principals {
     return getJson<Approver>(this.store, K.approver(id));
   }
 
+  getAttester(id: string): Promise<Attester | undefined> {
+    return getJson<Attester>(this.store, K.attester(id));
+  }
+
+  /**
+   * Revokes every API key of an agent or attester, at once: the key cache is cleared in the same
+   * step, so the next request with any of them is refused. Logged by the caller's entry.
+   */
+  async revokeKeys(principalId: string, role: 'agent' | 'attester', entry: { type: string; data: Record<string, unknown> }): Promise<number> {
+    const exists = role === 'agent' ? await this.getAgent(principalId) : await this.getAttester(principalId);
+    if (!exists) throw new WritError('not_found', `no ${role} ${principalId}`, { field: 'id' });
+    const doomed: string[] = [];
+    for await (const [key, raw] of this.store.iterate({ gte: 'key/', lt: 'key/~' })) {
+      const record = JSON.parse(raw) as KeyRecord;
+      if (record.principal_id === principalId && record.role === role) doomed.push(key);
+    }
+    await this.log.append(entry.type, { ...entry.data, revoked_keys: doomed.length }, doomed.map((key) => ({ type: 'del', key })));
+    for (const key of doomed) this.keys.delete(key.slice('key/'.length));
+    if (role === 'agent') this.agents.delete(principalId);
+    return doomed.length;
+  }
+
   /**
    * `/start <code>` from Telegram user `from` in private chat `chatId`. The code is single-use
    * and expires after 24 h; an approver created with a telegram_user_id links only to that user.

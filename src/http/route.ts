@@ -12,6 +12,8 @@ export interface RouteContext<Body = unknown, Query = unknown> {
   body: Body;
   /** The parsed JSON body (read once, on first call); routes that validate it get `body` instead. */
   readBody: () => Promise<unknown>;
+  /** The raw body bytes, up to `limit` (413 beyond), for routes that decode it themselves. */
+  rawRequest: (limit: number) => Promise<Buffer>;
   query: Query;
   params: Record<string, string>;
   headers: Record<string, string | string[] | undefined>;

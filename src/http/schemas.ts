@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { TRUST_TIERS } from '../domain/principals.ts';
 import { WEBHOOK_EVENTS } from '../domain/events.ts';
+import { LEGAL_BASES, OVERSIGHT_DECISIONS } from '../domain/oversight.ts';
 import { TIERS, type Json } from '../policy/types.ts';
 
 /**
@@ -129,3 +130,34 @@ export const createWebhookSchema = z
 export const webhookSchema = z
   .object({ id: z.string(), url: z.string(), events: z.array(z.string()), created_at: z.string() })
   .meta({ id: 'Webhook' });
+
+export const attestationSchema = z
+  .strictObject({
+    attestation_id: z.string().min(1).max(200),
+    touchpoint_id: z.string().min(1).max(200),
+    agent_class: z.string().min(1).max(200),
+    action_class: z.string().min(1).max(200),
+    decision: z.enum(OVERSIGHT_DECISIONS),
+    decided_at: z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time' }),
+    sequence_number: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    legal_basis: z.enum(LEGAL_BASES, { error: `must be one of ${LEGAL_BASES.join(', ')} (GDPR Art. 6(1))` }),
+    evidence_digest: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (SHA-256)'),
+    context: jsonObject.optional(),
+  })
+  .meta({ id: 'Attestation' });
+
+export const escalationSchema = attestationSchema.extend({ decision: z.literal('escalate').optional() }).meta({ id: 'Escalation' });
+
+export const heartbeatSchema = z.strictObject({
+  touchpoint_id: z.string().min(1).max(200),
+  cadence_seconds: z.number().int().min(1).max(86_400).optional().describe('How often this touchpoint reports; silent after three of these'),
+});
+
+export const REVOCATION_SCOPES = ['agent_key', 'attester', 'grant'] as const;
+export const REVOCATION_REASONS = ['compromised', 'superseded', 'policy_violation', 'decommissioned', 'other'] as const;
+export const revocationSchema = z.strictObject({
+  scope: z.enum(REVOCATION_SCOPES),
+  id: z.string().min(1).max(200).describe('The agent, attester or grant id'),
+  reason: z.enum(REVOCATION_REASONS),
+  comment: z.string().max(1000).optional(),
+});

@@ -102,7 +102,8 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
       shutdown.addEventListener('abort', abort);
     }
     try {
-      const result = await route.handle({ writ, principal, body, readBody, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
+      const rawRequest = (limit: number) => readRaw(ctx.req, limit);
+      const result = await route.handle({ writ, principal, body, readBody, rawRequest, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
       ctx.status = result.status;
       if (result.headers) ctx.set(result.headers);
       if (result.type) ctx.type = result.type;
@@ -117,8 +118,8 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
   return app;
 }
 
-/** Reads a JSON body within the size limit; an empty body reads as undefined. */
-async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+/** Reads the body's bytes within the size limit. */
+async function readRaw(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > limit) throw new WritError('payload_too_large', `request body is larger than ${limit} bytes`, { limit });
   const chunks: Buffer[] = [];
@@ -128,7 +129,14 @@ async function readJson(req: http.IncomingMessage, limit: number): Promise<unkno
     if (size > limit) throw new WritError('payload_too_large', `request body is larger than ${limit} bytes`, { limit });
     chunks.push(chunk);
   }
-  if (size === 0) return undefined;
+  return Buffer.concat(chunks);
+}
+
+/** Reads a JSON body within the size limit; an empty body reads as undefined. */
+async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const body = await readRaw(req, limit);
+  if (body.length === 0) return undefined;
+  const chunks = [body];
   const type = String(req.headers['content-type'] ?? 'application/json');
   if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
     throw new WritError('unsupported_media_type', `send JSON with Content-Type: application/json (got ${type.slice(0, 100)})`, { field: 'content-type' });

@@ -9,6 +9,9 @@ const VALUE_CODES: Record<string, ReasonCode> = {
   action: 'invalid_action',
   resource: 'invalid_resource',
   ttl: 'ttl_out_of_range',
+  legal_basis: 'legal_basis_invalid',
+  evidence_digest: 'evidence_digest_invalid',
+  decided_at: 'decided_at_invalid',
 };
 
 export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where: 'body' | 'query' | 'params'): z.infer<S> {

@@ -10,6 +10,8 @@ import * as system from './system.ts';
 import tokensConsume from './tokens-consume.ts';
 import tokensRevoke from './tokens-revoke.ts';
 import telegramWebhook from './telegram.ts';
+import opaLogs from './opa-logs.ts';
+import * as oversight from './oversight.ts';
 import * as webhooks from './webhooks.ts';
 import * as wellKnown from './well-known.ts';
 
@@ -41,6 +43,13 @@ export const ROUTES: Route[] = [
   webhooks.list,
   webhooks.remove,
   telegramWebhook,
+  oversight.attest,
+  oversight.heartbeat,
+  oversight.get,
+  oversight.escalate,
+  oversight.touchpoints,
+  oversight.revoke,
+  opaLogs,
   wellKnown.jwks,
   wellKnown.discovery,
 ];

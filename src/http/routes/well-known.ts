@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { LEGAL_BASES, OVERSIGHT_DECISIONS } from '../../domain/oversight.ts';
 import { defineRoute } from '../route.ts';
+import { REVOCATION_REASONS, REVOCATION_SCOPES } from '../schemas.ts';
 
 export const jwks = defineRoute({
   method: 'GET',
@@ -33,6 +35,15 @@ export const discovery = defineRoute({
         log_checkpoint_endpoint: `${base}/api/v1/log/checkpoint`,
         receipt_signing_alg_values_supported: ['EdDSA'],
         oap_protocol_versions_supported: ['1.0'],
+        oversight_attestation_endpoint: `${base}/api/v1/oap/attestations`,
+        oversight_attestation_heartbeat_endpoint: `${base}/api/v1/oap/attestations/heartbeat`,
+        oversight_escalation_endpoint: `${base}/api/v1/oap/escalations`,
+        oversight_revocation_endpoint: `${base}/api/v1/oap/revocations`,
+        oversight_attestation_decisions_supported: [...OVERSIGHT_DECISIONS],
+        oversight_attestation_legal_bases_supported: [...LEGAL_BASES],
+        oversight_revocation_scopes_supported: [...REVOCATION_SCOPES],
+        oversight_revocation_reasons_supported: [...REVOCATION_REASONS],
+        opa_decision_logs_endpoint: `${base}/api/v1/adapters/opa/logs`,
         openapi_uri: `${base}/openapi.json`,
       },
     };

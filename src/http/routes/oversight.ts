@@ -1,0 +1,119 @@
+import { z } from 'zod';
+import type { Attester } from '../../domain/principals.ts';
+import { WritError } from '../../errors.ts';
+import type { Writ } from '../../writ.ts';
+import { defineRoute, type RouteContext } from '../route.ts';
+import { attestationSchema, errorSchema, escalationSchema, heartbeatSchema, revocationSchema } from '../schemas.ts';
+
+async function attesterOf(writ: Writ, principal: RouteContext['principal']): Promise<Attester> {
+  const attester = principal ? await writ.principals.getAttester(principal.id) : undefined;
+  if (!attester) throw new WritError('forbidden', 'this endpoint needs an attester key', { field: 'authorization' });
+  return attester;
+}
+
+const attestationAnswer = z.object({
+  attestation: z.object({ id: z.string(), received_at: z.string(), sequence_number: z.number(), decision: z.string(), idempotent_replay: z.boolean() }),
+  receipt: z.string().describe('Witness receipt (compact JWS, iss_role "witness")'),
+});
+
+export const attest = defineRoute({
+  method: 'POST',
+  path: '/api/v1/oap/attestations',
+  summary: "Witness an external engine's decision: checked, logged, answered with a witness receipt",
+  auth: ['attester'],
+  body: attestationSchema,
+  responses: {
+    201: { description: 'Recorded', schema: attestationAnswer },
+    200: { description: 'The same attestation again: the same receipt, idempotent_replay true', schema: attestationAnswer },
+    409: { description: 'attestation_conflict (same id, other body) or attestation_out_of_order', schema: errorSchema },
+    422: { description: 'legal_basis_invalid, evidence_digest_invalid, decided_at_invalid, decided_at_in_future', schema: errorSchema },
+  },
+  async handle({ writ, principal, body }) {
+    const result = await writ.oversight.attest(await attesterOf(writ, principal), body);
+    return { status: result.replay ? 200 : 201, body: answer(result) };
+  },
+});
+
+export const escalate = defineRoute({
+  method: 'POST',
+  path: '/api/v1/oap/escalations',
+  summary: 'An escalation on its own: recorded like an attestation with decision "escalate", and sent to the approvers',
+  auth: ['attester'],
+  body: escalationSchema,
+  responses: { 201: { description: 'Recorded; an approval is open', schema: attestationAnswer }, 200: { description: 'Replay', schema: attestationAnswer } },
+  async handle({ writ, principal, body }) {
+    const result = await writ.oversight.attest(await attesterOf(writ, principal), { ...body, decision: 'escalate' });
+    return { status: result.replay ? 200 : 201, body: answer(result) };
+  },
+});
+
+function answer(result: Awaited<ReturnType<Writ['oversight']['attest']>>) {
+  return {
+    attestation: {
+      id: result.record.id,
+      received_at: result.record.received_at,
+      sequence_number: result.record.body.sequence_number,
+      decision: result.record.body.decision,
+      idempotent_replay: result.replay,
+      ...(result.record.permission_id ? { permission_id: result.record.permission_id } : {}),
+      ...(result.gap ? { gap: result.gap } : {}),
+    },
+    receipt: result.receipt,
+  };
+}
+
+export const get = defineRoute({
+  method: 'GET',
+  path: '/api/v1/oap/attestations/:id',
+  summary: 'An attestation, its witness receipt and, for escalations, the human outcome and its receipt',
+  auth: ['attester', 'admin'],
+  responses: { 200: { description: 'The record', schema: z.record(z.string(), z.unknown()) }, 404: { description: 'Not found', schema: errorSchema } },
+  async handle({ writ, principal, params }) {
+    const found = await writ.oversight.get(params.id!);
+    if (principal?.role === 'attester' && found.record.attester_id !== principal.id) {
+      throw new WritError('not_found', `no attestation ${params.id}`, { field: 'id' });
+    }
+    return { status: 200, body: { attestation: found.record, receipt: found.receipt, ...(found.escalation ? { escalation: found.escalation } : {}) } };
+  },
+});
+
+export const heartbeat = defineRoute({
+  method: 'POST',
+  path: '/api/v1/oap/attestations/heartbeat',
+  summary: "Liveness of an attester's touchpoint",
+  auth: ['attester'],
+  body: heartbeatSchema,
+  responses: { 200: { description: 'Recorded', schema: z.record(z.string(), z.unknown()) } },
+  async handle({ writ, principal, body }) {
+    return { status: 200, body: await writ.oversight.heartbeat(await attesterOf(writ, principal), body.touchpoint_id, body.cadence_seconds) };
+  },
+});
+
+export const touchpoints = defineRoute({
+  method: 'GET',
+  path: '/api/v1/oap/touchpoints',
+  summary: 'Every touchpoint: last attestation, last heartbeat, gaps; silent after three cadences without either',
+  auth: ['admin'],
+  responses: { 200: { description: 'Touchpoints', schema: z.object({ touchpoints: z.array(z.record(z.string(), z.unknown())) }) } },
+  async handle({ writ }) {
+    return { status: 200, body: { touchpoints: await writ.oversight.touchpoints() } };
+  },
+});
+
+export const revoke = defineRoute({
+  method: 'POST',
+  path: '/api/v1/oap/revocations',
+  summary: "Revoke an agent's keys, an attester, or a grant, at once (attesters may revoke agent keys)",
+  auth: ['admin', 'attester'],
+  body: revocationSchema,
+  responses: { 200: { description: 'Revoked', schema: z.record(z.string(), z.unknown()) }, 404: { description: 'Nothing to revoke', schema: errorSchema } },
+  async handle({ writ, principal, body }) {
+    if (principal?.role === 'attester' && body.scope === 'attester') {
+      throw new WritError('forbidden', 'only an admin revokes attesters', { field: 'scope' });
+    }
+    if (body.scope === 'grant') throw new WritError('not_found', `no grant ${body.id} (standing grants are not available yet)`, { field: 'id' });
+    const entry = { type: 'revocation', data: { scope: body.scope, id: body.id, reason: body.reason, ...(body.comment ? { comment: body.comment } : {}), by: { role: principal!.role, id: principal!.id } } };
+    const revoked = await writ.principals.revokeKeys(body.id, body.scope === 'agent_key' ? 'agent' : 'attester', entry);
+    return { status: 200, body: { scope: body.scope, id: body.id, reason: body.reason, revoked_keys: revoked, effective_at: new Date().toISOString() } };
+  },
+});
