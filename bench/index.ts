@@ -91,17 +91,17 @@ interface Load {
 }
 
 /** CONCURRENCY keep-alive clients, each sending the next request as soon as the last answered. */
-async function load(send: (i: number) => Promise<boolean>, seconds: number, until?: () => boolean): Promise<Load> {
+async function load(send: (client: number) => Promise<boolean>, seconds: number, until?: () => boolean): Promise<Load> {
   let count = 0;
   let failures = 0;
   const latencies: number[] = [];
   const end = Date.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: CONCURRENCY }, async (_, client) => {
       while (until ? until() : Date.now() < end) {
         const t0 = performance.now();
-        const ok = await send(count + failures);
+        const ok = await send(client);
         latencies.push(performance.now() - t0);
         if (ok) count++;
         else failures++;
@@ -121,37 +121,78 @@ async function stop(child: ChildProcess): Promise<void> {
   await new Promise((r) => child.once('exit', r));
 }
 
-/** Writ's whole signed decision over HTTP, as agents call it. */
-async function writPath(label: string, policies: string, body: Record<string, unknown>, rssRun: boolean): Promise<Load> {
+/** Runs `writ serve` on a fresh data directory for the duration of `fn`. */
+async function withWrit<T>(policies: string, fn: (server: { port: number; agent: http.Agent; pid: number }) => Promise<T>): Promise<T> {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'writ-bench-'));
   const port = 30000 + Math.floor(Math.random() * 20000);
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', String(port), '--data', data, '--policies', policies], {
     env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'ignore', 'ignore'],
   });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   try {
     await waitUp(agent, port, '/healthz');
+    return await fn({ port, agent, pid: child.pid! });
+  } finally {
+    agent.destroy();
+    await stop(child);
+    await fs.rm(data, { recursive: true, force: true });
+  }
+}
+
+/** Writ's whole signed decision over HTTP, as agents call it. */
+function writPath(label: string, policies: string, body: Record<string, unknown>, rssRun: boolean): Promise<Load> {
+  return withWrit(policies, async ({ port, agent, pid }) => {
     const created = JSON.parse((await request(agent, port, 'POST', '/api/v1/agents', ADMIN, { name: 'bench', trust_tier: 'T2' })).body) as { api_key: string };
     const send = async () => (await request(agent, port, 'POST', '/api/v1/permissions', created.api_key, body)).status === 201;
     await load(send, 2);
     const measured = await load(send, SECONDS);
     console.log(`${label}: ${describe(measured)} (${CONCURRENCY} keep-alive clients, ${SECONDS} s; target ≥ 3000/s, p99 < 25 ms)`);
     if (rssRun) {
-      const after = await readRss(child.pid!);
+      const after = await readRss(pid);
       let total = measured.count;
       if (TOTAL_FOR_RSS > total) {
         await load(async () => (await send()) && ++total > 0, 0, () => total < TOTAL_FOR_RSS);
       }
-      const end = await readRss(child.pid!);
+      const end = await readRss(pid);
       console.log(`writ server memory: rss ${fmt(after.rss)} MB after the timed run; rss ${fmt(end.rss)} MB, peak ${fmt(end.peak)} MB after ${total} decisions (target < 300 MB after 100k)`);
     }
     return measured;
-  } finally {
-    agent.destroy();
-    await stop(child);
-    await fs.rm(data, { recursive: true, force: true });
-  }
+  });
+}
+
+/** Oversight ingest: each client is one touchpoint's attester, sending attestations in sequence. */
+function attestationIngest(): Promise<Load> {
+  return withWrit(path.join(ROOT, 'policies'), async ({ port, agent }) => {
+    const attesters = await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, i) => {
+        const created = JSON.parse((await request(agent, port, 'POST', '/api/v1/attesters', ADMIN, { name: `bench ${i}`, touchpoint_id: `tp-${i}` })).body) as { api_key: string };
+        return { key: created.api_key, touchpoint: `tp-${i}`, seq: 0 };
+      }),
+    );
+    // One attester per client: a touchpoint's sequence numbers arrive in order.
+    const send = async (client: number) => {
+      const a = attesters[client]!;
+      const seq = a.seq++;
+      const res = await request(agent, port, 'POST', '/api/v1/oap/attestations', a.key, {
+        attestation_id: `${a.touchpoint}-${seq}`,
+        touchpoint_id: a.touchpoint,
+        agent_class: 'bench-bot',
+        action_class: 'payments.refund',
+        decision: 'allow',
+        decided_at: new Date().toISOString(),
+        sequence_number: seq,
+        legal_basis: 'contract',
+        evidence_digest: 'a'.repeat(64),
+        context: { reason: 'bench' },
+      });
+      return res.status === 201;
+    };
+    await load(send, 2);
+    const measured = await load(send, SECONDS);
+    console.log(`writ http, attestation ingest (oversight): ${fmt(measured.perSecond, 0)} attestations/s, p50 ${fmt(measured.p50, 2)} ms, p99 ${fmt(measured.p99, 2)} ms, failures ${measured.failures} (target ≥ 3000/s, p99 < 25 ms; each durable before its answer)`);
+    return measured;
+  });
 }
 
 /** The same Rego policy in the real OPA server: its bare decision over its REST API. */
@@ -178,18 +219,25 @@ async function opaServer(): Promise<Load | undefined> {
   }
 }
 
+/** BENCH_ONLY=cedar,rego,http,opa,ingest runs some of the phases. */
+const only = new Set((process.env.BENCH_ONLY ?? 'cedar,rego,http,opa,ingest').split(','));
 console.log(`writ bench on ${os.cpus().length} cores, node ${process.version}`);
-await inProcess('cedar in-process (shipped policies)', path.join(ROOT, 'policies'), 'p50 < 60 µs');
-await inProcess('cedar in-process (examples/cedar)', path.join(EXAMPLES, 'cedar'), 'p50 < 60 µs');
-if (findOpa()) await inProcess('rego in-process (examples/rego)', path.join(EXAMPLES, 'rego'), 'p50 < 50 µs');
-else console.log('rego in-process: skipped (no OPA compiler: npm run build:opa)');
+if (only.has('cedar')) {
+  await inProcess('cedar in-process (shipped policies)', path.join(ROOT, 'policies'), 'p50 < 60 µs');
+  await inProcess('cedar in-process (examples/cedar)', path.join(EXAMPLES, 'cedar'), 'p50 < 60 µs');
+}
+if (only.has('rego')) {
+  if (findOpa()) await inProcess('rego in-process (examples/rego)', path.join(EXAMPLES, 'rego'), 'p50 < 50 µs');
+  else console.log('rego in-process: skipped (no OPA compiler: npm run build:opa)');
+}
 const body = { action: 'email.send', resource: 'email:client@acme.com', scope: { max_emails: 1 }, context: { reason: 'bench' } };
-await writPath('writ http, Cedar (shipped policies)', path.join(ROOT, 'policies'), body, TOTAL_FOR_RSS > 0);
-const writRego = findOpa() ? await writPath('writ http, Rego (examples/rego)', path.join(EXAMPLES, 'rego'), body, false) : undefined;
-const bare = await opaServer();
+if (only.has('http')) await writPath('writ http, Cedar (shipped policies)', path.join(ROOT, 'policies'), body, TOTAL_FOR_RSS > 0);
+const writRego = only.has('opa') && findOpa() ? await writPath('writ http, Rego (examples/rego)', path.join(EXAMPLES, 'rego'), body, false) : undefined;
+const bare = only.has('opa') ? await opaServer() : undefined;
 if (writRego && bare) {
   console.log(
     `ratio, Writ's signed decision (policy + token + receipt + durable log) to OPA's bare decision: ` +
       `throughput ${fmt(writRego.perSecond / bare.perSecond, 2)}×, p50 latency ${fmt(writRego.p50 / bare.p50, 2)}×, p99 latency ${fmt(writRego.p99 / bare.p99, 2)}×`,
   );
 }
+if (only.has('ingest')) await attestationIngest();

@@ -7,6 +7,7 @@ import type { TransparencyLog } from '../log/log.ts';
 import type { Json } from '../policy/types.ts';
 import { getJson, put, type Store } from '../store/store.ts';
 import { KeyedMutex } from './lock.ts';
+import { DigestBloom } from '../store/bloom.ts';
 import type { Permissions, PermissionRecord } from './permissions.ts';
 import type { Attester } from './principals.ts';
 import { RECEIPT_TYP } from './receipts.ts';
@@ -61,8 +62,10 @@ export interface Touchpoint {
   gaps: number;
 }
 
+const idDigest = (id: string) => sha256(id);
 const K = {
-  attestation: (id: string) => `oap/att/${sha256(id).toString('base64url')}`,
+  attestations: { gte: 'oap/att/', lt: 'oap/att/~' },
+  attestation: (id: string) => `oap/att/${idDigest(id).toString('base64url')}`,
   receipt: (id: string) => `oap/receipt/${sha256(id).toString('base64url')}`,
   humanReceipt: (id: string) => `oap/human-receipt/${sha256(id).toString('base64url')}`,
   touchpoint: (id: string) => `oap/tp/${id}`,
@@ -73,6 +76,11 @@ const DEFAULT_CADENCE_SECONDS = 60;
 
 export class Oversight {
   private readonly mutex = new KeyedMutex();
+  /** Touchpoint state, read through: only changed under the touchpoint's lock, after a durable write. */
+  private readonly touchpointCache = new Map<string, Touchpoint>();
+  /** Attestation ids already recorded: most attestations are new, and need no read to prove it. */
+  private readonly known = new DigestBloom();
+  private loaded: Promise<void> | undefined;
 
   constructor(
     private readonly o: { store: Store; log: TransparencyLog; keys: KeyRing; permissions: Permissions; issuer: () => string; approvalTimeout: number; ttl: number },
@@ -98,15 +106,16 @@ export class Oversight {
    * Resolves once every new entry is durable.
    */
   async ingestDecisions(attester: Attester, inputs: Array<Omit<AttestationInput, 'sequence_number' | 'touchpoint_id'>>): Promise<{ recorded: number; duplicates: number }> {
+    await this.load();
     return this.mutex.run(attester.touchpoint_id, async () => {
       let recorded = 0;
       let duplicates = 0;
       for (const input of inputs) {
-        if (await this.o.store.get(K.attestation(input.attestation_id))) {
+        if (this.known.mightContain(idDigest(input.attestation_id)) && (await this.o.store.get(K.attestation(input.attestation_id)))) {
           duplicates++;
           continue;
         }
-        const tp = await getJson<Touchpoint>(this.o.store, K.touchpoint(attester.touchpoint_id));
+        const tp = await this.touchpoint(attester.touchpoint_id);
         await this.recordLocked(attester, { ...input, touchpoint_id: attester.touchpoint_id, sequence_number: (tp?.last_sequence ?? -1) + 1 });
         recorded++;
       }
@@ -114,16 +123,26 @@ export class Oversight {
     });
   }
 
+  /** Fills the filter from the stored ids (keys only), once, before the first attestation. */
+  private load(): Promise<void> {
+    this.loaded ??= (async () => {
+      for await (const [key] of this.o.store.iterate(K.attestations)) this.known.add(Buffer.from(key.slice('oap/att/'.length), 'base64url'));
+    })();
+    return this.loaded;
+  }
+
   private async recordLocked(attester: Attester, input: AttestationInput): Promise<{ record: AttestationRecord; receipt: string; replay: boolean; gap?: { expected: number; got: number } }> {
+    await this.load();
     const bodyHash = sha256(canonicalize(input)).toString('base64');
-    const existing = await getJson<AttestationRecord>(this.o.store, K.attestation(input.attestation_id));
+    const digest = idDigest(input.attestation_id);
+    const existing = this.known.mightContain(digest) ? await getJson<AttestationRecord>(this.o.store, K.attestation(input.attestation_id)) : undefined;
     if (existing) {
       if (existing.body_hash !== bodyHash) {
         throw new WritError('attestation_conflict', `attestation ${input.attestation_id} was already recorded with a different body`, { field: 'attestation_id' });
       }
       return { record: existing, receipt: await this.receipt(existing), replay: true };
     }
-    const tp = await getJson<Touchpoint>(this.o.store, K.touchpoint(input.touchpoint_id));
+    const tp = await this.touchpoint(input.touchpoint_id);
     const seen = tp !== undefined && tp.attestations > 0;
     if (seen && input.sequence_number <= tp.last_sequence) {
       throw new WritError('attestation_out_of_order', `sequence_number ${input.sequence_number} is not above ${tp.last_sequence}, the highest seen for touchpoint ${input.touchpoint_id}`, {
@@ -170,6 +189,8 @@ export class Oversight {
       return [put(K.attestation(input.attestation_id), record), put(K.touchpoint(input.touchpoint_id), next), ...(escalation ? escalation.ops() : [])];
     });
     await Promise.all([gapLogged, appended]);
+    this.known.add(digest);
+    this.touchpointCache.set(input.touchpoint_id, next);
     if (escalation) escalation.committed();
     const stored = record as AttestationRecord;
     return { record: stored, receipt: await this.receipt(stored, { fresh: true }), replay: false, ...(gap ? { gap } : {}) };
@@ -243,14 +264,23 @@ export class Oversight {
     return signCompact({ typ: RECEIPT_TYP }, claims, this.o.keys.current);
   }
 
+  private async touchpoint(id: string): Promise<Touchpoint | undefined> {
+    const cached = this.touchpointCache.get(id);
+    if (cached) return cached;
+    const stored = await getJson<Touchpoint>(this.o.store, K.touchpoint(id));
+    if (stored) this.touchpointCache.set(id, stored);
+    return stored;
+  }
+
   async heartbeat(attester: Attester, touchpointId: string, cadenceSeconds?: number): Promise<Touchpoint> {
     if (touchpointId !== attester.touchpoint_id) {
       throw new WritError('forbidden', `this attester reports for touchpoint ${attester.touchpoint_id}, not ${touchpointId}`, { field: 'touchpoint_id' });
     }
     return this.mutex.run(touchpointId, async () => {
-      const tp = (await getJson<Touchpoint>(this.o.store, K.touchpoint(touchpointId))) ?? { touchpoint_id: touchpointId, last_sequence: -1, cadence_seconds: DEFAULT_CADENCE_SECONDS, attestations: 0, gaps: 0 };
+      const tp = (await this.touchpoint(touchpointId)) ?? { touchpoint_id: touchpointId, last_sequence: -1, cadence_seconds: DEFAULT_CADENCE_SECONDS, attestations: 0, gaps: 0 };
       const next: Touchpoint = { ...tp, last_heartbeat_at: new Date().toISOString(), ...(cadenceSeconds ? { cadence_seconds: cadenceSeconds } : {}) };
       await this.o.store.batch([put(K.touchpoint(touchpointId), next)], { sync: true });
+      this.touchpointCache.set(touchpointId, next);
       return next;
     });
   }

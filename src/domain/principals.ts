@@ -83,6 +83,7 @@ export class Principals {
   /** Key records are tiny and read on every request; cache them (revocation deletes from here too). */
   private readonly keys = new Map<string, KeyRecord>();
   private readonly agents = new Map<string, Agent>();
+  private readonly attesters = new Map<string, Attester>();
   private readonly linking = new KeyedMutex();
 
   constructor(
@@ -185,8 +186,12 @@ export class Principals {
     return getJson<Approver>(this.store, K.approver(id));
   }
 
-  getAttester(id: string): Promise<Attester | undefined> {
-    return getJson<Attester>(this.store, K.attester(id));
+  async getAttester(id: string): Promise<Attester | undefined> {
+    const cached = this.attesters.get(id);
+    if (cached) return cached;
+    const attester = await getJson<Attester>(this.store, K.attester(id));
+    if (attester) this.attesters.set(id, attester);
+    return attester;
   }
 
   /**
@@ -204,6 +209,7 @@ export class Principals {
     await this.log.append(entry.type, { ...entry.data, revoked_keys: doomed.length }, doomed.map((key) => ({ type: 'del', key })));
     for (const key of doomed) this.keys.delete(key.slice('key/'.length));
     if (role === 'agent') this.agents.delete(principalId);
+    else this.attesters.delete(principalId);
     return doomed.length;
   }
 
