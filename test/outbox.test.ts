@@ -15,8 +15,8 @@ test("one call at a time per chat, in order, spaced by the chat's interval", asy
   }
   await sleep(1200);
   t.deepEqual(log.map(([n]) => n), ['a', 'b', 'c']);
-  t.true(log[1]![1] >= 400, 'b waited for a to finish');
-  t.true(log[2]![1] - log[1]![1] >= 200, 'c waited the per-chat interval');
+  t.true(log[1]![1] >= 390, 'b waited for a to finish'); // timers may fire a few ms early
+  t.true(log[2]![1] - log[1]![1] >= 190, 'c waited the per-chat interval');
   outbox.stop();
 });
 
