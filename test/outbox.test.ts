@@ -25,10 +25,11 @@ test('at most perSecond calls start in any second across chats', async (t) => {
   const starts: number[] = [];
   const t0 = Date.now();
   for (let chat = 0; chat < 12; chat++) outbox.push(chat, async () => void starts.push(Date.now() - t0));
-  await sleep(2600);
+  await sleep(3500);
   t.is(starts.length, 12);
-  t.is(starts.filter((ms) => ms < 1000).length, 5);
-  t.is(starts.filter((ms) => ms < 2000).length, 10);
+  // No one-second window ever holds more than five starts (a few ms of timer slack allowed).
+  for (const s of starts) t.true(starts.filter((x) => x >= s && x < s + 990).length <= 5, `starts: ${starts.join(', ')}`);
+  t.is(starts.filter((ms) => ms < 1000).length, 5, 'the first five go at once');
   outbox.stop();
 });
 
