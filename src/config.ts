@@ -126,6 +126,7 @@ export function kebab(key: string): string {
 /** The base URL clients use to reach this server, without a trailing slash. */
 export function publicBaseUrl(config: Config, boundPort: number): string {
   if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${boundPort}`;
+  // A wildcard listen address is no address a client can use: advertise loopback instead.
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '::1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
 }

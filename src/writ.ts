@@ -83,7 +83,17 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
   const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay });
   const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
   permissions.events.add(webhooks);
-  const oversight = new Oversight({ store, log, keys, permissions, issuer: baseUrl, approvalTimeout: config.approvalTimeout, ttl: config.tokenTtlDefault });
+  const oversight = new Oversight({
+    store,
+    log,
+    keys,
+    permissions,
+    issuer: baseUrl,
+    approvalTimeout: config.approvalTimeout,
+    ttl: config.tokenTtlDefault,
+    listAttesters: () => principals.listAttesters(),
+  });
+  permissions.events.add(oversight);
   let policies: PolicyStore;
   try {
     policies = await PolicyStore.open(config.policies, {

@@ -98,6 +98,7 @@ const refusals: Array<[string, Record<string, unknown>, number, string, string]>
   ['decided_at that is no date', { decided_at: 'yesterday' }, 422, 'decided_at_invalid', 'decided_at'],
   ['an unknown decision', { decision: 'maybe' }, 422, 'invalid_value', 'decision'],
   ['a missing sequence number', { sequence_number: undefined }, 400, 'invalid_request', 'sequence_number'],
+  ['an evidence digest that is a number', { evidence_digest: 5 }, 422, 'evidence_digest_invalid', 'evidence_digest'],
 ];
 for (const [name, over, status, code, field] of refusals) {
   test(`an attestation with ${name} is refused (${status} ${code}) and nothing is recorded`, async (t) => {
@@ -193,22 +194,51 @@ test('heartbeats record liveness; a touchpoint quiet for three cadences is flagg
   t.is((await a.call('POST', '/api/v1/oap/attestations/heartbeat', { touchpoint_id: 'someone-else' })).status, 403);
 });
 
-test('revocations take effect at once and are logged; scopes and reasons come from the advertised lists', async (t) => {
+test('revocations (admin) take effect at once and are logged; scopes and reasons come from the advertised lists', async (t) => {
   const victim = await agent(w);
   t.is((await victim.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:a@b.c' })).status, 201);
   const a = await attester();
-  const res = await a.call('POST', '/api/v1/oap/revocations', { scope: 'agent_key', id: victim.id, reason: 'compromised' });
+  t.is((await a.call('POST', '/api/v1/oap/revocations', { scope: 'agent_key', id: victim.id, reason: 'compromised' })).status, 403, 'an attester cannot lock agents out');
+  const res = await w.admin('POST', '/api/v1/oap/revocations', { scope: 'agent_key', id: victim.id, reason: 'compromised' });
   t.is(res.status, 200);
   t.is(res.body.revoked_keys, 1);
   t.is((await victim.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:a@b.c' })).status, 401);
-  t.is((await a.call('POST', '/api/v1/oap/revocations', { scope: 'attester', id: a.id, reason: 'other' })).status, 403);
-  t.is((await a.call('POST', '/api/v1/oap/revocations', { scope: 'agent_key', id: victim.id, reason: 'because' })).status, 422);
-  t.is((await a.call('POST', '/api/v1/oap/revocations', { scope: 'grant', id: 'grt_x', reason: 'other' })).status, 404);
+  t.is((await w.admin('POST', '/api/v1/oap/revocations', { scope: 'agent_key', id: victim.id, reason: 'because' })).status, 422);
+  t.is((await w.admin('POST', '/api/v1/oap/revocations', { scope: 'grant', id: 'grt_x', reason: 'other' })).status, 404);
   const other = await attester();
   t.is((await w.admin('POST', '/api/v1/oap/revocations', { scope: 'attester', id: other.id, reason: 'decommissioned' })).status, 200);
   t.is((await other.call('POST', '/api/v1/oap/attestations', body(other.touchpoint, 1))).status, 401);
   const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
   t.true(records.some((r: { type: string; data: { id?: string } }) => r.type === 'revocation' && r.data.id === victim.id));
+});
+
+test('attestation ids are scoped to their touchpoint: two engines may use the same id', async (t) => {
+  const a = await attester();
+  const b = await attester();
+  const id = 'shared-id-1';
+  const [ra, rb] = await Promise.all([
+    a.call('POST', '/api/v1/oap/attestations', { ...body(a.touchpoint, 1), attestation_id: id }),
+    b.call('POST', '/api/v1/oap/attestations', { ...body(b.touchpoint, 1), attestation_id: id, decision: 'deny' }),
+  ]);
+  t.is(ra.status, 201);
+  t.is(rb.status, 201);
+  t.is((await a.call('GET', `/api/v1/oap/attestations/${id}`)).body.attestation.body.decision, 'allow');
+  t.is((await b.call('GET', `/api/v1/oap/attestations/${id}`)).body.attestation.body.decision, 'deny');
+  t.is((await w.admin('GET', `/api/v1/oap/attestations/${id}?touchpoint_id=${b.touchpoint}`)).body.attestation.body.decision, 'deny');
+  t.is((await w.admin('GET', `/api/v1/oap/attestations/${id}`)).status, 400, 'admins name the touchpoint');
+});
+
+test('a touchpoint whose engine never reported is listed as silent', async (t) => {
+  const a = await attester();
+  const tp = (await w.admin('GET', '/api/v1/oap/touchpoints')).body.touchpoints.find((x: { touchpoint_id: string }) => x.touchpoint_id === a.touchpoint);
+  t.like(tp, { silent: true, attestations: 0 });
+});
+
+test('an admin cannot revoke an escalation from an external engine: its approvers decide it', async (t) => {
+  const a = await attester();
+  const res = await a.call('POST', '/api/v1/oap/attestations', body(a.touchpoint, 1, { decision: 'escalate' }));
+  const revoke = await w.admin('POST', '/api/v1/tokens/revoke', { permission_id: res.body.attestation.permission_id });
+  t.is(revoke.status, 409);
 });
 
 test('OPA decision logs, gzip or plain: mapped to attestations, duplicates dropped, 413 over the limit', async (t) => {
@@ -224,9 +254,9 @@ test('OPA decision logs, gzip or plain: mapped to attestations, duplicates dropp
     body: gzipSync(JSON.stringify(events)),
   });
   t.is(gz.status, 200);
-  t.deepEqual(await gz.json(), { recorded: 3, duplicates: 0 });
+  t.deepEqual(await gz.json(), { recorded: 3, duplicates: 0, rejected: [] });
   const again = await a.call('POST', '/api/v1/adapters/opa/logs', events);
-  t.deepEqual(again.body, { recorded: 0, duplicates: 3 });
+  t.deepEqual(again.body, { recorded: 0, duplicates: 3, rejected: [] });
   const first = (await a.call('GET', `/api/v1/oap/attestations/d-${a.touchpoint}-1`)).body;
   t.like(first.attestation.body, { agent_class: 'billing', action_class: 'payments.authz', decision: 'allow', legal_basis: 'contract', sequence_number: 0 });
   t.is((await a.call('GET', `/api/v1/oap/attestations/d-${a.touchpoint}-2`)).body.attestation.body.legal_basis, 'legitimate_interests', 'the configured default');
@@ -235,6 +265,45 @@ test('OPA decision logs, gzip or plain: mapped to attestations, duplicates dropp
   t.is(third.escalation.status, 'pending');
   const big = await a.call('POST', '/api/v1/adapters/opa/logs', `[${'"x",'.repeat(300_000)}"x"]`);
   t.is(big.status, 413);
+  const bomb = await fetch(`${w.url}/api/v1/adapters/opa/logs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    body: gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20)),
+  });
+  t.is(bomb.status, 413, 'a small gzip that inflates past the cap');
+});
+
+test('an OPA upload with bad events records the good ones and rejects the rest one by one, so OPA is not stuck re-sending', async (t) => {
+  const a = await attester();
+  const now = new Date().toISOString();
+  const good = { decision_id: `ok-${a.touchpoint}`, path: 'x/y', input: {}, result: { allow: true }, timestamp: now };
+  const raw = `[${JSON.stringify(good)},
+    {"decision_id": "deep", "path": "x/y", "input": ${'{"a":'.repeat(100)}1${'}'.repeat(100)}, "result": true},
+    {"decision_id": "surrogate", "path": "x/\\ud800", "result": true},
+    {"decision_id": "infinite", "path": "x/y", "input": {"n": 1e999}, "result": true},
+    {"decision_id": "future", "path": "x/y", "result": true, "timestamp": "2099-01-01T00:00:00Z"},
+    {"decision_id": "basis", "path": "x/y", "result": {"allow": true, "legal_basis": "because"}},
+    {"path": "no id"}]`;
+  const res = await a.call('POST', '/api/v1/adapters/opa/logs', raw);
+  t.is(res.status, 200, res.text);
+  t.is(res.body.recorded, 1, res.text);
+  t.deepEqual(res.body.rejected.map((r: { decision_id: string }) => r.decision_id), ['deep', 'surrogate', 'infinite', 'future', 'basis', '']);
+  t.is((await a.call('GET', `/api/v1/oap/attestations/ok-${a.touchpoint}`)).status, 200);
+  const again = await a.call('POST', '/api/v1/adapters/opa/logs', raw);
+  t.like(again.body, { recorded: 0, duplicates: 1 });
+  const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
+  t.true(records.some((r: { type: string; data: { touchpoint_id?: string } }) => r.type === 'attestation.rejected' && r.data.touchpoint_id === a.touchpoint));
+});
+
+test('discovery follows WRIT_PUBLIC_URL, path included', async (t) => {
+  const other = await startWrit({ config: { publicUrl: 'https://writ.example.com/base' } });
+  try {
+    const d = (await other.call('GET', '/.well-known/openid-configuration')).body;
+    t.is(d.issuer, 'https://writ.example.com/base');
+    t.is(d.oversight_attestation_endpoint, 'https://writ.example.com/base/api/v1/oap/attestations');
+  } finally {
+    await other.close();
+  }
 });
 
 test('the Cedar adapter turns a cedar-wasm decision into an attestation that Writ witnesses', async (t) => {
@@ -264,18 +333,18 @@ test('a retry after a crash between the write and the answer gets the first rece
   t.is(first.status, 201);
   server.child.kill('SIGKILL');
   await server.exited;
-  // The crash came before the kept receipt reached the disk: only the entry and record did.
+  // The receipt was written in the attestation's own batch: after the crash it is on disk with it.
   const store = await LevelStore.open(path.join(data, 'db'));
   const kept: string[] = [];
-  for await (const [key] of store.iterate({ gte: 'oap/receipt/', lt: 'oap/receipt/~' })) kept.push(key);
-  await store.batch(kept.map((key) => ({ type: 'del' as const, key })), { sync: true });
+  for await (const [, value] of store.iterate({ gte: 'oap/receipt/', lt: 'oap/receipt/~' })) kept.push(value);
   await store.close();
+  t.deepEqual(kept, [first.body.receipt]);
   server = await spawnWrit(data);
   try {
     const retry = await caller(server.url, created.api_key)('POST', '/api/v1/oap/attestations', sent);
     t.is(retry.status, 200);
     t.true(retry.body.attestation.idempotent_replay);
-    t.is(retry.body.receipt, first.body.receipt, 'Ed25519 is deterministic: the same claims, the same receipt');
+    t.is(retry.body.receipt, first.body.receipt, 'the very receipt first issued');
   } finally {
     server.child.kill('SIGTERM');
     await server.exited;

@@ -92,16 +92,19 @@ export async function submitAttestation(
   url: string,
   apiKey: string,
   attestation: Attestation,
-  options: { retries?: number; baseDelayMs?: number; fetch?: typeof fetch } = {},
+  options: { retries?: number; baseDelayMs?: number; timeoutMs?: number; fetch?: typeof fetch } = {},
 ): Promise<{ status: number; body: { attestation?: Record<string, unknown>; receipt?: string; error?: { reason_code: string; message: string } } }> {
   const retries = options.retries ?? 5;
   const doFetch = options.fetch ?? fetch;
   for (let attempt = 0; ; attempt++) {
     try {
-      const res = await doFetch(new URL('/api/v1/oap/attestations', url), {
+      // Relative to the base, so a Writ behind a path prefix (WRIT_PUBLIC_URL) is reached too.
+      const endpoint = new URL('api/v1/oap/attestations', url.endsWith('/') ? url : `${url}/`);
+      const res = await doFetch(endpoint, {
         method: 'POST',
         headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
         body: JSON.stringify(attestation),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
       });
       const body = (await res.json().catch(() => ({}))) as Awaited<ReturnType<typeof submitAttestation>>['body'];
       if ((res.status === 429 || res.status >= 500) && attempt < retries) throw new Error(`HTTP ${res.status}`);

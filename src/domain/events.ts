@@ -18,6 +18,8 @@ export interface WritEvent {
   id: string;
   type: WritEventType;
   created_at: string;
+  /** The log entry of the change, set once it is sequenced (before `ops` is asked for). */
+  log?: { index: number; leaf_hash: string; at: string };
   data: {
     approval?: Approval;
     permission: PermissionSummary;
@@ -26,7 +28,7 @@ export interface WritEvent {
   };
 }
 
-export type PermissionSummary = Pick<PermissionRecord, 'id' | 'agent' | 'action' | 'resource' | 'scope' | 'context' | 'value' | 'currency' | 'tier' | 'status' | 'expires_at'>;
+export type PermissionSummary = Pick<PermissionRecord, 'id' | 'agent' | 'action' | 'resource' | 'scope' | 'context' | 'value' | 'currency' | 'tier' | 'status' | 'expires_at' | 'oversight'>;
 
 export interface EventSink {
   ops?(event: WritEvent): BatchOp[];
@@ -34,8 +36,21 @@ export interface EventSink {
 }
 
 export function summary(record: PermissionRecord): PermissionSummary {
-  const { id, agent, action, resource, scope, context, value, currency, tier, status, expires_at } = record;
-  return { id, agent, action, resource, scope, context, ...(value !== undefined ? { value } : {}), ...(currency !== undefined ? { currency } : {}), tier, status, expires_at };
+  const { id, agent, action, resource, scope, context, value, currency, tier, status, expires_at, oversight } = record;
+  return {
+    id,
+    agent,
+    action,
+    resource,
+    scope,
+    context,
+    ...(value !== undefined ? { value } : {}),
+    ...(currency !== undefined ? { currency } : {}),
+    tier,
+    status,
+    expires_at,
+    ...(oversight ? { oversight } : {}),
+  };
 }
 
 export class Events {

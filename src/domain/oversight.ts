@@ -5,9 +5,10 @@ import { WritError } from '../errors.ts';
 import { canonicalize } from '../log/canonical.ts';
 import type { TransparencyLog } from '../log/log.ts';
 import type { Json } from '../policy/types.ts';
-import { getJson, put, type Store } from '../store/store.ts';
-import { KeyedMutex } from './lock.ts';
 import { DigestBloom } from '../store/bloom.ts';
+import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
+import type { EventSink, WritEvent } from './events.ts';
+import { KeyedMutex } from './lock.ts';
 import type { Permissions, PermissionRecord } from './permissions.ts';
 import type { Attester } from './principals.ts';
 import { RECEIPT_TYP } from './receipts.ts';
@@ -17,14 +18,19 @@ import { RECEIPT_TYP } from './receipts.ts';
  * attestation is checked at the door, logged, and answered with a witness receipt; an
  * `escalate` opens an approval on the same state machine as conductor requests, and the humans'
  * decision gets a second receipt. Per touchpoint, sequence numbers only go up; a gap is accepted
- * and logged. Everything one attestation writes goes in one batch, so a retry after a crash
- * finds either all of it (and gets the same receipt back) or none of it.
+ * and logged. Attestation ids are scoped to their touchpoint.
+ *
+ * Everything one attestation writes — its record, the touchpoint's state, the log entry, the
+ * approval of an escalation and the witness receipt itself (signed as the entry is sequenced) —
+ * goes to disk in one batch, so a retry after a crash finds either all of it, and gets the very
+ * receipt first issued, or none of it. The receipt is handed out only after that batch is durable.
  */
 export const LEGAL_BASES = ['consent', 'contract', 'legal_obligation', 'vital_interests', 'public_task', 'legitimate_interests'] as const;
 export type LegalBasis = (typeof LEGAL_BASES)[number];
 export const OVERSIGHT_DECISIONS = ['allow', 'deny', 'escalate'] as const;
 export const FUTURE_TOLERANCE_MS = 5 * 60_000;
 const WITNESS_RECEIPT_DAYS = 365;
+const DEFAULT_CADENCE_SECONDS = 60;
 
 export interface AttestationInput {
   attestation_id: string;
@@ -62,96 +68,131 @@ export interface Touchpoint {
   gaps: number;
 }
 
-const idDigest = (id: string) => sha256(id);
+export interface Recorded {
+  record: AttestationRecord;
+  receipt: string;
+  replay: boolean;
+  gap?: { expected: number; got: number };
+}
+
+const b64 = (s: string) => Buffer.from(s).toString('base64url');
+const scoped = (touchpoint: string, id: string) => sha256(`${touchpoint}\n${id}`);
 const K = {
   attestations: { gte: 'oap/att/', lt: 'oap/att/~' },
-  attestation: (id: string) => `oap/att/${idDigest(id).toString('base64url')}`,
-  receipt: (id: string) => `oap/receipt/${sha256(id).toString('base64url')}`,
-  humanReceipt: (id: string) => `oap/human-receipt/${sha256(id).toString('base64url')}`,
-  touchpoint: (id: string) => `oap/tp/${id}`,
+  attestation: (digest: Buffer) => `oap/att/${digest.toString('base64url')}`,
+  receipt: (digest: Buffer) => `oap/receipt/${digest.toString('base64url')}`,
+  humanReceipt: (digest: Buffer) => `oap/human-receipt/${digest.toString('base64url')}`,
+  touchpoint: (id: string) => `oap/tp/${b64(id)}`,
   touchpoints: { gte: 'oap/tp/', lt: 'oap/tp/~' },
 };
 
-const DEFAULT_CADENCE_SECONDS = 60;
+interface Staged {
+  record: AttestationRecord;
+  next: Touchpoint;
+  digest: Buffer;
+  gap?: { expected: number; got: number };
+  receipt: () => string;
+  done: Promise<unknown>;
+  committed: () => void;
+}
 
-export class Oversight {
+export class Oversight implements EventSink {
   private readonly mutex = new KeyedMutex();
   /** Touchpoint state, read through: only changed under the touchpoint's lock, after a durable write. */
   private readonly touchpointCache = new Map<string, Touchpoint>();
-  /** Attestation ids already recorded: most attestations are new, and need no read to prove it. */
+  /** Attestations already recorded: most are new, and need no read to prove it. */
   private readonly known = new DigestBloom();
   private loaded: Promise<void> | undefined;
 
   constructor(
-    private readonly o: { store: Store; log: TransparencyLog; keys: KeyRing; permissions: Permissions; issuer: () => string; approvalTimeout: number; ttl: number },
+    private readonly o: {
+      store: Store;
+      log: TransparencyLog;
+      keys: KeyRing;
+      permissions: Permissions;
+      issuer: () => string;
+      approvalTimeout: number;
+      ttl: number;
+      listAttesters: () => Promise<Attester[]>;
+    },
   ) {}
 
+  /** Records one attestation; a replay (same id, same body) is answered with the first receipt. */
+  async attest(attester: Attester, input: AttestationInput): Promise<Recorded> {
+    this.doorChecks(attester, input);
+    await this.load();
+    return this.mutex.run(input.touchpoint_id, async () => {
+      const digest = scoped(input.touchpoint_id, input.attestation_id);
+      const bodyHash = sha256(canonicalize(input)).toString('base64');
+      const existing = this.known.mightContain(digest) ? await getJson<AttestationRecord>(this.o.store, K.attestation(digest)) : undefined;
+      if (existing) {
+        if (existing.body_hash !== bodyHash) {
+          throw new WritError('attestation_conflict', `attestation ${input.attestation_id} was already recorded with a different body`, { field: 'attestation_id' });
+        }
+        return { record: existing, receipt: await this.storedReceipt(K.receipt(digest)), replay: true };
+      }
+      const tp = await this.touchpoint(input.touchpoint_id);
+      if (tp && tp.attestations > 0 && input.sequence_number <= tp.last_sequence) {
+        throw new WritError('attestation_out_of_order', `sequence_number ${input.sequence_number} is not above ${tp.last_sequence}, the highest seen for touchpoint ${input.touchpoint_id}`, {
+          field: 'sequence_number',
+          highest_seen: tp.last_sequence,
+        });
+      }
+      const staged = this.stage(attester, input, tp, digest, bodyHash);
+      await this.settle([staged], input.touchpoint_id);
+      return { record: staged.record, receipt: staged.receipt(), replay: false, ...(staged.gap ? { gap: staged.gap } : {}) };
+    });
+  }
+
   /**
-   * Records one attestation. Answers `{record, receipt, replay}`; a replay is the same id with
-   * the same body, answered with the receipt first issued.
+   * OPA decision-log events, in order. A decision already recorded (OPA re-sends uploads it got
+   * no 2xx for) is dropped; each new one gets the touchpoint's next sequence number. All are
+   * sequenced at once (one group commit), and the promise resolves when every one is durable.
    */
-  async attest(attester: Attester, input: AttestationInput): Promise<{ record: AttestationRecord; receipt: string; replay: boolean; gap?: { expected: number; got: number } }> {
+  async ingestDecisions(attester: Attester, inputs: Array<Omit<AttestationInput, 'sequence_number' | 'touchpoint_id'>>): Promise<{ recorded: number; duplicates: number }> {
+    await this.load();
+    const touchpoint = attester.touchpoint_id;
+    return this.mutex.run(touchpoint, async () => {
+      let tp = await this.touchpoint(touchpoint);
+      const fresh: Array<{ input: AttestationInput; digest: Buffer }> = [];
+      const seen = new Set<string>();
+      let duplicates = 0;
+      for (const partial of inputs) {
+        const digest = scoped(touchpoint, partial.attestation_id);
+        const key = K.attestation(digest);
+        if (seen.has(key) || (this.known.mightContain(digest) && (await this.o.store.get(key)) !== undefined)) {
+          duplicates++;
+          continue;
+        }
+        seen.add(key);
+        fresh.push({ input: { ...partial, touchpoint_id: touchpoint, sequence_number: 0 }, digest });
+      }
+      // Sequenced in one synchronous pass, so they share a group commit.
+      const staged = fresh.map(({ input, digest }) => {
+        const numbered = { ...input, sequence_number: tp && tp.attestations > 0 ? tp.last_sequence + 1 : 0 };
+        const s = this.stage(attester, numbered, tp, digest, sha256(canonicalize(numbered)).toString('base64'));
+        tp = s.next;
+        return s;
+      });
+      await this.settle(staged, touchpoint);
+      return { recorded: staged.length, duplicates };
+    });
+  }
+
+  private doorChecks(attester: Attester, input: AttestationInput): void {
     if (input.touchpoint_id !== attester.touchpoint_id) {
       throw new WritError('forbidden', `this attester reports for touchpoint ${attester.touchpoint_id}, not ${input.touchpoint_id}`, { field: 'touchpoint_id' });
     }
     if (Date.parse(input.decided_at) > Date.now() + FUTURE_TOLERANCE_MS) {
       throw new WritError('decided_at_in_future', 'decided_at is more than 5 minutes in the future', { field: 'decided_at' });
     }
-    return this.mutex.run(input.touchpoint_id, () => this.recordLocked(attester, input));
   }
 
-  /**
-   * OPA decision-log events, in order. A decision already recorded (OPA re-sends whole uploads
-   * it got no 2xx for) is dropped; each new one gets the touchpoint's next sequence number.
-   * Resolves once every new entry is durable.
-   */
-  async ingestDecisions(attester: Attester, inputs: Array<Omit<AttestationInput, 'sequence_number' | 'touchpoint_id'>>): Promise<{ recorded: number; duplicates: number }> {
-    await this.load();
-    return this.mutex.run(attester.touchpoint_id, async () => {
-      let recorded = 0;
-      let duplicates = 0;
-      for (const input of inputs) {
-        if (this.known.mightContain(idDigest(input.attestation_id)) && (await this.o.store.get(K.attestation(input.attestation_id)))) {
-          duplicates++;
-          continue;
-        }
-        const tp = await this.touchpoint(attester.touchpoint_id);
-        await this.recordLocked(attester, { ...input, touchpoint_id: attester.touchpoint_id, sequence_number: (tp?.last_sequence ?? -1) + 1 });
-        recorded++;
-      }
-      return { recorded, duplicates };
-    });
-  }
-
-  /** Fills the filter from the stored ids (keys only), once, before the first attestation. */
-  private load(): Promise<void> {
-    this.loaded ??= (async () => {
-      for await (const [key] of this.o.store.iterate(K.attestations)) this.known.add(Buffer.from(key.slice('oap/att/'.length), 'base64url'));
-    })();
-    return this.loaded;
-  }
-
-  private async recordLocked(attester: Attester, input: AttestationInput): Promise<{ record: AttestationRecord; receipt: string; replay: boolean; gap?: { expected: number; got: number } }> {
-    await this.load();
-    const bodyHash = sha256(canonicalize(input)).toString('base64');
-    const digest = idDigest(input.attestation_id);
-    const existing = this.known.mightContain(digest) ? await getJson<AttestationRecord>(this.o.store, K.attestation(input.attestation_id)) : undefined;
-    if (existing) {
-      if (existing.body_hash !== bodyHash) {
-        throw new WritError('attestation_conflict', `attestation ${input.attestation_id} was already recorded with a different body`, { field: 'attestation_id' });
-      }
-      return { record: existing, receipt: await this.receipt(existing), replay: true };
-    }
-    const tp = await this.touchpoint(input.touchpoint_id);
-    const seen = tp !== undefined && tp.attestations > 0;
-    if (seen && input.sequence_number <= tp.last_sequence) {
-      throw new WritError('attestation_out_of_order', `sequence_number ${input.sequence_number} is not above ${tp.last_sequence}, the highest seen for touchpoint ${input.touchpoint_id}`, {
-        field: 'sequence_number',
-        highest_seen: tp.last_sequence,
-      });
-    }
+  /** Sequences one attestation's log entries now; its records and receipt ride the same batch. */
+  private stage(attester: Attester, input: AttestationInput, tp: Touchpoint | undefined, digest: Buffer, bodyHash: string): Staged {
     const now = new Date().toISOString();
-    const gap = seen && input.sequence_number > tp.last_sequence + 1 ? { expected: tp.last_sequence + 1, got: input.sequence_number } : undefined;
+    const counted = tp !== undefined && tp.attestations > 0;
+    const gap = counted && input.sequence_number > tp.last_sequence + 1 ? { expected: tp.last_sequence + 1, got: input.sequence_number } : undefined;
     const next: Touchpoint = {
       touchpoint_id: input.touchpoint_id,
       last_sequence: input.sequence_number,
@@ -161,48 +202,71 @@ export class Oversight {
       attestations: (tp?.attestations ?? 0) + 1,
       gaps: (tp?.gaps ?? 0) + (gap ? 1 : 0),
     };
-    const record: Omit<AttestationRecord, 'anchor'> & { anchor?: AttestationRecord['anchor'] } = {
-      id: input.attestation_id,
-      attester_id: attester.id,
-      touchpoint_id: input.touchpoint_id,
-      body_hash: bodyHash,
-      body: input,
-      received_at: now,
-    };
+    const issuer = this.o.issuer();
     const escalation =
       input.decision === 'escalate'
         ? this.o.permissions.buildEscalation({
             attester,
             attestation: input,
+            issuer,
             tier: input.context?.tier === 'critical' ? 'critical' : 'sensitive',
             approvalTimeout: this.o.approvalTimeout,
             ttl: this.o.ttl,
           })
         : undefined;
+    const record = { id: input.attestation_id, attester_id: attester.id, touchpoint_id: input.touchpoint_id, body_hash: bodyHash, body: input, received_at: now } as AttestationRecord;
     if (escalation) record.permission_id = escalation.record.id;
-    // The gap entry and the attestation entry are sequenced in the same tick, so they share a batch.
+    let receipt = '';
     const gapLogged = gap
       ? this.o.log.append('attestation.gap_detected', { touchpoint_id: input.touchpoint_id, expected: gap.expected, got: gap.got, attestation_id: input.attestation_id })
       : undefined;
-    const appended = this.o.log.append('attestation.received', { ...entryData(input), attester_id: attester.id, ...(escalation ? { permission_id: escalation.record.id, approval_id: escalation.approval.id } : {}) }, (at) => {
-      record.anchor = { index: at.index, leaf_hash: at.leafHash, at: at.time, issuer: this.o.issuer() };
-      return [put(K.attestation(input.attestation_id), record), put(K.touchpoint(input.touchpoint_id), next), ...(escalation ? escalation.ops() : [])];
+    const { context: _context, ...entry } = input;
+    const appended = this.o.log.append('attestation.received', { ...entry, attester_id: attester.id, ...(escalation ? { permission_id: escalation.record.id, approval_id: escalation.approval.id } : {}) }, (at) => {
+      record.anchor = { index: at.index, leaf_hash: at.leafHash, at: at.time, issuer };
+      receipt = this.sign(input, record.anchor, {});
+      return [
+        put(K.attestation(digest), record),
+        put(K.receipt(digest), receipt),
+        put(K.touchpoint(input.touchpoint_id), next),
+        ...(escalation ? escalation.ops() : []),
+      ];
     });
-    await Promise.all([gapLogged, appended]);
-    this.known.add(digest);
-    this.touchpointCache.set(input.touchpoint_id, next);
-    if (escalation) escalation.committed();
-    const stored = record as AttestationRecord;
-    return { record: stored, receipt: await this.receipt(stored, { fresh: true }), replay: false, ...(gap ? { gap } : {}) };
+    return {
+      record,
+      next,
+      digest,
+      ...(gap ? { gap } : {}),
+      receipt: () => receipt,
+      done: Promise.all([gapLogged, appended]),
+      committed: () => escalation?.committed(),
+    };
   }
 
-  async get(id: string): Promise<{ record: AttestationRecord; receipt: string; escalation?: { approval_id?: string; status: string; human_receipt?: string; approvals: PermissionRecord['approvals'] } }> {
-    const record = await getJson<AttestationRecord>(this.o.store, K.attestation(id));
-    if (!record) throw new WritError('not_found', `no attestation ${id}`, { field: 'id' });
-    const receipt = await this.receipt(record);
+  /** Waits for staged attestations to be durable, then updates what is kept in memory. */
+  private async settle(staged: Staged[], touchpoint: string): Promise<void> {
+    try {
+      await Promise.all(staged.map((s) => s.done));
+    } catch (err) {
+      // Some may be on disk, some not: the touchpoint is read again from the store next time.
+      this.touchpointCache.delete(touchpoint);
+      throw err;
+    }
+    for (const s of staged) {
+      this.known.add(s.digest);
+      s.committed();
+    }
+    const last = staged.at(-1);
+    if (last) this.touchpointCache.set(touchpoint, last.next);
+  }
+
+  async get(touchpoint: string, id: string): Promise<{ record: AttestationRecord; receipt: string; escalation?: { approval_id?: string; status: string; human_receipt?: string; approvals: PermissionRecord['approvals']; decided_by?: unknown } }> {
+    const digest = scoped(touchpoint, id);
+    const record = await getJson<AttestationRecord>(this.o.store, K.attestation(digest));
+    if (!record) throw new WritError('not_found', `no attestation ${id} from touchpoint ${touchpoint}`, { field: 'id' });
+    const receipt = await this.storedReceipt(K.receipt(digest));
     if (!record.permission_id) return { record, receipt };
     const permission = await this.o.permissions.record(record.permission_id);
-    const human = permission ? await this.humanReceipt(record, permission) : undefined;
+    const human = await this.o.store.get(K.humanReceipt(digest));
     return {
       record,
       receipt,
@@ -210,44 +274,44 @@ export class Oversight {
         ...(permission?.approval_id ? { approval_id: permission.approval_id } : {}),
         status: permission?.status ?? 'unknown',
         approvals: permission?.approvals ?? [],
+        ...(permission?.decided?.by ? { decided_by: permission.decided.by } : {}),
         ...(human ? { human_receipt: human } : {}),
       },
     };
   }
 
-  /** The witness receipt, signed once the entry is durable and then kept; re-signed if that write was lost. */
-  private async receipt(record: AttestationRecord, options: { fresh?: boolean } = {}): Promise<string> {
-    const kept = options.fresh ? undefined : await this.o.store.get(K.receipt(record.id));
-    if (kept !== undefined) return kept;
-    const receipt = this.sign(record, record.anchor, {});
-    void this.o.log.write([put(K.receipt(record.id), receipt)]).catch(() => undefined);
+  private async storedReceipt(key: string): Promise<string> {
+    const receipt = await this.o.store.get(key);
+    if (receipt === undefined) throw new Error(`receipt ${key} is missing although its attestation is stored`);
     return receipt;
   }
 
-  /** The humans' decision on an escalation, once there is one, as a second witness receipt. */
-  async humanReceipt(record: AttestationRecord, permission: PermissionRecord): Promise<string | undefined> {
-    if (!permission.decided) return undefined;
-    const kept = await this.o.store.get(K.humanReceipt(record.id));
-    if (kept !== undefined) return kept;
-    const decision = permission.status === 'approved' || permission.status === 'used' ? 'allow' : 'deny';
-    const receipt = this.sign(record, { ...permission.decided, issuer: record.anchor.issuer }, {
-      decision,
-      human_decision: { outcome: permission.decided.outcome, decided_at: permission.decided.at, approvals: permission.approvals, ...(permission.decided.by ? { by: permission.decided.by } : {}) },
+  /**
+   * The humans' decision on an escalation, as a second witness receipt, written in the same
+   * batch as the decision itself.
+   */
+  ops(event: WritEvent): BatchOp[] {
+    const oversight = event.data.permission.oversight;
+    if (!oversight || !event.log || !['approval.approved', 'approval.denied', 'approval.expired'].includes(event.type)) return [];
+    const attestation = oversight.attestation as unknown as AttestationInput;
+    const approvals = (event.data.approval?.votes ?? []).filter((v) => v.vote === 'approve').map(({ approver_id, name, at }) => ({ approver_id, name, at }));
+    const outcome = event.type === 'approval.approved' ? 'approved' : event.type === 'approval.expired' ? 'expired' : (event.data.approval?.status ?? 'denied');
+    const receipt = this.sign(attestation, { ...event.log, issuer: oversight.issuer }, {
+      decision: event.type === 'approval.approved' ? 'allow' : 'deny',
+      human_decision: { outcome, decided_at: event.log.at, approvals, ...(event.data.by?.approver_id ? { by: { approver_id: event.data.by.approver_id, name: event.data.by.name } } : {}) },
     });
-    void this.o.log.write([put(K.humanReceipt(record.id), receipt)]).catch(() => undefined);
-    return receipt;
+    return [put(K.humanReceipt(scoped(oversight.touchpoint_id, oversight.attestation_id)), receipt)];
   }
 
-  private sign(record: AttestationRecord, anchor: { index: number; leaf_hash: string; at: string; issuer: string }, extra: Record<string, unknown>): string {
+  private sign(b: AttestationInput, anchor: { index: number; leaf_hash: string; at: string; issuer: string }, extra: Record<string, unknown>): string {
     const iat = Math.floor(Date.parse(anchor.at) / 1000);
-    const b = record.body;
     const claims = {
       iss: anchor.issuer,
       iss_role: 'witness',
       sub: b.touchpoint_id,
-      jti: `rcpt_${sha256(`${record.id}:${anchor.index}`).toString('base64url').slice(0, 22)}`,
+      jti: `rcpt_${sha256(`${b.touchpoint_id}\n${b.attestation_id}\n${anchor.index}`).toString('base64url').slice(0, 22)}`,
       oap_ver: '1.0',
-      attestation_id: record.id,
+      attestation_id: b.attestation_id,
       touchpoint_id: b.touchpoint_id,
       agent_class: b.agent_class,
       action_class: b.action_class,
@@ -262,6 +326,17 @@ export class Oversight {
       ...extra,
     };
     return signCompact({ typ: RECEIPT_TYP }, claims, this.o.keys.current);
+  }
+
+  /** Fills the filter from the stored keys, once; a failed scan is tried again next time. */
+  private load(): Promise<void> {
+    this.loaded ??= (async () => {
+      for await (const [key] of this.o.store.iterate(K.attestations)) this.known.add(Buffer.from(key.slice('oap/att/'.length), 'base64url'));
+    })().catch((err) => {
+      this.loaded = undefined;
+      throw err;
+    });
+    return this.loaded;
   }
 
   private async touchpoint(id: string): Promise<Touchpoint | undefined> {
@@ -285,20 +360,25 @@ export class Oversight {
     });
   }
 
-  /** Every touchpoint, flagged silent when neither an attestation nor a heartbeat came for three cadences. */
+  /**
+   * Every touchpoint with an attester, flagged silent when neither an attestation nor a
+   * heartbeat came for three cadences (or ever).
+   */
   async touchpoints(now = Date.now()): Promise<Array<Touchpoint & { silent: boolean; last_seen_at?: string }>> {
-    const out: Array<Touchpoint & { silent: boolean; last_seen_at?: string }> = [];
+    const states = new Map<string, Touchpoint>();
     for await (const [, raw] of this.o.store.iterate(K.touchpoints)) {
       const tp = JSON.parse(raw) as Touchpoint;
+      states.set(tp.touchpoint_id, tp);
+    }
+    for (const attester of await this.o.listAttesters()) {
+      if (!states.has(attester.touchpoint_id)) {
+        states.set(attester.touchpoint_id, { touchpoint_id: attester.touchpoint_id, last_sequence: -1, cadence_seconds: DEFAULT_CADENCE_SECONDS, attestations: 0, gaps: 0 });
+      }
+    }
+    return [...states.values()].map((tp) => {
       const seen = [tp.last_attestation_at, tp.last_heartbeat_at].filter((x): x is string => !!x).sort().at(-1);
       const silent = !seen || now - Date.parse(seen) > 3 * tp.cadence_seconds * 1000;
-      out.push({ ...tp, silent, ...(seen ? { last_seen_at: seen } : {}) });
-    }
-    return out;
+      return { ...tp, silent, ...(seen ? { last_seen_at: seen } : {}) };
+    });
   }
-}
-
-function entryData(input: AttestationInput): Record<string, unknown> {
-  const { context: _context, ...rest } = input;
-  return rest;
 }

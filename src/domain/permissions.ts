@@ -46,7 +46,7 @@ export interface PermissionRecord extends ActionRequest {
   /** Where and how the approval was decided (approved, denied, cancelled, expired). */
   decided?: { index: number; leaf_hash: string; at: string; outcome: string; by?: { approver_id: string; name: string } };
   /** Set for an escalation from an external engine (oversight mode): no token, witness receipts. */
-  oversight?: { attestation_id: string; touchpoint_id: string; attester_id: string };
+  oversight?: { attestation_id: string; touchpoint_id: string; attester_id: string; attestation: Record<string, unknown>; issuer: string };
 }
 
 export interface NewPermission {
@@ -163,6 +163,7 @@ export class Permissions {
   buildEscalation(input: {
     attester: { id: string; name: string };
     attestation: { attestation_id: string; touchpoint_id: string; agent_class: string; action_class: string; context?: Record<string, Json> | undefined };
+    issuer: string;
     tier: 'sensitive' | 'critical';
     approvalTimeout: number;
     ttl: number;
@@ -188,7 +189,7 @@ export class Permissions {
       policy: { hash: 'oversight', determining: [] },
       trace: [],
       approvals: [],
-      oversight: { attestation_id: a.attestation_id, touchpoint_id: a.touchpoint_id, attester_id: input.attester.id },
+      oversight: { attestation_id: a.attestation_id, touchpoint_id: a.touchpoint_id, attester_id: input.attester.id, attestation: { ...a }, issuer: input.issuer },
     };
     const approval = openApproval(record, now);
     const event = this.events.make('approval.requested', { approval, permission: summary(record) });
@@ -243,6 +244,9 @@ export class Permissions {
     await this.get(id, by);
     return this.mutex.run(id, async () => {
       const record = effective((await getJson<PermissionRecord>(this.o.store, K.permission(id)))!);
+      if (record.oversight) {
+        throw new WritError('conflict', `permission ${id} is an escalation from ${record.oversight.touchpoint_id}; its approvers decide it`, { status: record.status });
+      }
       if (record.status === 'revoked' || (record.status === 'denied' && record.reasons.includes(reason))) return record;
       if (record.status !== 'pending' && record.status !== 'approved') {
         throw new WritError('conflict', `permission ${id} is already ${record.status}`, { status: record.status });
@@ -414,11 +418,12 @@ export class Permissions {
       ...(by ? { by: { approver_id: by.approver_id, name: by.name, vote: by.action } } : {}),
     });
     await this.o.log.append(type, entry, (at) => {
-      const withEvent = [...ops, ...this.events.ops(event)];
-      if (!next) return withEvent;
-      next.decided = { index: at.index, leaf_hash: at.leafHash, at: at.time, outcome, ...(by ? { by: { approver_id: by.approver_id, name: by.name } } : {}) };
-      if (next.status === 'approved' && !next.oversight) anchor(next, at, this.o.issuer());
-      return [...withEvent, put(K.permission(record.id), next)];
+      event.log = { index: at.index, leaf_hash: at.leafHash, at: at.time };
+      if (next) {
+        next.decided = { index: at.index, leaf_hash: at.leafHash, at: at.time, outcome, ...(by ? { by: { approver_id: by.approver_id, name: by.name } } : {}) };
+        if (next.status === 'approved' && !next.oversight) anchor(next, at, this.o.issuer());
+      }
+      return [...ops, ...this.events.ops(event), ...(next ? [put(K.permission(record.id), next)] : [])];
     });
     if (closing) this.deadlines.cancel(approval.id);
     else this.arm(approval);

@@ -84,6 +84,7 @@ export class Principals {
   private readonly keys = new Map<string, KeyRecord>();
   private readonly agents = new Map<string, Agent>();
   private readonly attesters = new Map<string, Attester>();
+  private readonly revoked = new Set<string>();
   private readonly linking = new KeyedMutex();
 
   constructor(
@@ -132,8 +133,11 @@ export class Principals {
     const parts = KEY_PATTERN.exec(presented);
     let record: KeyRecord | undefined;
     if (parts?.[2]) {
-      record = this.keys.get(parts[2]) ?? (await getJson<KeyRecord>(this.store, K.key(parts[2])));
-      if (record) this.keys.set(parts[2], record);
+      const keyId = parts[2];
+      record = this.keys.get(keyId) ?? (await getJson<KeyRecord>(this.store, K.key(keyId)));
+      // A read that began before a revocation must not put the revoked key back in the cache.
+      if (this.revoked.has(keyId)) record = undefined;
+      else if (record) this.keys.set(keyId, record);
     } else {
       record = await getJson<KeyRecord>(this.store, K.envAdmin);
     }
@@ -186,6 +190,12 @@ export class Principals {
     return getJson<Approver>(this.store, K.approver(id));
   }
 
+  async listAttesters(): Promise<Attester[]> {
+    const out: Attester[] = [];
+    for await (const [, raw] of this.store.iterate({ gte: 'attester/', lt: 'attester/~' })) out.push(JSON.parse(raw) as Attester);
+    return out;
+  }
+
   async getAttester(id: string): Promise<Attester | undefined> {
     const cached = this.attesters.get(id);
     if (cached) return cached;
@@ -206,6 +216,7 @@ export class Principals {
       const record = JSON.parse(raw) as KeyRecord;
       if (record.principal_id === principalId && record.role === role) doomed.push(key);
     }
+    for (const key of doomed) this.revoked.add(key.slice('key/'.length));
     await this.log.append(entry.type, { ...entry.data, revoked_keys: doomed.length }, doomed.map((key) => ({ type: 'del', key })));
     for (const key of doomed) this.keys.delete(key.slice('key/'.length));
     if (role === 'agent') this.agents.delete(principalId);

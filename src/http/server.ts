@@ -7,7 +7,7 @@ import type { Writ } from '../writ.ts';
 import { openApiDocument } from './openapi.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
-import { parseWith } from './validate.ts';
+import { checkJson, parseWith } from './validate.ts';
 
 /**
  * Koa, with one error shape on the wire and an X-Request-Id on every answer. Routing is a table
@@ -149,27 +149,4 @@ async function readJson(req: http.IncomingMessage, limit: number): Promise<unkno
   }
   checkJson(parsed, 'body', 0);
   return parsed;
-}
-
-const MAX_DEPTH = 32;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/**
- * What JSON.parse accepts but nothing downstream should see: nesting deep enough to exhaust the
- * stack of a recursive validator, and strings that are not valid Unicode (RFC 8785 cannot
- * canonicalise them, so they could never be logged).
- */
-function checkJson(value: unknown, path: string, depth: number): void {
-  if (depth > MAX_DEPTH) throw new WritError('invalid_request', `${path} is nested deeper than ${MAX_DEPTH} levels`, { field: path });
-  if (typeof value === 'string') {
-    if (LONE_SURROGATE.test(value)) throw new WritError('invalid_request', `${path} is not valid Unicode (lone surrogate)`, { field: path });
-  } else if (Array.isArray(value)) {
-    value.forEach((item, i) => checkJson(item, `${path}.${i}`, depth + 1));
-  } else if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
-      const at = path === 'body' ? key : `${path}.${key}`;
-      if (LONE_SURROGATE.test(key)) throw new WritError('invalid_request', `${at} is not valid Unicode (lone surrogate)`, { field: at });
-      checkJson(item, at, depth + 1);
-    }
-  }
 }

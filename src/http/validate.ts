@@ -14,6 +14,8 @@ const VALUE_CODES: Record<string, ReasonCode> = {
   decided_at: 'decided_at_invalid',
 };
 
+const TYPED_AS_VALUE = new Set(['legal_basis', 'evidence_digest', 'decided_at']);
+
 export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where: 'body' | 'query' | 'params'): z.infer<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
@@ -26,6 +28,8 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where:
   if (issue.code === 'invalid_type' && path && !present(input, issue.path)) {
     return fail('invalid_request', `${path} is required`, path);
   }
+  // Fields whose own reason code covers every wrong value, whatever its type.
+  if (issue.code === 'invalid_type' && path && TYPED_AS_VALUE.has(path)) return fail(VALUE_CODES[path]!, `${path}: ${issue.message}`, path);
   // A fraction where a whole number belongs is a bad value, not a bad shape.
   if (issue.code === 'invalid_type' && issue.expected === 'int' && path) return fail(VALUE_CODES[path] ?? 'invalid_value', `${path}: must be a whole number`, path);
   if (issue.code === 'invalid_type' || issue.code === 'invalid_union' || !path) {
@@ -59,4 +63,28 @@ function present(input: unknown, path: readonly PropertyKey[]): boolean {
 
 function fail(code: ReasonCode, message: string, field: string): never {
   throw new WritError(code, message, { field });
+}
+
+const MAX_DEPTH = 32;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * What JSON.parse accepts but nothing downstream should see: nesting deep enough to exhaust the
+ * stack of a recursive validator, numbers too large to be finite (1e999), and strings that are
+ * not valid Unicode (RFC 8785 cannot canonicalise either, so they could never be logged).
+ */
+export function checkJson(value: unknown, path: string, depth: number): void {
+  if (depth > MAX_DEPTH) throw new WritError('invalid_request', `${path} is nested deeper than ${MAX_DEPTH} levels`, { field: path });
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new WritError('invalid_request', `${path} is not a finite number`, { field: path });
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw new WritError('invalid_request', `${path} is not valid Unicode (lone surrogate)`, { field: path });
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => checkJson(item, `${path}.${i}`, depth + 1));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const at = path === 'body' ? key : `${path}.${key}`;
+      if (LONE_SURROGATE.test(key)) throw new WritError('invalid_request', `${at} is not valid Unicode (lone surrogate)`, { field: at });
+      checkJson(item, at, depth + 1);
+    }
+  }
 }

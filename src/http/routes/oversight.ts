@@ -65,14 +65,14 @@ function answer(result: Awaited<ReturnType<Writ['oversight']['attest']>>) {
 export const get = defineRoute({
   method: 'GET',
   path: '/api/v1/oap/attestations/:id',
-  summary: 'An attestation, its witness receipt and, for escalations, the human outcome and its receipt',
+  summary: "An attestation, its witness receipt and, for escalations, the human outcome and its receipt (attesters see their touchpoint's; admins name one)",
   auth: ['attester', 'admin'],
+  query: z.strictObject({ touchpoint_id: z.string().min(1).max(200).optional().describe('Required for admins: attestation ids are scoped to their touchpoint') }),
   responses: { 200: { description: 'The record', schema: z.record(z.string(), z.unknown()) }, 404: { description: 'Not found', schema: errorSchema } },
-  async handle({ writ, principal, params }) {
-    const found = await writ.oversight.get(params.id!);
-    if (principal?.role === 'attester' && found.record.attester_id !== principal.id) {
-      throw new WritError('not_found', `no attestation ${params.id}`, { field: 'id' });
-    }
+  async handle({ writ, principal, params, query }) {
+    const touchpoint = principal?.role === 'attester' ? (await attesterOf(writ, principal)).touchpoint_id : query.touchpoint_id;
+    if (!touchpoint) throw new WritError('invalid_request', 'touchpoint_id is required: attestation ids are scoped to their touchpoint', { field: 'touchpoint_id' });
+    const found = await writ.oversight.get(touchpoint, params.id!);
     return { status: 200, body: { attestation: found.record, receipt: found.receipt, ...(found.escalation ? { escalation: found.escalation } : {}) } };
   },
 });
@@ -103,14 +103,11 @@ export const touchpoints = defineRoute({
 export const revoke = defineRoute({
   method: 'POST',
   path: '/api/v1/oap/revocations',
-  summary: "Revoke an agent's keys, an attester, or a grant, at once (attesters may revoke agent keys)",
-  auth: ['admin', 'attester'],
+  summary: "Revoke an agent's keys, an attester, or a grant, at once (admin)",
+  auth: ['admin'],
   body: revocationSchema,
   responses: { 200: { description: 'Revoked', schema: z.record(z.string(), z.unknown()) }, 404: { description: 'Nothing to revoke', schema: errorSchema } },
   async handle({ writ, principal, body }) {
-    if (principal?.role === 'attester' && body.scope === 'attester') {
-      throw new WritError('forbidden', 'only an admin revokes attesters', { field: 'scope' });
-    }
     if (body.scope === 'grant') throw new WritError('not_found', `no grant ${body.id} (standing grants are not available yet)`, { field: 'id' });
     const entry = { type: 'revocation', data: { scope: body.scope, id: body.id, reason: body.reason, ...(body.comment ? { comment: body.comment } : {}), by: { role: principal!.role, id: principal!.id } } };
     const revoked = await writ.principals.revokeKeys(body.id, body.scope === 'agent_key' ? 'agent' : 'attester', entry);
