@@ -24,6 +24,13 @@ async function linked(tg: FakeTelegram, w: TestWrit, name: string, options: { te
   return { id: created.body.id as string, userId, client, rest: created.body };
 }
 
+/** An agent asks for a bank transfer, which waits for people; returns the agent, answer and approval id. */
+async function pendingTransfer(w: TestWrit, body: Record<string, unknown> = {}) {
+  const a = await agent(w, { trust_tier: 'T2' });
+  const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5, ...body });
+  return { a, res, id: res.body.approval.id as string };
+}
+
 const card = (tg: FakeTelegram, chatId: number, approvalId: string) => tg.messages(chatId).find((m) => m.text.includes(approvalId));
 const buttons = (m: ReturnType<typeof card>) => m?.reply_markup?.inline_keyboard.flat() ?? [];
 
@@ -118,9 +125,7 @@ test("a stranger's tap in a shared chat does not count, is answered 'not allowed
   const { tg, w, close } = await setup();
   try {
     const alice = await linked(tg, w, 'Alice');
-    const a = await agent(w, { trust_tier: 'T2' });
-    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
-    const id = res.body.approval.id;
+    const { a, res, id } = await pendingTransfer(w);
     const stranger = { userId: 4242, client: tg.user(4242, { chatId: alice.userId }) };
     const answer = await tap(tg, stranger, alice.userId, id, 'Approve');
     t.regex(answer, /not allowed/);
@@ -138,9 +143,7 @@ test('a deny tap denies, and a tap on a decided approval changes nothing and say
   try {
     const alice = await linked(tg, w, 'Alice');
     const bob = await linked(tg, w, 'Bob');
-    const a = await agent(w, { trust_tier: 'T2' });
-    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
-    const id = res.body.approval.id;
+    const { a, res, id } = await pendingTransfer(w);
     await eventually(() => card(tg, bob.userId, id), 'card');
     const stale = card(tg, bob.userId, id)!;
     t.is(await tap(tg, alice, alice.userId, id, 'Deny'), 'Denied.');
@@ -159,9 +162,7 @@ test('critical: one approver tapping twice is one vote; two approvers open the d
   try {
     const alice = await linked(tg, w, 'Alice');
     const bob = await linked(tg, w, 'Bob');
-    const a = await agent(w, { trust_tier: 'T2' });
-    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 50_000, currency: 'EUR' });
-    const id = res.body.approval.id;
+    const { a, res, id } = await pendingTransfer(w, { value: 50_000, currency: 'EUR' });
     t.regex(await tap(tg, alice, alice.userId, id, 'Approve'), /recorded \(1 of 2\)/);
     t.regex(await tap(tg, alice, alice.userId, id, 'Approve'), /already voted/);
     t.regex(await tap(tg, bob, bob.userId, id, 'Approve'), /Approved by two/);
@@ -183,9 +184,7 @@ test('critical: after two approvals and the delay, the request is approved and t
   try {
     const alice = await linked(tg, w, 'Alice');
     const bob = await linked(tg, w, 'Bob');
-    const a = await agent(w, { trust_tier: 'T2' });
-    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 50_000 });
-    const id = res.body.approval.id;
+    const { a, res, id } = await pendingTransfer(w, { value: 50_000 });
     await tap(tg, alice, alice.userId, id, 'Approve');
     await tap(tg, bob, bob.userId, id, 'Approve');
     t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}?wait=10`)).body.status, 'approved');
@@ -199,9 +198,7 @@ test('a request nobody decides expires, and the cards say so', async (t) => {
   const { tg, w, close } = await setup();
   try {
     const alice = await linked(tg, w, 'Alice');
-    const a = await agent(w, { trust_tier: 'T2' });
-    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5, approval_timeout: 1 });
-    const id = res.body.approval.id;
+    const { a, res, id } = await pendingTransfer(w, { value: 5, approval_timeout: 1 });
     const first = await eventually(() => card(tg, alice.userId, id), 'card');
     const approve = buttons(first).find((b) => b.text.includes('Approve'))!.callback_data;
     t.is((await a.call('GET', `/api/v1/permissions/${res.body.id}?wait=5`)).body.status, 'expired');
@@ -323,9 +320,7 @@ test('two approvers tapping at once: one decides, the other is told it is alread
   try {
     const alice = await linked(tg, w, 'Alice');
     const bob = await linked(tg, w, 'Bob');
-    const a = await agent(w, { trust_tier: 'T2' });
-    const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
-    const id = res.body.approval.id;
+    const { a, res, id } = await pendingTransfer(w);
     const aliceCard = await eventually(() => card(tg, alice.userId, id), "Alice's card");
     const bobCard = await eventually(() => card(tg, bob.userId, id), "Bob's card");
     const before = tg.answers().length;
