@@ -76,9 +76,7 @@ test('`writ policy fmt --check` passes on the shipped policies and the examples'
 });
 
 test('`writ policy eval` prints the decision, tier, determining policies and trace for one request', async (t) => {
-  const dir = await tempDir('writ-eval-');
-  await fs.writeFile(path.join(dir, 'request.json'), JSON.stringify({ action: 'bank.transfer', resource: 'account:x', value: 50000, agent: { trust_tier: 'T2' } }));
-  const run = await writCli('policy', 'eval', '--request', path.join(dir, 'request.json'), '--policies', path.join(EXAMPLES, 'cedar'));
+  const run = await writCli('policy', 'eval', '--request', path.join(ROOT, 'fixtures/requests/bank-transfer-large.json'), '--policies', path.join(EXAMPLES, 'cedar'));
   t.is(run.code, 0, run.out);
   const result = JSON.parse(run.out);
   t.like(result, { decision: 'escalate', tier: 'critical' });

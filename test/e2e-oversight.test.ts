@@ -351,3 +351,15 @@ test('a retry after a crash between the write and the answer gets the first rece
   }
   t.is((await writCli('log', 'verify', '--data', data)).code, 0);
 });
+
+test('the sample OPA upload in fixtures/ is accepted as OPA sends it', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { ROOT } = await import('./helpers/writ.ts');
+  const a = await attester();
+  const upload = await readFile(path.join(ROOT, 'fixtures/opa/decision-log.json'), 'utf8');
+  const res = await a.call('POST', '/api/v1/adapters/opa/logs', upload);
+  t.is(res.status, 200);
+  t.like(res.body, { recorded: 2, duplicates: 0 });
+  const escalated = (await a.call('GET', '/api/v1/oap/attestations/7b1ac6c2-9b55-4c0f-9d0e-3a6d1a8b2f11')).body;
+  t.is(escalated.escalation.status, 'pending');
+});
