@@ -84,6 +84,12 @@ export async function approver(w: TestWrit, name = 'approver') {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Servers a test started and might not stop when it fails: stopped when the test file exits. */
+const spawned = new Set<import('node:child_process').ChildProcess>();
+process.once('exit', () => {
+  for (const child of spawned) child.kill('SIGKILL');
+});
+
 /** Runs `writ serve` as its own process, as a user would, and waits until it answers. */
 export async function spawnWrit(data: string, env: Record<string, string> = {}) {
   const { spawn } = await import('node:child_process');
@@ -93,16 +99,23 @@ export async function spawnWrit(data: string, env: Record<string, string> = {}) 
     env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  spawned.add(child);
+  child.once('exit', () => spawned.delete(child));
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // Up when it answers and has printed its banner (which comes just after it starts listening).
   for (let i = 0; ; i++) {
     try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
+      if ((await fetch(`${url}/healthz`)).ok && output.includes('Writ is listening')) break;
     } catch {
-      if (i > 300) throw new Error(`server did not start:\n${output}`);
+      // not up yet
+    }
+    if (i > 300) {
+      child.kill('SIGKILL');
+      throw new Error(`server did not start:\n${output}`);
     }
     await sleep(50);
   }
