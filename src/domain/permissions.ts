@@ -146,11 +146,18 @@ export class Permissions {
       ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
     }
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
+    let receipt: string | undefined;
     await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
-      if (record.status === 'approved') anchor(record, at, this.o.issuer());
-      return [put(K.permission(record.id), record), ...ops, ...(event ? this.events.ops(event) : [])];
+      const signed: BatchOp[] = [];
+      if (record.status === 'approved') {
+        anchor(record, at, this.o.issuer());
+        receipt = this.signFor(record);
+        signed.push(put(K.receipt(record.id), receipt));
+      }
+      return [put(K.permission(record.id), record), ...ops, ...signed, ...(event ? this.events.ops(event) : [])];
     });
-    if (record.status === 'approved') record.receipt = await this.receipt(record, { fresh: true });
+    // Handed out only now that the batch holding it, and its entry, is durable.
+    if (receipt) record.receipt = receipt;
     if (approval) this.arm(approval);
     if (event) this.events.after(event);
     return token === undefined ? { record } : { record, token };
@@ -419,11 +426,15 @@ export class Permissions {
     });
     await this.o.log.append(type, entry, (at) => {
       event.log = { index: at.index, leaf_hash: at.leafHash, at: at.time };
+      const signed: BatchOp[] = [];
       if (next) {
         next.decided = { index: at.index, leaf_hash: at.leafHash, at: at.time, outcome, ...(by ? { by: { approver_id: by.approver_id, name: by.name } } : {}) };
-        if (next.status === 'approved' && !next.oversight) anchor(next, at, this.o.issuer());
+        if (next.status === 'approved' && !next.oversight) {
+          anchor(next, at, this.o.issuer());
+          signed.push(put(K.receipt(next.id), this.signFor(next)));
+        }
       }
-      return [...ops, ...this.events.ops(event), ...(next ? [put(K.permission(record.id), next)] : [])];
+      return [...ops, ...signed, ...this.events.ops(event), ...(next ? [put(K.permission(record.id), next)] : [])];
     });
     if (closing) this.deadlines.cancel(approval.id);
     else this.arm(approval);
@@ -447,14 +458,17 @@ export class Permissions {
   }
 
   /**
-   * A receipt is signed once its log entry is durable and then kept under its own write-once key
-   * (never in the record, so it cannot race a later status change). If the process died between
-   * the durable entry and that write, the receipt is signed again from the record, which carries
-   * the log anchor and issuer written in the same batch as the entry.
+   * The receipt is signed as its log entry is sequenced and stored in the same batch, under a
+   * write-once key (never in the record, so it cannot race a later status change); it is handed
+   * out only once that batch is durable, and a read always returns those same bytes.
    */
-  private async receipt(record: PermissionRecord, options: { fresh?: boolean } = {}): Promise<string> {
-    const kept = options.fresh ? undefined : await this.o.store.get(K.receipt(record.id));
+  private async receipt(record: PermissionRecord): Promise<string> {
+    const kept = await this.o.store.get(K.receipt(record.id));
     if (kept !== undefined) return kept;
+    throw new Error(`the receipt of permission ${record.id} is missing although its entry is stored`);
+  }
+
+  private signFor(record: PermissionRecord): string {
     if (!record.anchor) throw new Error(`permission ${record.id} has no log anchor`);
     const claims: ReceiptClaims = {
       iss: record.anchor.issuer,
@@ -477,10 +491,7 @@ export class Permissions {
       iat: seconds(record.anchor.at),
       exp: seconds(record.expires_at),
     };
-    const receipt = signReceipt(this.o.keys, claims);
-    // Kept with the next group commit; if that write is lost, the same claims are signed again.
-    void this.o.log.write([put(K.receipt(record.id), receipt)]).catch(() => undefined);
-    return receipt;
+    return signReceipt(this.o.keys, claims);
   }
 }
 

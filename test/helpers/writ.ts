@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +9,16 @@ import { startServer, type RunningServer } from '../../src/writ.ts';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ADMIN = 'test-admin-token-0123456789abcdef';
 
-export const tempDir = (prefix = 'writ-test-') => fs.mkdtemp(path.join(os.tmpdir(), prefix));
+/** Temporary directories, removed when the test file's process exits. */
+const temporary = new Set<string>();
+process.once('exit', () => {
+  for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
+});
+export async function tempDir(prefix = 'writ-test-'): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  temporary.add(dir);
+  return dir;
+}
 
 export interface TestWrit {
   url: string;
