@@ -43,6 +43,7 @@ const rows: Row[] = [
   ['unknown permission', 'agent', 'GET', `${P}/perm_nope`, undefined, 404, 'not_found', 'id'],
   ['unknown route', 'agent', 'GET', '/api/v1/nothing-here', undefined, 404, 'route_not_found'],
   ['wrong method', 'agent', 'DELETE', P, undefined, 405, 'method_not_allowed'],
+  ['wrong method on the OpenAPI document', 'nobody', 'POST', '/openapi.json', undefined, 405, 'method_not_allowed'],
   ['bad trust tier', 'admin', 'POST', '/api/v1/agents', { name: 'x', trust_tier: 'T9' }, 422, 'invalid_value', 'trust_tier'],
   ['unknown query parameter', 'agent', 'GET', `${P}/perm_x?colour=blue`, undefined, 400, 'invalid_request', 'colour'],
   ['negative proof index', 'nobody', 'GET', '/api/v1/log/proof/-1', undefined, 404, 'not_found', 'index'],

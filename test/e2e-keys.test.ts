@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { compactVerify, createLocalJWKSet } from 'jose';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { ADMIN, ROOT, agent, caller, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
+import { ADMIN, agent, caller, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
 const writ = writCli;
 

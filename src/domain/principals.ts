@@ -79,6 +79,12 @@ function mintKey(role: Role): { key: string; keyId: string; hash: string } {
   return { key, keyId, hash: sha256(key).toString('base64') };
 }
 
+/** A single-use Telegram link code: only its hash is stored. */
+function mintLinkCode(): { linkCode: string; linkHash: string } {
+  const linkCode = crypto.randomBytes(12).toString('base64url');
+  return { linkCode, linkHash: sha256(linkCode).toString('base64url') };
+}
+
 export class Principals {
   /** Key records are tiny and read on every request; cache them (revocation deletes from here too). */
   private readonly keys = new Map<string, KeyRecord>();
@@ -173,8 +179,7 @@ export class Principals {
   }
 
   async createApprover(input: { name: string; telegram_user_id?: number | undefined }): Promise<{ approver: Approver; api_key: string; link_code: string }> {
-    const linkCode = crypto.randomBytes(12).toString('base64url');
-    const linkHash = sha256(linkCode).toString('base64url');
+    const { linkCode, linkHash } = mintLinkCode();
     const approver: Approver = { id: newId('apr'), name: input.name, link_code_hash: linkHash, created_at: new Date().toISOString() };
     if (input.telegram_user_id !== undefined) approver.telegram_user_id = input.telegram_user_id;
     const { key, keyId, hash } = mintKey('approver');
@@ -233,8 +238,7 @@ export class Principals {
     return this.linking.run(approverId, async () => {
       const approver = await this.getApprover(approverId);
       if (!approver) throw new WritError('not_found', `no approver ${approverId}`, { field: 'id' });
-      const linkCode = crypto.randomBytes(12).toString('base64url');
-      const linkHash = sha256(linkCode).toString('base64url');
+      const { linkCode, linkHash } = mintLinkCode();
       const expires = Date.now() + LINK_CODE_TTL_MS;
       const ops: BatchOp[] = [put(K.link(linkHash), { approver_id: approverId, expires_at: expires }), put(K.approver(approverId), { ...approver, link_code_hash: linkHash })];
       if (approver.link_code_hash) ops.push({ type: 'del', key: K.link(approver.link_code_hash) });

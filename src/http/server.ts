@@ -4,7 +4,6 @@ import Koa from 'koa';
 import { WritError, toErrorBody } from '../errors.ts';
 import { requireRole } from '../domain/principals.ts';
 import type { Writ } from '../writ.ts';
-import { openApiDocument } from './openapi.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
 import { checkJson, parseWith } from './validate.ts';
@@ -49,10 +48,6 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
   });
 
   app.use(async (ctx) => {
-    if (ctx.method === 'GET' && ctx.path === '/openapi.json') {
-      ctx.body = openApiDocument(ROUTES, writ.baseUrl());
-      return;
-    }
     const candidates = table.filter((c) => c.pattern.test(ctx.path));
     if (candidates.length === 0) throw new WritError('route_not_found', `no route ${ctx.path}`, { path: ctx.path });
     const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;

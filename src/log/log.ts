@@ -129,19 +129,6 @@ export class TransparencyLog {
     return done.then(() => at);
   }
 
-  /**
-   * Writes derived data (receipts) with the next group commit, without a log entry of its own,
-   * so it costs no extra LevelDB batch.
-   */
-  write(ops: BatchOp[]): Promise<void> {
-    if (this.closed || this.broken) return Promise.reject(new WritError('storage_unavailable', 'the log cannot write right now'));
-    const batch = (this.pending ??= { ops: [], waiters: [], size: 0, root: Buffer.alloc(0) });
-    batch.ops.push(...ops);
-    const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
-    this.schedule();
-    return done;
-  }
-
   private schedule(): void {
     if (this.timer || this.writing) return;
     this.timer = setTimeout(() => {

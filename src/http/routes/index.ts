@@ -18,6 +18,7 @@ import * as wellKnown from './well-known.ts';
 /** Every route the server answers; the OpenAPI document is generated from this list. */
 export const ROUTES: Route[] = [
   system.healthz,
+  system.openapi,
   principals.agents,
   principals.approvers,
   principals.approverLinkCode,

@@ -6,6 +6,7 @@ import { FUTURE_TOLERANCE_MS, LEGAL_BASES, type AttestationInput } from '../../d
 import { WritError } from '../../errors.ts';
 import type { Writ } from '../../writ.ts';
 import { defineRoute } from '../route.ts';
+import { attesterOf } from './oversight.ts';
 import { checkJson } from '../validate.ts';
 import { attestationSchema, errorSchema } from '../schemas.ts';
 
@@ -86,8 +87,7 @@ export default defineRoute({
     413: { description: 'Upload too large', schema: errorSchema },
   },
   async handle({ writ, principal, headers, rawRequest }) {
-    const attester = await writ.principals.getAttester(principal!.id);
-    if (!attester) throw new WritError('forbidden', 'this endpoint needs an attester key', { field: 'authorization' });
+    const attester = await attesterOf(writ, principal);
     const limit = writ.config.maxBodyBytes;
     let raw = await rawRequest(limit);
     if (String(headers['content-encoding'] ?? '').toLowerCase() === 'gzip' || (raw[0] === 0x1f && raw[1] === 0x8b)) {

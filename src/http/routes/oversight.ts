@@ -5,7 +5,8 @@ import type { Writ } from '../../writ.ts';
 import { defineRoute, type RouteContext } from '../route.ts';
 import { attestationSchema, errorSchema, escalationSchema, heartbeatSchema, revocationSchema } from '../schemas.ts';
 
-async function attesterOf(writ: Writ, principal: RouteContext['principal']): Promise<Attester> {
+/** The attester behind an attester key (403 for any other key). */
+export async function attesterOf(writ: Writ, principal: RouteContext['principal']): Promise<Attester> {
   const attester = principal ? await writ.principals.getAttester(principal.id) : undefined;
   if (!attester) throw new WritError('forbidden', 'this endpoint needs an attester key', { field: 'authorization' });
   return attester;

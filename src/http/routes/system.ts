@@ -53,3 +53,25 @@ export const status = defineRoute({
     };
   },
 });
+
+/** Built once per base URL: the routes and their schemas do not change while the server runs. */
+const documents = new Map<string, Record<string, unknown>>();
+
+export const openapi = defineRoute({
+  method: 'GET',
+  path: '/openapi.json',
+  summary: 'This API as an OpenAPI 3.1 document, generated from the zod schemas that validate requests',
+  auth: 'anyone',
+  responses: { 200: { description: 'OpenAPI 3.1', schema: z.record(z.string(), z.unknown()) } },
+  async handle({ writ }) {
+    const base = writ.baseUrl();
+    let document = documents.get(base);
+    if (!document) {
+      // Imported here: the document is built from the route table, which lists this route.
+      const [{ openApiDocument }, { ROUTES }] = await Promise.all([import('../openapi.ts'), import('./index.ts')]);
+      document = openApiDocument(ROUTES, base);
+      documents.set(base, document);
+    }
+    return { status: 200, body: document };
+  },
+});
