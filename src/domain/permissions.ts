@@ -112,7 +112,7 @@ export class Permissions {
   }
 
   /** Records a decision; an allow gets its token and receipt only after the entry is durable. */
-  async create(input: NewPermission): Promise<{ record: PermissionRecord; token?: string }> {
+  async create(input: NewPermission): Promise<{ record: PermissionRecord; token?: string; approval?: Approval }> {
     const now = Date.now();
     const record: PermissionRecord = {
       id: sortableId('perm', now),
@@ -160,7 +160,7 @@ export class Permissions {
     if (receipt) record.receipt = receipt;
     if (approval) this.arm(approval);
     if (event) this.events.after(event);
-    return token === undefined ? { record } : { record, token };
+    return { record, ...(token !== undefined ? { token } : {}), ...(approval ? { approval } : {}) };
   }
 
   /**

@@ -50,7 +50,6 @@ export default defineRoute({
       const settled = await writ.permissions.waitWhilePending(created.record.id, principal, request.wait, signal);
       return { status: 201, body: permissionView(settled.record, settled.token, settled.approval) };
     }
-    const approval = created.record.approval_id ? await writ.permissions.getApproval(created.record.approval_id) : undefined;
-    return { status: 201, body: permissionView(created.record, created.token, approval) };
+    return { status: 201, body: permissionView(created.record, created.token, created.approval) };
   },
 });
