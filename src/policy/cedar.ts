@@ -74,7 +74,11 @@ function problem(file: string, text: string, err: DetailedError, base = 0): Poli
 }
 
 /** Parses, annotates and (with a schema) validates; returns every problem found, with file:line:col. */
-export function compileCedar(sources: CedarSource[], schema?: CedarSource): { set?: CedarSet; problems: PolicyProblem[] } {
+/**
+ * With `checkOnly`, nothing is preparsed: cedar-wasm keeps preparsed sets for the life of the
+ * thread, so the thread that only reports problems (the main one) must not pile them up.
+ */
+export function compileCedar(sources: CedarSource[], schema?: CedarSource, options: { checkOnly?: boolean } = {}): { set?: CedarSet; problems: PolicyProblem[] } {
   const problems: PolicyProblem[] = [];
   const texts: Record<string, string> = {};
   const policies = new Map<string, CedarPolicyInfo>();
@@ -121,7 +125,7 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource): { se
   let schemaId: string | undefined;
   if (schema && problems.length === 0) {
     schemaId = `writ-schema-${++generation}`;
-    const parsed = cedar.preparseSchema(schemaId, schema.text);
+    const parsed = options.checkOnly ? cedar.checkParseSchema(schema.text) : cedar.preparseSchema(schemaId, schema.text);
     if (parsed.type === 'failure') {
       for (const err of parsed.errors) problems.push(problem(schema.file, schema.text, err));
     } else {
@@ -140,7 +144,7 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource): { se
   if (problems.length > 0) return { problems };
 
   const setId = `writ-cedar-${++generation}`;
-  const prepared = cedar.preparsePolicySet(setId, { staticPolicies: texts });
+  const prepared = options.checkOnly ? cedar.checkParsePolicySet({ staticPolicies: texts }) : cedar.preparsePolicySet(setId, { staticPolicies: texts });
   if (prepared.type === 'failure') {
     return { problems: prepared.errors.map((err) => ({ file: sources[0]?.file ?? '?', line: 1, column: 1, message: err.message })) };
   }

@@ -102,7 +102,7 @@ export async function buildPolicySet(sources: PolicySource[], options: { opa?: s
 function checkCedar(sources: PolicySource[]): PolicyProblem[] {
   const schema = sources.find((s) => s.file === SCHEMA_FILE);
   const files = sources.filter((s) => s.file.endsWith('.cedar'));
-  return files.length ? compileCedar(files, schema).problems : [];
+  return files.length ? compileCedar(files, schema, { checkOnly: true }).problems : [];
 }
 
 /** `opa build` reads files: the sources are written to a scratch directory under their own names. */
