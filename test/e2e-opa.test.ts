@@ -4,8 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { verifyReceipt } from '../src/sdk/verify.ts';
 import { ensureOpa } from './helpers/opa.ts';
-import { eventually } from './helpers/telegram.ts';
-import { ROOT, approver, caller, sleep, startWrit, tempDir } from './helpers/writ.ts';
+import { ROOT, approver, caller, eventually, sleep, startWrit, tempDir } from './helpers/writ.ts';
 
 /**
  * A real OPA server (the pinned binary) with its decision_logs plugin pointed at Writ: every

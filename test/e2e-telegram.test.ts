@@ -1,7 +1,7 @@
 import test from 'ava';
 import { parse } from '../bot/callback-data.ts';
-import { BOT_TOKEN, eventually, startFakeTelegram, type FakeTelegram } from './helpers/telegram.ts';
-import { agent, caller, startWrit, type TestWrit } from './helpers/writ.ts';
+import { BOT_TOKEN, startFakeTelegram, type FakeTelegram } from './helpers/telegram.ts';
+import { agent, caller, eventually, startWrit, type TestWrit } from './helpers/writ.ts';
 
 /**
  * Approvals in Telegram against the telegram-test-api emulator on loopback, through the real Bot

@@ -2,8 +2,7 @@ import test from 'ava';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { eventually } from './helpers/telegram.ts';
-import { agent, approver, startWrit, tempDir } from './helpers/writ.ts';
+import { agent, approver, eventually, startWrit, tempDir } from './helpers/writ.ts';
 
 /** Outgoing webhooks as a receiver sees them: signed, deduplicable, retried until accepted. */
 interface Received {

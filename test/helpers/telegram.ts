@@ -92,14 +92,3 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
     },
   }) as FakeTelegram;
 }
-
-/** Polls `check` until it returns something truthy. */
-export async function eventually<T>(check: () => T | Promise<T>, what: string, ms = 8000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}

@@ -94,41 +94,54 @@ export async function approver(w: TestWrit, name = 'approver') {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Polls `check` until it returns something truthy, and returns that. Tests wait on conditions
+ * like this, never on fixed sleeps: the suite must pass on a loaded machine.
+ */
+export async function eventually<T>(check: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
+  const end = Date.now() + ms;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 100)) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(pause);
+  }
+}
+
 /** Servers a test started and might not stop when it fails: stopped when the test file exits. */
 const spawned = new Set<import('node:child_process').ChildProcess>();
 process.once('exit', () => {
   for (const child of spawned) child.kill('SIGKILL');
 });
 
-/** Runs `writ serve` as its own process, as a user would, and waits until it answers. */
+/** Runs `writ serve` as its own process on a free port, as a user would, and waits until it answers. */
 export async function spawnWrit(data: string, env: Record<string, string> = {}) {
   const { spawn } = await import('node:child_process');
-  const port = 20000 + Math.floor(Math.random() * 20000);
   const policies = env.WRIT_POLICIES ? [] : ['--policies', path.join(ROOT, 'policies')];
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', String(port), '--data', data, ...policies], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', '0', '--data', data, ...policies], {
     env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   spawned.add(child);
-  child.once('exit', () => spawned.delete(child));
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  // Up when it answers and has printed its banner (which comes just after it starts listening).
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok && output.includes('Writ is listening')) break;
-    } catch {
-      // not up yet
-    }
-    if (i > 300) {
-      child.kill('SIGKILL');
-      throw new Error(`server did not start:\n${output}`);
-    }
-    await sleep(50);
-  }
+  let code: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (c) => {
+      spawned.delete(child);
+      code = c;
+      resolve(c);
+    }),
+  );
+  // Up once it has printed its banner, which names the port it listens on.
+  const url = await eventually(() => {
+    if (code !== undefined) throw new Error(`server exited with ${code} before it listened:\n${output}`);
+    return /Writ is listening on (http:\/\/\S+)/.exec(output)?.[1];
+  }, `the server's banner:\n${output}`, 30_000).catch((err) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
   return { child, url, exited, output: () => output };
 }
 
