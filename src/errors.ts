@@ -37,6 +37,7 @@ export const REASON_STATUS = {
   overloaded: 503,
   storage_unavailable: 503,
   internal_error: 500,
+  storage_corrupt: 500,
 } as const;
 
 export type ReasonCode = keyof typeof REASON_STATUS;

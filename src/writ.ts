@@ -2,9 +2,8 @@ import crypto from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
 import { publicBaseUrl, type Config } from './config.ts';
-import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
+import { KeyRing, openDataKey, openLogKey, type SigningKey } from './crypto/keys.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
@@ -15,8 +14,10 @@ import { createApp } from './http/server.ts';
 import { TransparencyLog } from './log/log.ts';
 import { verifierKeyString } from './log/note.ts';
 import { PolicyStore } from './policy/policies.ts';
-import { LevelStore } from './store/level.ts';
-import { getJson, put, type Store } from './store/store.ts';
+import { openDataDir, StartupError } from './data-dir.ts';
+import { LogDamage } from './log/verify.ts';
+import type { GuardedStore } from './store/guarded.ts';
+import { put, type Store } from './store/store.ts';
 
 /**
  * One Writ instance: its stores, keys, log, policies and services, wired once at start and passed
@@ -24,7 +25,7 @@ import { getJson, put, type Store } from './store/store.ts';
  */
 export interface Writ {
   config: Config;
-  store: Store;
+  store: GuardedStore;
   log: TransparencyLog;
   keys: KeyRing;
   principals: Principals;
@@ -40,63 +41,62 @@ export interface Writ {
   report(message: string): void;
 }
 
-interface Meta {
-  instance_id: string;
-  origin: string;
-  created_at: string;
-}
-
-export async function openDataDir(dataDir: string): Promise<{ store: Store; meta: Meta | undefined }> {
-  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  try {
-    const store = await LevelStore.open(path.join(dataDir, 'db'));
-    return { store, meta: await getJson<Meta>(store, 'meta/instance') };
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause;
-    if ((err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN' && /lock/i.test(String(cause ?? (err as Error).message) + JSON.stringify(cause ?? {}))) {
-      throw new Error(`the data directory ${dataDir} is in use by another Writ process (LevelDB lock held)`);
-    }
-    throw err;
-  }
+export interface ServerHooks {
+  /** Wraps the storage driver each time it is opened (tests inject faults around the real LevelDB). */
+  wrapDriver?: (driver: Store) => Store;
 }
 
 /** Opens (and on first start initialises) everything under the data directory. */
-export async function openWrit(config: Config, report: (m: string) => void): Promise<{ writ: Writ; adminKey?: string; setPort(port: number): void }> {
-  const { store, meta: existing } = await openDataDir(config.data);
-  let meta = existing;
-  if (!meta) {
-    const instance = crypto.randomBytes(6).toString('hex');
-    meta = { instance_id: instance, origin: config.logOrigin ?? `writ.local/${instance}`, created_at: new Date().toISOString() };
-    await store.batch([put('meta/instance', meta)], { sync: true });
-    report(`initialised a new data directory at ${config.data}`);
-  } else if (config.logOrigin && config.logOrigin !== meta.origin) {
-    await store.close();
-    throw new Error(`WRIT_LOG_ORIGIN is ${config.logOrigin} but this log's origin is ${meta.origin}; a log's origin never changes`);
-  }
-  const keys = await KeyRing.open(config.data);
-  const logKey = await openLogKey(config.data);
-  const dataKey = await openDataKey(config.data);
-  const log = await TransparencyLog.open(store, { origin: meta.origin, key: logKey, commitWindowMs: config.commitWindowMs });
-  let port = config.port;
-  const baseUrl = () => publicBaseUrl(config, port);
-  const principals = new Principals(store, log);
-  const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay });
-  const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
-  permissions.events.add(webhooks);
-  const oversight = new Oversight({
-    store,
-    log,
-    keys,
-    permissions,
-    issuer: baseUrl,
-    approvalTimeout: config.approvalTimeout,
-    ttl: config.tokenTtlDefault,
-    listAttesters: () => principals.listAttesters(),
-  });
-  permissions.events.add(oversight);
-  let policies: PolicyStore;
+export async function openWrit(
+  config: Config,
+  report: (m: string) => void,
+  hooks: ServerHooks = {},
+): Promise<{ writ: Writ; adminKey?: string; setPort(port: number): void }> {
+  const policiesDir = await fs.stat(config.policies).catch(() => undefined);
+  if (!policiesDir?.isDirectory()) throw new StartupError(`the policies directory ${config.policies} does not exist (set --policies or WRIT_POLICIES)`);
+  const { store, meta: existing } = await openDataDir(config.data, { create: true, report, ...(hooks.wrapDriver ? { wrapDriver: hooks.wrapDriver } : {}) });
+  // Everything opened so far is closed again if a later step fails, so a failed start holds nothing.
+  const opened: Array<() => Promise<unknown>> = [() => store.close()];
   try {
-    policies = await PolicyStore.open(config.policies, {
+    let meta = existing;
+    if (!meta) {
+      const instance = crypto.randomBytes(6).toString('hex');
+      meta = { instance_id: instance, origin: config.logOrigin ?? `writ.local/${instance}`, created_at: new Date().toISOString() };
+      await store.batch([put('meta/instance', meta)], { sync: true });
+      report(`initialised a new data directory at ${config.data}`);
+    } else if (config.logOrigin && config.logOrigin !== meta.origin) {
+      throw new StartupError(`WRIT_LOG_ORIGIN is ${config.logOrigin} but this log's origin is ${meta.origin}; a log's origin never changes`);
+    }
+    const keys = await KeyRing.open(config.data);
+    const logKey = await openLogKey(config.data);
+    const dataKey = await openDataKey(config.data);
+    const log = await openLog(store, { origin: meta.origin, key: logKey, commitWindowMs: config.commitWindowMs }, config.data);
+    opened.push(() => log.close());
+    let port = config.port;
+    const baseUrl = () => publicBaseUrl(config, port);
+    const principals = new Principals(store, log, derivedKey(dataKey, 'writ admin token'));
+    const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay });
+    const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
+    permissions.events.add(webhooks);
+    const oversight = new Oversight({
+      store,
+      log,
+      keys,
+      permissions,
+      issuer: baseUrl,
+      approvalTimeout: config.approvalTimeout,
+      ttl: config.tokenTtlDefault,
+      listAttesters: () => principals.listAttesters(),
+    });
+    permissions.events.add(oversight);
+    // After a failed write the database is reopened: the log re-verifies its tail before anything
+    // is written again, and caches read through once more.
+    store.afterReopen(() => log.reload());
+    store.afterReopen(async () => {
+      principals.forgetCached();
+      oversight.forgetCached();
+    });
+    const policies = await PolicyStore.open(config.policies, {
       report,
       timeoutMs: config.policyTimeoutMs,
       onChange: async (before, after) => {
@@ -105,31 +105,46 @@ export async function openWrit(config: Config, report: (m: string) => void): Pro
         ]);
       },
     });
+    opened.push(() => policies.close());
+    const writ: Writ = {
+      config,
+      store,
+      log,
+      keys,
+      principals,
+      permissions,
+      policies,
+      webhooks,
+      oversight,
+      logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
+      baseUrl,
+      report,
+      rotateKeys: () => rotateReceiptKey(keys, log),
+    };
+    await logCurrentReceiptKey(keys, log, store);
+    const admin = await principals.bootstrapAdmin(config.adminToken);
+    if (admin.notice) report(admin.notice);
+    await logPolicySetIfNew(writ);
+    return { writ, ...(admin.key ? { adminKey: admin.key } : {}), setPort: (p) => (port = p) };
   } catch (err) {
-    await log.close();
-    await store.close();
+    for (const close of opened.reverse()) await close().catch(() => undefined);
     throw err;
   }
-  const writ: Writ = {
-    config,
-    store,
-    log,
-    keys,
-    principals,
-    permissions,
-    policies,
-    webhooks,
-    oversight,
-    logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
-    baseUrl,
-    report,
-    rotateKeys: () => rotateReceiptKey(keys, log),
-  };
-  await logCurrentReceiptKey(keys, log, store);
-  const adminKey = await principals.bootstrapAdmin(config.adminToken);
-  await logPolicySetIfNew(writ);
-  return { writ, ...(adminKey ? { adminKey } : {}), setPort: (p) => (port = p) };
 }
+
+/** The log, opened after its tail was checked; damage is a start-up refusal that says what to do. */
+async function openLog(store: GuardedStore, options: { origin: string; key: SigningKey; commitWindowMs: number }, data: string): Promise<TransparencyLog> {
+  try {
+    return await TransparencyLog.open(store, { ...options, canWrite: () => store.writable });
+  } catch (err) {
+    if (!(err instanceof LogDamage)) throw err;
+    throw new StartupError(
+      `the log in ${data} is damaged: ${err.message}.\n  Run \`writ log verify --data ${data}\` for the first bad index, then restore the latest backup into a new directory (\`writ restore FILE --data NEWDIR\`).`,
+    );
+  }
+}
+
+const derivedKey = (dataKey: Buffer, purpose: string) => Buffer.from(crypto.hkdfSync('sha256', dataKey, Buffer.alloc(0), purpose, 32));
 
 /** The hash of the policy set the log last recorded as active. */
 const POLICY_HASH_KEY = 'meta/policy-hash';
@@ -150,13 +165,15 @@ export interface RunningServer {
   writ: Writ;
   url: string;
   port: number;
+  /** A generated admin key, to print once; call `adminKeyShown` when it has been. */
   adminKey?: string;
+  adminKeyShown(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Starts the HTTP server; `close` stops accepting, finishes in-flight requests, flushes and closes. */
-export async function startServer(config: Config, report: (m: string) => void = () => {}): Promise<RunningServer> {
-  const opened = await openWrit(config, report);
+export async function startServer(config: Config, report: (m: string) => void = () => {}, hooks: ServerHooks = {}): Promise<RunningServer> {
+  const opened = await openWrit(config, report, hooks);
   const { writ } = opened;
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown; that is many listeners by design.
@@ -166,10 +183,15 @@ export async function startServer(config: Config, report: (m: string) => void = 
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 120_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (err) {
+    await closeWrit(writ);
+    throw new StartupError(listenProblem(err as NodeJS.ErrnoException, config));
+  }
   const port = (server.address() as { port: number }).port;
   opened.setPort(port);
   await writ.permissions.start();
@@ -203,11 +225,32 @@ export async function startServer(config: Config, report: (m: string) => void = 
       });
       await writ.telegram?.stop();
       await writ.webhooks.stop();
-      await writ.policies.close();
-      await writ.log.close();
-      if (writ.log.size > (writ.log.latestCheckpoint()?.size ?? 0)) await writ.log.checkpoint().catch(() => undefined);
-      await writ.store.close();
+      await closeWrit(writ);
     })());
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  return { writ, url: `http://${host}:${port}`, port, ...(opened.adminKey ? { adminKey: opened.adminKey } : {}), close };
+  return {
+    writ,
+    url: `http://${host}:${port}`,
+    port,
+    ...(opened.adminKey ? { adminKey: opened.adminKey } : {}),
+    adminKeyShown: () => writ.principals.adminKeyShown(),
+    close,
+  };
+}
+
+/** Flushes the log, signs a last checkpoint over what it holds, and releases the policy worker and the database. */
+async function closeWrit(writ: Writ): Promise<void> {
+  await writ.policies.close();
+  await writ.log.close();
+  if (writ.log.size > (writ.log.latestCheckpoint()?.size ?? 0)) await writ.log.checkpoint().catch(() => undefined);
+  await writ.store.close();
+}
+
+function listenProblem(err: NodeJS.ErrnoException, config: Config): string {
+  const where = `${config.host}:${config.port}`;
+  if (err.code === 'EADDRINUSE') return `cannot listen on ${where}: the port is already in use (choose another with --port or WRIT_PORT)`;
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `cannot listen on ${where}: the host name ${config.host} does not resolve (check --host or WRIT_HOST)`;
+  if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: ${config.host} is not an address of this machine (check --host or WRIT_HOST)`;
+  if (err.code === 'EACCES') return `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`;
+  return `cannot listen on ${where}: ${err.message}`;
 }

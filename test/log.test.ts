@@ -40,6 +40,7 @@ test('a failed write answers storage_unavailable, records nothing, and the log r
     getMany: (k) => inner.getMany(k),
     iterate: (r) => inner.iterate(r),
     close: () => inner.close(),
+    settle: () => inner.settle(),
     batch: (ops: BatchOp[]) => (failNext ? ((failNext = false), Promise.reject(new Error('disk full'))) : inner.batch(ops)),
   };
   const log = await TransparencyLog.open(flaky, { origin: 'test/log', key: key(), commitWindowMs: 0 });
@@ -48,6 +49,9 @@ test('a failed write answers storage_unavailable, records nothing, and the log r
   const error = await t.throwsAsync(log.append('lost', {}));
   t.is((error as { code?: string }).code, 'storage_unavailable');
   t.is(log.size, 1);
+  const refused = await t.throwsAsync(log.append('meanwhile', {}));
+  t.is((refused as { code?: string }).code, 'storage_unavailable', 'nothing is accepted until the tail is re-verified');
+  await log.reload();
   const next = await log.append('after', {});
   t.is(next.index, 1, 'the failed entry left no gap and no phantom');
 });

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { KeyRing, openLogKey } from '../crypto/keys.ts';
 import { rotateReceiptKey } from '../crypto/rotation.ts';
 import { TransparencyLog } from '../log/log.ts';
-import { openDataDir } from '../writ.ts';
+import { openDataDir } from '../data-dir.ts';
 import { UsageError, parseFlags } from './args.ts';
 
 /**
@@ -26,7 +26,7 @@ export async function keysRotate(args: string[]): Promise<number> {
   const data = path.resolve(values.data ?? process.env.WRIT_DATA ?? './data');
   let opened;
   try {
-    opened = await openDataDir(data);
+    opened = await openDataDir(data, { create: false });
   } catch (err) {
     throw new Error(`${(err as Error).message}\n  while the server runs, rotate through it: writ keys rotate --url <server url>`);
   }
@@ -34,7 +34,7 @@ export async function keysRotate(args: string[]): Promise<number> {
   try {
     if (!meta) throw new Error(`${data} holds no Writ data; start the server once to initialise it`);
     const ring = await KeyRing.open(data);
-    const log = await TransparencyLog.open(store, { origin: meta.origin, key: await openLogKey(data) });
+    const log = await TransparencyLog.open(store, { origin: meta.origin, key: await openLogKey(data, { create: false }), canWrite: () => store.writable });
     const rotated = await rotateReceiptKey(ring, log);
     await log.close();
     process.stdout.write(`rotated: new key ${rotated.current}; ${rotated.retired} stays in the JWKS for 90 days\n`);

@@ -1,20 +1,20 @@
 import path from 'node:path';
 import { openLogKey } from '../crypto/keys.ts';
 import { verifyLog } from '../log/verify.ts';
-import { openDataDir } from '../writ.ts';
+import { openDataDir } from '../data-dir.ts';
 import { parseFlags } from './args.ts';
 
 /** `writ log verify`: exit 0 when every hash, link and checkpoint holds; 1 naming the first bad index. */
 export async function logVerify(args: string[]): Promise<number> {
   const { values } = parseFlags(args, { data: { type: 'string' }, json: { type: 'boolean' } });
   const data = path.resolve(values.data ?? process.env.WRIT_DATA ?? './data');
-  const { store, meta } = await openDataDir(data);
+  const { store, meta } = await openDataDir(data, { create: false, inspect: true });
   try {
     if (!meta) {
       process.stderr.write(`writ: ${data} holds no Writ log\n`);
       return 1;
     }
-    const key = await openLogKey(data);
+    const key = await openLogKey(data, { create: false });
     const result = await verifyLog(store, { name: meta.origin, publicKeyRaw: key.publicRaw });
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else if (result.ok) {

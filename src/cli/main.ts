@@ -1,4 +1,5 @@
 import { ConfigError } from '../config.ts';
+import { StartupError } from '../data-dir.ts';
 import { UsageError } from './args.ts';
 import { PolicyLoadError } from '../policy/policies.ts';
 import { keysRotate } from './keys.ts';
@@ -56,8 +57,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof UsageError) process.stderr.write(`writ: ${err.message}\n\n${USAGE}`);
-    else if (err instanceof ConfigError || err instanceof PolicyLoadError) process.stderr.write(`writ: ${err.message}\n`);
+    else if (err instanceof ConfigError || err instanceof PolicyLoadError || err instanceof StartupError) process.stderr.write(`writ: ${err.message}\n`);
     else process.stderr.write(`writ: ${(err as Error).message ?? String(err)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
+    // Whatever a failed command opened has been closed; exit now rather than wait on stray handles.
+    process.exit(err instanceof UsageError ? 2 : 1);
   },
 );

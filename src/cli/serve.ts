@@ -35,6 +35,8 @@ export async function serve(args: string[]): Promise<number> {
     lines.push('  admin:     the key in WRIT_ADMIN_TOKEN');
   }
   process.stdout.write(`${lines.join('\n')}\n`);
+  // Only now, with the key on the console, does the next start keep it instead of making another.
+  if (server.adminKey) await server.adminKeyShown();
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

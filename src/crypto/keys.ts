@@ -148,15 +148,19 @@ export class KeyRing {
   }
 }
 
-/** The log's checkpoint key: one per log, never rotated in v1 (its verifier key is the log's identity). */
-export async function openLogKey(data: string): Promise<SigningKey> {
+/**
+ * The log's checkpoint key: one per log, never rotated in v1 (its verifier key is the log's
+ * identity). Made on first start; commands that only inspect a data directory pass `create: false`.
+ */
+export async function openLogKey(data: string, options: { create?: boolean } = {}): Promise<SigningKey> {
   const dir = keysDir(data);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'log.jwk');
   try {
     return await load(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (options.create === false) throw new Error(`the log key ${file} is missing`);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const { privateJwk, key } = await generate();
     await writeSecretFile(file, JSON.stringify(privateJwk));
     return key;

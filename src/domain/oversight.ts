@@ -101,7 +101,7 @@ export class Oversight implements EventSink {
   /** Touchpoint state, read through: only changed under the touchpoint's lock, after a durable write. */
   private readonly touchpointCache = new Map<string, Touchpoint>();
   /** Attestations already recorded: most are new, and need no read to prove it. */
-  private readonly known = new DigestBloom();
+  private known = new DigestBloom();
   private loaded: Promise<void> | undefined;
 
   constructor(
@@ -116,6 +116,16 @@ export class Oversight implements EventSink {
       listAttesters: () => Promise<Attester[]>;
     },
   ) {}
+
+  /**
+   * After the store was reopened: a write that failed may still have landed, so what is known to
+   * be recorded is read from the store again.
+   */
+  forgetCached(): void {
+    this.touchpointCache.clear();
+    this.known = new DigestBloom();
+    this.loaded = undefined;
+  }
 
   /** Records one attestation; a replay (same id, same body) is answered with the first receipt. */
   async attest(attester: Attester, input: AttestationInput): Promise<Recorded> {

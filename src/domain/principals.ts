@@ -53,6 +53,8 @@ export interface Principal {
 
 interface KeyRecord {
   hash: string;
+  /** Absent: SHA-256 of a generated key (256 random bits, nothing to guess). */
+  alg?: typeof ADMIN_HASH_ALG;
   role: Role;
   principal_id: string;
   name: string;
@@ -69,6 +71,8 @@ const K = {
   telegramUsers: { gte: 'tg/user/', lt: 'tg/user/~' },
   admin: 'admin/default',
 };
+
+const ADMIN_HASH_ALG = 'hmac-sha256';
 
 const KEY_PATTERN = /^writ_(admin|agent|approver|attester)_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
 export const LINK_CODE_TTL_MS = 24 * 3600 * 1000;
@@ -96,36 +100,67 @@ export class Principals {
   constructor(
     private readonly store: Store,
     private readonly log: TransparencyLog,
+    /** Keys the HMAC of a configured WRIT_ADMIN_TOKEN (derived from the data key). */
+    private readonly adminHashKey: Buffer,
   ) {}
 
   /**
    * There is one admin credential at a time. With WRIT_ADMIN_TOKEN set, that token is it (stored
-   * hashed) and any generated admin key is revoked. Without it, a generated key is: made on the
-   * first start without one and returned for printing once; a token configured earlier stops
-   * working. Every change is a log entry.
+   * as an HMAC under a key from the data directory, so a stolen database alone cannot be used to
+   * guess a chosen token) and any generated admin key is revoked. Without it, a generated key is:
+   * made on the first start without one and returned for printing; until `adminKeyShown` records
+   * that it was printed, every start makes a new one (revoking the unseen one), so a start that
+   * failed before printing never loses the only admin key. Every change is a log entry; `notice`
+   * says what changed, for the console.
    */
-  async bootstrapAdmin(envToken: string | undefined): Promise<string | undefined> {
+  async bootstrapAdmin(envToken: string | undefined): Promise<{ key?: string; notice?: string }> {
+    this.keys.delete(K.envAdmin);
     const configured = await getJson<KeyRecord>(this.store, K.envAdmin);
-    const generated = await getJson<{ key_id: string }>(this.store, K.admin);
+    const generated = await getJson<{ key_id: string; shown?: boolean }>(this.store, K.admin);
     if (envToken) {
-      const hash = sha256(envToken).toString('base64');
-      if (configured?.hash === hash && !generated) return undefined;
-      const ops: BatchOp[] = [put(K.envAdmin, { hash, role: 'admin', principal_id: 'admin', name: 'admin (WRIT_ADMIN_TOKEN)' } satisfies KeyRecord)];
+      const hash = this.adminTokenHash(envToken);
+      if (configured?.hash === hash && configured.alg === ADMIN_HASH_ALG && !generated) return {};
+      const ops: BatchOp[] = [put(K.envAdmin, { hash, alg: ADMIN_HASH_ALG, role: 'admin', principal_id: 'admin', name: 'admin (WRIT_ADMIN_TOKEN)' } satisfies KeyRecord)];
       if (generated) ops.push({ type: 'del', key: K.key(generated.key_id) }, { type: 'del', key: K.admin });
       if (generated) this.keys.delete(generated.key_id);
       await this.log.append('admin.key_configured', { source: 'WRIT_ADMIN_TOKEN', ...(generated ? { revoked_key_id: generated.key_id } : {}) }, ops);
-      return undefined;
+      return generated ? { notice: `admin: WRIT_ADMIN_TOKEN is now the admin credential; the generated admin key ${generated.key_id} is revoked` } : {};
     }
-    if (generated) {
-      if (configured) await this.log.append('admin.key_removed', { source: 'WRIT_ADMIN_TOKEN' }, [{ type: 'del', key: K.envAdmin }]);
-      return undefined;
+    if (generated?.shown) {
+      if (!configured) return {};
+      await this.log.append('admin.key_removed', { source: 'WRIT_ADMIN_TOKEN' }, [{ type: 'del', key: K.envAdmin }]);
+      return { notice: 'admin: WRIT_ADMIN_TOKEN is no longer set, so the token it held no longer works; the generated admin key is the admin credential again' };
     }
     const { key, keyId, hash } = mintKey('admin');
     const record: KeyRecord = { hash, role: 'admin', principal_id: 'admin', name: 'admin' };
-    const ops: BatchOp[] = [put(K.key(keyId), record), put(K.admin, { key_id: keyId, created_at: new Date().toISOString() })];
+    const ops: BatchOp[] = [put(K.key(keyId), record), put(K.admin, { key_id: keyId, created_at: new Date().toISOString(), shown: false })];
     if (configured) ops.push({ type: 'del', key: K.envAdmin });
-    await this.log.append('admin.key_generated', { key_id: keyId, ...(configured ? { removed: 'WRIT_ADMIN_TOKEN' } : {}) }, ops);
-    return key;
+    if (generated) ops.push({ type: 'del', key: K.key(generated.key_id) });
+    if (generated) this.revoked.add(generated.key_id);
+    await this.log.append('admin.key_generated', { key_id: keyId, ...(configured ? { removed: 'WRIT_ADMIN_TOKEN' } : {}), ...(generated ? { revoked_unshown_key_id: generated.key_id } : {}) }, ops);
+    const notice = configured
+      ? 'admin: WRIT_ADMIN_TOKEN is no longer set, so the token it held no longer works; a new admin key was generated'
+      : generated
+        ? `admin: the admin key generated at an earlier start was never shown, so it is revoked and a new one was generated`
+        : undefined;
+    return { key, ...(notice ? { notice } : {}) };
+  }
+
+  /** The generated admin key has been printed: later starts keep it. */
+  async adminKeyShown(): Promise<void> {
+    const generated = await getJson<{ key_id: string; shown?: boolean }>(this.store, K.admin);
+    if (generated && !generated.shown) await this.store.batch([put(K.admin, { ...generated, shown: true })], { sync: true });
+  }
+
+  private adminTokenHash(token: string): string {
+    return crypto.createHmac('sha256', this.adminHashKey).update(token).digest('base64');
+  }
+
+  /** Cached records are read again from the store (after it was reopened); revocations stay in force. */
+  forgetCached(): void {
+    this.keys.clear();
+    this.agents.clear();
+    this.attesters.clear();
   }
 
   /** Resolves a bearer key to its principal, or throws 401. */
@@ -145,9 +180,12 @@ export class Principals {
       if (this.revoked.has(keyId)) record = undefined;
       else if (record) this.keys.set(keyId, record);
     } else {
-      record = await getJson<KeyRecord>(this.store, K.envAdmin);
+      // Cached like the other keys, so an admin can still read /api/v1/status while storage is down.
+      record = this.keys.get(K.envAdmin) ?? (await getJson<KeyRecord>(this.store, K.envAdmin));
+      if (record) this.keys.set(K.envAdmin, record);
     }
-    if (!record || !safeEqual(hash, Buffer.from(record.hash, 'base64')) || (parts && parts[1] !== record.role)) {
+    const presentedHash = record?.alg === ADMIN_HASH_ALG ? Buffer.from(this.adminTokenHash(presented), 'base64') : hash;
+    if (!record || !safeEqual(presentedHash, Buffer.from(record.hash, 'base64')) || (parts && parts[1] !== record.role)) {
       throw new WritError('unauthenticated', 'the API key is not valid', { field: 'authorization' });
     }
     return { role: record.role, id: record.principal_id, name: record.name };

@@ -5,13 +5,24 @@ import { Frontier, consistencyProof, inclusionProof, leafHash, type NodeReader }
 import { formatCheckpoint, signNote } from './note.ts';
 import type { SigningKey } from '../crypto/keys.ts';
 import { WritError } from '../errors.ts';
+import { verifyTail } from './verify.ts';
 
 /**
- * The append-only log. The append path is a pipeline: sequence (synchronously, so the hash chain
- * and leaf order are fixed the moment `append` is called) → group commit (one synced LevelDB batch
- * for everything sequenced while the previous batch was being written) → resolve. A caller's
- * promise resolves only once its entry, its tree nodes and its `extra` ops are on disk together,
- * so a receipt built after `await append(...)` always points at a durable entry.
+ * The append-only log. The append path is a pipeline, and no step can leave half a state behind:
+ * 1. sequence: the entry's position, time, chain link and leaf hash are computed from the current
+ *    tail without changing it;
+ * 2. companions: the caller's `extra` ops are built for that position (records carrying their log
+ *    anchor, receipts signed for it); if this throws, nothing has changed;
+ * 3. commit: the tail advances and the entry, its tree nodes and its companions join the pending
+ *    batch, synchronously, so the hash chain and leaf order are fixed the moment `append` returns.
+ * Then group commit writes everything sequenced while the previous batch was being written as one
+ * synced batch, and a caller's promise resolves only once its batch is on disk: a receipt built
+ * after `await append(...)` always points at a durable entry.
+ *
+ * A failed write breaks the log: whatever was sequenced behind it chains onto entries that do not
+ * exist, so every pending append fails and nothing more is accepted until `reload` has re-verified
+ * the stored tail against the latest signed checkpoint (the store's guard calls it once it has
+ * reopened the database).
  */
 export interface LogEntry {
   v: 1;
@@ -42,16 +53,27 @@ export const KEYS = {
   node: (level: number, i: number) => `log/n/${level.toString().padStart(2, '0')}/${pad(i)}`,
   checkpoint: (size: number) => `log/c/${pad(size)}`,
   checkpointRange: { gte: 'log/c/', lt: 'log/c/~' },
+  /** Marks a checkpoint signed only because a proof needed one: pruned when a newer one is signed. */
+  ephemeral: (size: number) => `log/ce/${pad(size)}`,
+  ephemeralRange: { gte: 'log/ce/', lt: 'log/ce/~' },
 };
 
 /** Past this many undurable entries the log pushes back with 503 and Retry-After. */
 const MAX_PENDING = 20_000;
+/** Proofs that need a newer checkpoint share one signed at most this often. */
+const ON_DEMAND_INTERVAL_MS = 1000;
 
 interface Batch {
   ops: BatchOp[];
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
-  size: number;
-  root: Buffer;
+}
+
+export interface LogOptions {
+  origin: string;
+  key: SigningKey;
+  commitWindowMs?: number;
+  /** False while the store refuses writes: appends are refused before they are sequenced. */
+  canWrite?: () => boolean;
 }
 
 export class TransparencyLog {
@@ -60,46 +82,46 @@ export class TransparencyLog {
   private pending: Batch | undefined;
   private writing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private broken: unknown;
+  private broken: string | undefined;
   private durable: { size: number; root: Buffer };
   private latest: Checkpoint | undefined;
-  private checkpointing: Promise<Checkpoint> | undefined;
+  private signing: Promise<unknown> = Promise.resolve();
+  private onDemand: Promise<Checkpoint> | undefined;
+  private lastSignedAt = 0;
   private closed = false;
+  readonly origin: string;
+  private readonly key: SigningKey;
+  private readonly commitWindowMs: number;
+  private readonly canWrite: () => boolean;
 
   private constructor(
     private readonly store: Store,
-    readonly origin: string,
-    private readonly key: SigningKey,
-    private readonly commitWindowMs: number,
-    frontier: Frontier,
-    lastLeaf: Buffer | undefined,
-    latest: Checkpoint | undefined,
+    options: LogOptions,
+    tail: { frontier: Frontier; lastLeaf: Buffer | undefined; latest: Checkpoint | undefined },
   ) {
-    this.frontier = frontier;
-    this.lastLeaf = lastLeaf;
-    this.durable = { size: frontier.size, root: frontier.root() };
-    this.latest = latest;
+    this.origin = options.origin;
+    this.key = options.key;
+    this.commitWindowMs = options.commitWindowMs ?? 2;
+    this.canWrite = options.canWrite ?? (() => true);
+    this.frontier = tail.frontier;
+    this.lastLeaf = tail.lastLeaf;
+    this.durable = { size: tail.frontier.size, root: tail.frontier.root() };
+    this.latest = tail.latest;
   }
 
-  static async open(store: Store, options: { origin: string; key: SigningKey; commitWindowMs?: number }) {
-    const { frontier, lastLeaf } = await TransparencyLog.loadTail(store);
-    let latest: Checkpoint | undefined;
-    for await (const [, note] of store.iterate({ ...KEYS.checkpointRange, reverse: true, limit: 1 })) {
-      latest = parseStoredCheckpoint(note);
-    }
-    return new TransparencyLog(store, options.origin, options.key, options.commitWindowMs ?? 2, frontier, lastLeaf, latest);
-  }
-
-  private static async loadTail(store: Store): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined }> {
-    const meta = await store.get(KEYS.meta);
-    const size = meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size;
-    const frontier = await Frontier.fromNodes(size, nodeReader(store));
-    const lastLeaf = size > 0 ? await nodeReader(store)(0, size - 1) : undefined;
-    return { frontier, lastLeaf };
+  /** Opens the log after checking its stored tail against the latest signed checkpoint (throws LogDamage). */
+  static async open(store: Store, options: LogOptions): Promise<TransparencyLog> {
+    const tail = await verifyTail(store, { name: options.origin, publicKeyRaw: options.key.publicRaw });
+    return new TransparencyLog(store, options, tail);
   }
 
   get size(): number {
     return this.durable.size;
+  }
+
+  /** Why the log refuses appends, while it does. */
+  get fault(): string | undefined {
+    return this.broken;
   }
 
   /**
@@ -108,25 +130,36 @@ export class TransparencyLog {
    */
   append(type: string, data: Record<string, unknown>, extra: BatchOp[] | ((at: Appended) => BatchOp[]) = []): Promise<Appended> {
     if (this.closed) return Promise.reject(new WritError('storage_unavailable', 'the log is shutting down'));
-    if (this.broken) return Promise.reject(new WritError('storage_unavailable', 'the log cannot write right now'));
-    const batch = (this.pending ??= { ops: [], waiters: [], size: 0, root: Buffer.alloc(0) });
-    if (batch.waiters.length >= MAX_PENDING) {
+    if (this.broken || !this.canWrite()) return Promise.reject(unavailable());
+    if ((this.pending?.waiters.length ?? 0) >= MAX_PENDING) {
       return Promise.reject(new WritError('overloaded', 'too many writes in flight; retry shortly', { retry_after: 1 }));
     }
+    // 1. sequence, from the tail as it is.
     const index = this.frontier.size;
     const time = new Date().toISOString();
     const entry: LogEntry = { v: 1, index, time, type, prev: this.lastLeaf?.toString('base64') ?? '', data };
-    const bytes = canonicalBytes(entry);
-    const leaf = leafHash(bytes);
-    for (const node of this.frontier.append(leaf)) {
-      batch.ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
+    let bytes: Buffer;
+    let companions: BatchOp[];
+    try {
+      bytes = canonicalBytes(entry);
+      const leaf = leafHash(bytes);
+      const at: Appended = { index, leafHash: leaf.toString('base64'), time };
+      // 2. companions: may throw, and then nothing has changed.
+      companions = typeof extra === 'function' ? extra(at) : extra;
+      // 3. commit: from here on nothing throws.
+      const batch = (this.pending ??= { ops: [], waiters: [] });
+      for (const node of this.frontier.append(leaf)) {
+        batch.ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
+      }
+      this.lastLeaf = leaf;
+      batch.ops.push({ type: 'put', key: KEYS.entry(index), value: bytes.toString('utf8') });
+      for (const op of companions) batch.ops.push(op);
+      const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
+      this.schedule();
+      return done.then(() => at);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    this.lastLeaf = leaf;
-    const at: Appended = { index, leafHash: leaf.toString('base64'), time };
-    batch.ops.push({ type: 'put', key: KEYS.entry(index), value: bytes.toString('utf8') }, ...(typeof extra === 'function' ? extra(at) : extra));
-    const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
-    this.schedule();
-    return done.then(() => at);
   }
 
   private schedule(): void {
@@ -142,19 +175,19 @@ export class TransparencyLog {
     if (this.writing) return this.writing;
     const run = async () => {
       try {
-        while (this.pending) {
+        while (this.pending && !this.broken) {
           const batch = this.pending;
           this.pending = undefined;
-          batch.size = this.frontier.size;
-          batch.root = this.frontier.root();
           // Entries sequenced after this point belong to the next batch, whose size is larger.
-          batch.ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size: batch.size }) });
+          const size = this.frontier.size;
+          const root = this.frontier.root();
+          batch.ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size }) });
           try {
             await this.store.batch(batch.ops, { sync: true });
-            this.durable = { size: batch.size, root: batch.root };
+            this.durable = { size, root };
             for (const w of batch.waiters) w.resolve();
           } catch (err) {
-            await this.fail(err, batch);
+            this.fail(err, batch);
           }
         }
       } finally {
@@ -167,28 +200,31 @@ export class TransparencyLog {
     return this.writing;
   }
 
-  /**
-   * A failed write leaves the in-memory tree ahead of the disk, and everything sequenced after it
-   * chains onto entries that do not exist: fail all of them, then reload the tail from disk.
-   */
-  private async fail(err: unknown, batch: Batch): Promise<void> {
-    this.broken = err;
+  /** Fails the batch that did not make it and everything sequenced behind it. */
+  private fail(err: unknown, batch: Batch): void {
+    this.broken = `a log write failed: ${(err as Error).message}`;
     const rejected = [batch, this.pending].filter((b): b is Batch => b !== undefined);
     this.pending = undefined;
-    try {
-      const { frontier, lastLeaf } = await TransparencyLog.loadTail(this.store);
-      this.frontier = frontier;
-      this.lastLeaf = lastLeaf;
-      this.broken = undefined;
-    } catch {
-      // Stay broken: every append is refused until a restart reloads the tail.
-    }
-    // Answered only now, so a client that retries at once meets the recovered log.
-    const error = new WritError('storage_unavailable', 'the log could not write; nothing was recorded');
+    const error = unavailable();
     for (const b of rejected) for (const w of b.waiters) w.reject(error);
   }
 
-  /** Waits until everything appended so far is durable. */
+  /**
+   * After the store was reopened: re-derives the tail from what is stored, checks it against the
+   * latest signed checkpoint and against everything this process acknowledged, and accepts
+   * appends again. Throws LogDamage when acknowledged entries are gone.
+   */
+  async reload(): Promise<void> {
+    const tail = await verifyTail(this.store, { name: this.origin, publicKeyRaw: this.key.publicRaw }, this.durable);
+    this.frontier = tail.frontier;
+    this.lastLeaf = tail.lastLeaf;
+    this.durable = { size: tail.frontier.size, root: tail.frontier.root() };
+    if (tail.latest && (!this.latest || tail.latest.size >= this.latest.size)) this.latest = tail.latest;
+    this.pending = undefined;
+    this.broken = undefined;
+  }
+
+  /** Waits until everything appended so far is durable (or has failed). */
   async flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
@@ -206,33 +242,64 @@ export class TransparencyLog {
     return this.latest;
   }
 
-  /** Signs a checkpoint of the durable tree unless the latest one already covers it. */
-  async checkpoint(options: { force?: boolean } = {}): Promise<Checkpoint> {
-    if (this.checkpointing) await this.checkpointing.catch(() => undefined);
-    const { size, root } = this.durable;
-    if (this.latest && this.latest.size === size && !options.force) return this.latest;
-    this.checkpointing = (async () => {
+  /**
+   * Signs a checkpoint of the durable tree unless the latest one already covers it. A checkpoint
+   * is only ever extended: it is signed over what is on disk, never below the latest one, and
+   * stored (synced) before anyone sees it. The store first settles its recent writes into its
+   * checksummed tables, so what a checkpoint covers no longer depends on the write-ahead log.
+   */
+  checkpoint(options: { force?: boolean; ephemeral?: boolean } = {}): Promise<Checkpoint> {
+    const run = async (): Promise<Checkpoint> => {
+      if (this.broken || !this.canWrite()) throw unavailable();
+      const { size, root } = this.durable;
+      if (this.latest && this.latest.size === size && !options.force) return this.latest;
+      if (this.latest && size < this.latest.size) {
+        throw new Error(`refusing to sign a checkpoint of size ${size} below the latest one (${this.latest.size})`);
+      }
+      await this.store.settle();
       const text = formatCheckpoint({ origin: this.origin, size, rootHash: root });
       const note = signNote(text, { name: this.origin, privateKey: this.key.privateKey, publicKeyRaw: this.key.publicRaw });
-      await this.store.batch([{ type: 'put', key: KEYS.checkpoint(size), value: note }], { sync: true });
+      const ops: BatchOp[] = [{ type: 'put', key: KEYS.checkpoint(size), value: note }];
+      if (options.ephemeral) {
+        // Only the newest proof checkpoint is kept; those the log signs on its interval stay.
+        for await (const [marker] of this.store.iterate(KEYS.ephemeralRange)) {
+          const old = Number(marker.slice('log/ce/'.length));
+          if (old !== size) ops.push({ type: 'del', key: marker }, { type: 'del', key: KEYS.checkpoint(old) });
+        }
+        ops.push({ type: 'put', key: KEYS.ephemeral(size), value: '' });
+      } else {
+        ops.push({ type: 'del', key: KEYS.ephemeral(size) });
+      }
+      await this.store.batch(ops, { sync: true });
+      this.lastSignedAt = Date.now();
       const checkpoint = { size, root: root.toString('base64'), note };
       if (!this.latest || this.latest.size <= size) this.latest = checkpoint;
       return checkpoint;
-    })();
-    try {
-      return await this.checkpointing;
-    } finally {
-      this.checkpointing = undefined;
-    }
+    };
+    // One signing at a time, in order, so two never race to store different views.
+    const signed = this.signing.then(run, run);
+    this.signing = signed.catch(() => undefined);
+    return signed;
   }
 
-  /** An inclusion proof against the latest checkpoint, signing a fresh one if it does not cover the index. */
+  /** A checkpoint covering `index`: the latest if it does, else one shared by everyone asking within a second. */
+  private async covering(index: number): Promise<Checkpoint> {
+    if (this.latest && this.latest.size > index) return this.latest;
+    this.onDemand ??= (async () => {
+      const wait = this.lastSignedAt + ON_DEMAND_INTERVAL_MS - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      return this.checkpoint({ ephemeral: true });
+    })().finally(() => (this.onDemand = undefined));
+    const checkpoint = await this.onDemand;
+    return checkpoint.size > index ? checkpoint : this.covering(index);
+  }
+
+  /** An inclusion proof against a signed checkpoint that covers the index. */
   async proof(index: number): Promise<{ index: number; tree_size: number; leaf_hash: string; hashes: string[]; checkpoint: string }> {
     if (!Number.isSafeInteger(index) || index < 0 || index >= this.durable.size) {
       throw new WritError('not_found', `no log entry at index ${index}`, { field: 'index', size: this.durable.size });
     }
-    let checkpoint = this.latest;
-    if (!checkpoint || checkpoint.size <= index) checkpoint = await this.checkpoint();
+    const checkpoint = await this.covering(index);
     const read = nodeReader(this.store);
     const hashes = await inclusionProof(read, index, checkpoint.size);
     return {
@@ -252,21 +319,28 @@ export class TransparencyLog {
   async *entries(from = 0, to = Number.MAX_SAFE_INTEGER): AsyncIterable<{ entry: LogEntry; raw: string }> {
     const end = Math.min(to, this.durable.size);
     if (from >= end) return;
-    for await (const [, raw] of this.store.iterate({ gte: KEYS.entry(from), lt: KEYS.entry(end) })) {
+    let expected = from;
+    for await (const [key, raw] of this.store.iterate({ gte: KEYS.entry(from), lt: KEYS.entry(end) })) {
+      // An export must never skip an entry silently.
+      if (key !== KEYS.entry(expected)) throw new WritError('storage_corrupt', `log entry ${expected} is missing from the store`, { index: expected });
+      expected++;
       yield { entry: JSON.parse(raw) as LogEntry, raw };
     }
+    if (expected !== end) throw new WritError('storage_corrupt', `log entry ${expected} is missing from the store`, { index: expected });
   }
 }
+
+const unavailable = () => new WritError('storage_unavailable', 'storage is not accepting writes right now; nothing was recorded', { retry_after: 1 });
 
 export function nodeReader(store: Store): NodeReader {
   return async (level, index) => {
     const value = await store.get(KEYS.node(level, index));
-    if (value === undefined) throw new Error(`log node ${level}/${index} is missing`);
+    if (value === undefined) throw new WritError('storage_corrupt', `log tree node ${level}/${index} is missing from the store`);
     return Buffer.from(value, 'base64');
   };
 }
 
-function parseStoredCheckpoint(note: string): Checkpoint {
+export function parseStoredCheckpoint(note: string): Checkpoint {
   const [, size, root] = note.split('\n');
   return { size: Number(size), root: root ?? '', note };
 }

@@ -1,13 +1,16 @@
 import { canonicalize } from './canonical.ts';
-import { KEYS, type LogEntry } from './log.ts';
+import { KEYS, nodeReader, type Checkpoint, type LogEntry } from './log.ts';
 import { Frontier, leafHash } from './merkle.ts';
-import { openNote, parseCheckpoint } from './note.ts';
+import { openNote, parseCheckpoint, type NoteVerifier } from './note.ts';
 import type { Store } from '../store/store.ts';
 
 /**
- * fsck for the log: re-derives every leaf hash, chain link and stored tree node from the entries
- * alone, then checks every checkpoint's signature and root against the re-derived tree. Stops at
- * the first bad index, because every later hash depends on it.
+ * Checking the stored log. `verifyLog` is fsck: it re-derives every leaf hash, chain link and
+ * stored tree node from the entries alone, then checks every checkpoint's signature and root
+ * against the re-derived tree. `verifyTail` is what opening the log does: the same checks, but only
+ * from the latest signed checkpoint to the stored size, so a start costs what was written since the
+ * last checkpoint, not the whole history. Both stop at the first bad index, because every later
+ * hash depends on it.
  */
 export interface LogVerification {
   ok: boolean;
@@ -17,65 +20,146 @@ export interface LogVerification {
   problem?: { index?: number; checkpoint_size?: number; message: string };
 }
 
-export async function verifyLog(store: Store, logKey: { name: string; publicKeyRaw: Uint8Array }): Promise<LogVerification> {
-  const meta = await store.get(KEYS.meta);
-  const size = meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size;
-  const checkpointNotes: string[] = [];
-  for await (const [, note] of store.iterate(KEYS.checkpointRange)) checkpointNotes.push(note);
-  const wanted = new Map<number, string>();
-  const parsed: Array<{ size: number; root: string; note: string }> = [];
-  for (const note of checkpointNotes) {
-    try {
-      const opened = openNote(note, [logKey]);
-      const cp = parseCheckpoint(opened.text);
-      if (cp.origin !== logKey.name) throw new Error(`origin ${cp.origin} is not ${logKey.name}`);
-      parsed.push({ size: cp.size, root: cp.rootHash.toString('base64'), note });
-    } catch (err) {
-      const firstLine = note.split('\n', 2)[1] ?? '?';
-      return fail(size, 0, { checkpoint_size: Number(firstLine), message: `checkpoint does not verify: ${(err as Error).message}` });
-    }
+/** The stored log is not what was written: opening it is refused, and the message says where. */
+export class LogDamage extends Error {
+  constructor(
+    message: string,
+    readonly index?: number,
+  ) {
+    super(message);
+    this.name = 'LogDamage';
   }
-  for (const cp of parsed) wanted.set(cp.size, cp.root);
+}
 
-  const frontier = new Frontier();
-  const roots = new Map<number, string>();
-  if (wanted.has(0)) roots.set(0, frontier.root().toString('base64'));
-  let prev = '';
-  let expected = 0;
-  for await (const [key, raw] of store.iterate(KEYS.entryRange)) {
+type Problem = { index: number; message: string };
+
+async function storedSize(store: Store): Promise<number> {
+  const meta = await store.get(KEYS.meta);
+  return meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size;
+}
+
+/**
+ * Checks entries [from, to): each present under its own index, canonical, chained to the one before,
+ * hashing to its stored leaf, and every tree node it completes matching the stored one. `frontier`
+ * and `prev` describe the tree before `from` and are advanced in place; `after(size)` runs after
+ * each entry, for callers that want the root at some sizes.
+ */
+async function checkEntries(
+  store: Store,
+  range: { from: number; to?: number },
+  state: { frontier: Frontier; prev: string },
+  after?: (size: number) => void,
+): Promise<Problem | undefined> {
+  let expected = range.from;
+  const end = range.to === undefined ? KEYS.entryRange.lt : KEYS.entry(range.to);
+  for await (const [key, raw] of store.iterate({ gte: KEYS.entry(range.from), lt: end })) {
     const index = expected;
-    if (key !== KEYS.entry(index)) return fail(size, parsed.length, { index, message: `entry ${index} is missing (found ${key})` });
+    if (key !== KEYS.entry(index)) return { index, message: `entry ${index} is missing (found ${key})` };
     let entry: LogEntry;
     try {
       entry = JSON.parse(raw) as LogEntry;
     } catch {
-      return fail(size, parsed.length, { index, message: 'entry is not valid JSON' });
+      return { index, message: 'entry is not valid JSON' };
     }
-    if (canonicalize(entry) !== raw) return fail(size, parsed.length, { index, message: 'entry is not in canonical (RFC 8785) form' });
-    if (entry.index !== index) return fail(size, parsed.length, { index, message: `entry says index ${entry.index}` });
-    if (entry.prev !== prev) return fail(size, parsed.length, { index, message: 'prev does not match the previous entry\'s hash' });
+    if (canonicalize(entry) !== raw) return { index, message: 'entry is not in canonical (RFC 8785) form' };
+    if (entry.index !== index) return { index, message: `entry says index ${entry.index}` };
+    if (entry.prev !== state.prev) return { index, message: "prev does not match the previous entry's hash" };
     const leaf = leafHash(Buffer.from(raw, 'utf8'));
-    for (const node of frontier.append(leaf)) {
+    for (const node of state.frontier.append(leaf)) {
       const stored = await store.get(KEYS.node(node.level, node.index));
       if (stored !== node.hash.toString('base64')) {
-        return fail(size, parsed.length, {
-          index,
-          message: node.level === 0 ? 'entry does not hash to its stored leaf hash' : `stored tree node ${node.level}/${node.index} does not match`,
-        });
+        return { index, message: node.level === 0 ? 'entry does not hash to its stored leaf hash' : `stored tree node ${node.level}/${node.index} does not match` };
       }
     }
-    prev = leaf.toString('base64');
+    state.prev = leaf.toString('base64');
     expected++;
-    if (wanted.has(expected)) roots.set(expected, frontier.root().toString('base64'));
+    after?.(expected);
   }
-  if (expected !== size) return fail(size, parsed.length, { index: expected, message: `the log claims ${size} entries but holds ${expected}` });
-  for (const cp of parsed) {
-    if (cp.size > size) return fail(size, parsed.length, { checkpoint_size: cp.size, message: 'checkpoint is larger than the log' });
-    if (roots.get(cp.size) !== cp.root) {
-      return fail(size, parsed.length, { checkpoint_size: cp.size, message: 'checkpoint root does not match the re-derived tree' });
+  if (range.to !== undefined && expected !== range.to) return { index: expected, message: `entry ${expected} is missing: the log claims ${range.to} entries` };
+  return undefined;
+}
+
+export async function verifyLog(store: Store, logKey: NoteVerifier): Promise<LogVerification> {
+  const size = await storedSize(store);
+  const parsed: Array<{ size: number; root: string }> = [];
+  for await (const [, note] of store.iterate(KEYS.checkpointRange)) {
+    try {
+      parsed.push(verifiedCheckpoint(note, logKey));
+    } catch (err) {
+      return fail(size, 0, { checkpoint_size: Number(note.split('\n', 2)[1] ?? NaN), message: `checkpoint does not verify: ${(err as Error).message}` });
     }
   }
-  return { ok: true, size, checkpoints: parsed.length, root: frontier.root().toString('base64') };
+  const wanted = new Set(parsed.map((cp) => cp.size));
+  const state = { frontier: new Frontier(), prev: '' };
+  const roots = new Map<number, string>();
+  if (wanted.has(0)) roots.set(0, state.frontier.root().toString('base64'));
+  const problem = await checkEntries(store, { from: 0 }, state, (n) => {
+    if (wanted.has(n)) roots.set(n, state.frontier.root().toString('base64'));
+  });
+  if (problem) return fail(size, parsed.length, problem);
+  if (state.frontier.size !== size) return fail(size, parsed.length, { index: state.frontier.size, message: `the log claims ${size} entries but holds ${state.frontier.size}` });
+  for (const cp of parsed) {
+    if (cp.size > size) return fail(size, parsed.length, { checkpoint_size: cp.size, message: 'checkpoint is larger than the log' });
+    if (roots.get(cp.size) !== cp.root) return fail(size, parsed.length, { checkpoint_size: cp.size, message: 'checkpoint root does not match the re-derived tree' });
+  }
+  return { ok: true, size, checkpoints: parsed.length, root: state.frontier.root().toString('base64') };
+}
+
+/**
+ * The tail a log opens on: the latest signed checkpoint (its signature checked), the frontier it
+ * commits to rebuilt from stored nodes, then every entry after it checked up to the stored size.
+ * `acknowledged` is what this process already answered for (after a failed write): the store must
+ * still hold at least that, with the same root.
+ */
+export async function verifyTail(
+  store: Store,
+  logKey: NoteVerifier,
+  acknowledged?: { size: number; root: Buffer },
+): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined; latest: Checkpoint | undefined }> {
+  const size = await storedSize(store);
+  let latest: Checkpoint | undefined;
+  for await (const [, note] of store.iterate({ ...KEYS.checkpointRange, reverse: true, limit: 1 })) {
+    try {
+      latest = { ...verifiedCheckpoint(note, logKey), note };
+    } catch (err) {
+      throw new LogDamage(`the latest stored checkpoint does not verify against the log key: ${(err as Error).message}`);
+    }
+  }
+  const from = latest?.size ?? 0;
+  if (acknowledged && size < acknowledged.size) {
+    throw new LogDamage(`the store holds ${size} log entries but ${acknowledged.size} were acknowledged: entries from ${size} on are lost`, size);
+  }
+  if (size < from) throw new LogDamage(`the store holds ${size} log entries but a checkpoint of ${from} entries was signed: entries from ${size} on are lost`, size);
+  let frontier: Frontier;
+  let prev = '';
+  try {
+    frontier = await Frontier.fromNodes(from, nodeReader(store));
+    if (from > 0) prev = (await nodeReader(store)(0, from - 1)).toString('base64');
+  } catch (err) {
+    throw new LogDamage(`the tree under the latest checkpoint (${from} entries) cannot be read: ${(err as Error).message}`);
+  }
+  if (latest && frontier.root().toString('base64') !== latest.root) {
+    throw new LogDamage(`the stored tree of the first ${from} entries does not match the signed checkpoint of that size`);
+  }
+  const state = { frontier, prev };
+  const rootAt = (n: number) => (n === acknowledged?.size ? (acknowledgedRoot = state.frontier.root().toString('base64')) : undefined);
+  let acknowledgedRoot: string | undefined;
+  rootAt(from);
+  const problem = await checkEntries(store, { from, to: size }, state, rootAt);
+  if (problem) throw new LogDamage(`log entry ${problem.index}: ${problem.message}`, problem.index);
+  if (acknowledged && acknowledgedRoot !== undefined && acknowledgedRoot !== acknowledged.root.toString('base64')) {
+    throw new LogDamage(`the stored tree of the first ${acknowledged.size} entries is not the one this process acknowledged`);
+  }
+  // An entry past the recorded size means the size itself was lost.
+  if ((await store.get(KEYS.entry(size))) !== undefined) throw new LogDamage(`log entry ${size} is stored beyond the recorded size of ${size}`, size);
+  return { frontier: state.frontier, lastLeaf: size > 0 ? Buffer.from(state.prev, 'base64') : undefined, latest };
+}
+
+/** Opens a stored checkpoint note with the log key and returns its size and root. */
+function verifiedCheckpoint(note: string, logKey: NoteVerifier): { size: number; root: string } {
+  const cp = parseCheckpoint(openNote(note, [logKey]).text);
+  if (cp.origin !== logKey.name) throw new Error(`origin ${cp.origin} is not ${logKey.name}`);
+  return { size: cp.size, root: cp.rootHash.toString('base64') };
 }
 
 function fail(size: number, checkpoints: number, problem: NonNullable<LogVerification['problem']>): LogVerification {

@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Level } from 'level';
 import type { BatchOp, Range, Store } from './store.ts';
 
@@ -5,8 +7,9 @@ import type { BatchOp, Range, Store } from './store.ts';
 export class LevelStore implements Store {
   private constructor(private readonly db: Level<string, string>) {}
 
-  static async open(location: string): Promise<LevelStore> {
-    const db = new Level<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  /** Opens the database; with `createIfMissing: false` (read-only commands) a missing one is an error. */
+  static async open(location: string, options: { createIfMissing?: boolean } = {}): Promise<LevelStore> {
+    const db = new Level<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: options.createIfMissing ?? true });
     await db.open();
     return new LevelStore(db);
   }
@@ -31,7 +34,34 @@ export class LevelStore implements Store {
     for await (const entry of this.db.iterator(options)) yield entry;
   }
 
+  /**
+   * LevelDB's CompactRange first flushes the memtable into a table file; over a range that holds no
+   * key (every key Writ writes sorts below "~") it compacts nothing else.
+   */
+  settle(): Promise<void> {
+    // `level` types its export as the universal Level; in Node it is classic-level, which has it.
+    return (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange('~settle', '~settle~');
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+/**
+ * What LevelDB's own recovery said about the write-ahead log when it last opened the database
+ * (its info log, `LOG`): without paranoid checks it drops a damaged record and carries on, so this
+ * is the only place that loss is written down.
+ */
+export async function recoveryWarnings(location: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(location, 'LOG'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => /dropping \d+ bytes|corruption/i.test(line))
+    .map((line) => line.replace(/^\S+ \S+\s+/, '').trim());
 }

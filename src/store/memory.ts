@@ -36,6 +36,10 @@ export class MemoryStore implements Store {
     }
   }
 
+  async settle(): Promise<void> {
+    this.check();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

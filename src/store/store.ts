@@ -17,6 +17,12 @@ export interface Store {
   /** Applies all ops atomically; with `sync` the call resolves only once they are on disk. */
   batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>;
   iterate(range: Range): AsyncIterable<[string, string]>;
+  /**
+   * Moves recent writes out of the write-ahead log into the store's checksummed tables, so a later
+   * damaged write-ahead log cannot take them away (LevelDB: a memtable flush). Called before a
+   * checkpoint is signed.
+   */
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type ConfigInput } from '../../src/config.ts';
-import { startServer, type RunningServer } from '../../src/writ.ts';
+import { startServer, type RunningServer, type ServerHooks } from '../../src/writ.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ADMIN = 'test-admin-token-0123456789abcdef';
@@ -39,13 +39,13 @@ export interface Answer<T = any> {
 export type Caller = <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Answer<T>>;
 
 /** Starts the real server on an ephemeral port over a real LevelDB in a temp dir. */
-export async function startWrit(options: { data?: string; policies?: string; config?: Partial<ConfigInput> } = {}): Promise<TestWrit> {
+export async function startWrit(options: { data?: string; policies?: string; config?: Partial<ConfigInput>; hooks?: ServerHooks } = {}): Promise<TestWrit> {
   const data = options.data ?? (await tempDir());
   const config = loadConfig(
     { port: 0, data, policies: options.policies ?? path.join(ROOT, 'policies'), adminToken: ADMIN, commitWindowMs: 1, ...options.config },
     {},
   );
-  const server = await startServer(config);
+  const server = await startServer(config, () => {}, options.hooks);
   const url = server.url;
   return {
     url,

@@ -4,11 +4,20 @@ import { defineRoute } from '../route.ts';
 export const healthz = defineRoute({
   method: 'GET',
   path: '/healthz',
-  summary: 'Liveness and log size',
+  summary: 'Health: 200 while Writ can decide and record; 503 while storage refuses writes (after a failed write, until re-verified) or is damaged',
   auth: 'anyone',
-  responses: { 200: { description: 'Healthy', schema: z.object({ status: z.literal('ok'), log_size: z.number() }) } },
+  responses: {
+    200: { description: 'Healthy', schema: z.object({ status: z.literal('ok'), log_size: z.number() }) },
+    503: { description: 'Storage refuses writes; `reason` says why', schema: z.object({ status: z.enum(['unavailable', 'damaged']), reason: z.string(), log_size: z.number() }) },
+  },
   handle({ writ }) {
-    return { status: 200, body: { status: 'ok', log_size: writ.log.size } };
+    const storage = writ.store.health;
+    if (storage.state === 'ok' && !writ.log.fault) return { status: 200, body: { status: 'ok', log_size: writ.log.size } };
+    return {
+      status: 503,
+      headers: { 'retry-after': '1' },
+      body: { status: storage.state === 'damaged' ? 'damaged' : 'unavailable', reason: storage.reason ?? writ.log.fault ?? 'storage is recovering', log_size: writ.log.size },
+    };
   },
 });
 
@@ -45,7 +54,8 @@ export const status = defineRoute({
     return {
       status: 200,
       body: {
-        log: { origin: writ.log.origin, size: writ.log.size, checkpoint_size: checkpoint?.size ?? 0 },
+        storage: writ.store.health,
+        log: { origin: writ.log.origin, size: writ.log.size, checkpoint_size: checkpoint?.size ?? 0, ...(writ.log.fault ? { fault: writ.log.fault } : {}) },
         policies: writ.policies.state,
         telegram: writ.telegram?.health ?? { enabled: false },
         webhooks: writ.webhooks.health,

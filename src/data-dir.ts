@@ -1,0 +1,109 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { getJson } from './store/store.ts';
+import type { Store } from './store/store.ts';
+import { GuardedStore } from './store/guarded.ts';
+import { LevelStore, recoveryWarnings } from './store/level.ts';
+
+/**
+ * The data directory: `db/` (LevelDB), `keys/` (key files), and a `DAMAGED` note when a start found
+ * damage that the database itself no longer shows. Opening it checks, in order: that it exists
+ * (read-only commands never create it), that no earlier start found damage, that LevelDB opens,
+ * and that LevelDB's own recovery dropped nothing. Every refusal names the damage and the way back.
+ */
+export interface Meta {
+  instance_id: string;
+  origin: string;
+  created_at: string;
+}
+
+/** A start that cannot go on; the message is for the operator, as it is. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export const DAMAGED_FILE = 'DAMAGED';
+
+export const dbPath = (data: string) => path.join(data, 'db');
+
+const RESTORE_HINT = 'Restore the latest backup into a new directory (`writ restore FILE --data NEWDIR`) and start Writ there';
+
+export interface OpenedDataDir {
+  store: GuardedStore;
+  meta: Meta | undefined;
+}
+
+export async function openDataDir(
+  data: string,
+  options: {
+    /** Serving creates a missing directory; inspecting (log verify, backup) never does. */
+    create: boolean;
+    /** Inspecting a directory found damaged earlier is how an operator decides what to do. */
+    inspect?: boolean;
+    report?: (m: string) => void;
+    wrapDriver?: (driver: Store) => Store;
+  },
+): Promise<OpenedDataDir> {
+  if (options.create) {
+    await fs.mkdir(data, { recursive: true, mode: 0o700 });
+    // New files (LevelDB's tables and logs, key files) are for this user only.
+    process.umask(0o077);
+  } else {
+    const stat = await fs.stat(data).catch(() => undefined);
+    if (!stat?.isDirectory()) throw new StartupError(`no Writ data directory at ${data}`);
+    if (!(await fs.stat(path.join(dbPath(data), 'CURRENT')).catch(() => undefined))) throw new StartupError(`${data} holds no Writ database (no db/ inside)`);
+  }
+  const note = await fs.readFile(path.join(data, DAMAGED_FILE), 'utf8').catch(() => undefined);
+  if (note !== undefined && !options.inspect) {
+    throw new StartupError(`${data} was found damaged at an earlier start and is refused until that is resolved:\n  ${note.trim().replace(/\n/g, '\n  ')}`);
+  }
+  const open = async () => {
+    const driver = await openLevel(data, options.create);
+    return options.wrapDriver ? options.wrapDriver(driver) : driver;
+  };
+  const driver = await open();
+  const dropped = await recoveryWarnings(dbPath(data));
+  if (dropped.length > 0) {
+    await driver.close();
+    const message = [
+      `LevelDB found its write-ahead log damaged when it opened ${dbPath(data)} and dropped records:`,
+      ...dropped.map((line) => `  ${line}`),
+      'Records acknowledged to clients may be lost. If Writ stopped while its disk was full or failing, the dropped bytes may be only writes it refused to acknowledge:',
+      `check with \`writ log verify --data ${data}\`, and if that passes and you accept the risk, delete ${path.join(data, DAMAGED_FILE)} to start.`,
+      `Otherwise: ${RESTORE_HINT}.`,
+    ].join('\n');
+    // LevelDB has already replaced the damaged log, so the next start would not see this: keep it.
+    await fs.writeFile(path.join(data, DAMAGED_FILE), `${new Date().toISOString()}\n${message}\n`, { mode: 0o600 });
+    throw new StartupError(message);
+  }
+  await securePermissions(data);
+  const store = new GuardedStore(driver, open, options.report);
+  return { store, meta: await getJson<Meta>(store, 'meta/instance') };
+}
+
+async function openLevel(data: string, create: boolean): Promise<LevelStore> {
+  try {
+    return await LevelStore.open(dbPath(data), { createIfMissing: create });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const detail = `${cause?.message ?? ''} ${(err as Error).message}`;
+    if (/lock/i.test(detail)) throw new StartupError(`the data directory ${data} is in use by another Writ process (LevelDB lock held)`);
+    if (cause?.code === 'LEVEL_CORRUPTION') {
+      throw new StartupError(`the database in ${dbPath(data)} is damaged and cannot be opened (${cause.message}). ${RESTORE_HINT}.`);
+    }
+    throw new StartupError(`cannot open the database in ${dbPath(data)}: ${cause?.message ?? (err as Error).message}`);
+  }
+}
+
+/** 0700 for the directories, 0600 for every file, at every start: the database holds request context. */
+async function securePermissions(data: string): Promise<void> {
+  for (const dir of [data, dbPath(data), path.join(data, 'keys')]) {
+    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => undefined);
+    if (!entries) continue;
+    await fs.chmod(dir, 0o700);
+    for (const entry of entries) if (entry.isFile()) await fs.chmod(path.join(dir, entry.name), 0o600);
+  }
+}
