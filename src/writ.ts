@@ -135,7 +135,7 @@ export async function openWrit(
 /** The log, opened after its tail was checked; damage is a start-up refusal that says what to do. */
 async function openLog(store: GuardedStore, options: { origin: string; key: SigningKey; commitWindowMs: number }, data: string): Promise<TransparencyLog> {
   try {
-    return await TransparencyLog.open(store, { ...options, canWrite: () => store.writable });
+    return await TransparencyLog.open(store, { ...options, writeRefusal: () => store.writeRefusal() });
   } catch (err) {
     if (!(err instanceof LogDamage)) throw err;
     throw new StartupError(

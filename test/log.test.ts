@@ -1,6 +1,7 @@
 import test from 'ava';
 import crypto from 'node:crypto';
 import { TransparencyLog } from '../src/log/log.ts';
+import { verifyLog } from '../src/log/verify.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 import type { BatchOp, Store } from '../src/store/store.ts';
 import type { SigningKey } from '../src/crypto/keys.ts';
@@ -54,4 +55,22 @@ test('a failed write answers storage_unavailable, records nothing, and the log r
   await log.reload();
   const next = await log.append('after', {});
   t.is(next.index, 1, 'the failed entry left no gap and no phantom');
+});
+
+test('an append whose companion work throws leaves the log exactly as it was', async (t) => {
+  const store = new MemoryStore();
+  const log = await TransparencyLog.open(store, { origin: 'test/log', key: key(), commitWindowMs: 0 });
+  await log.append('first', {});
+  const thrown = await t.throwsAsync(
+    log.append('doomed', {}, () => {
+      throw new Error('receipt signing failed');
+    }),
+  );
+  t.is(thrown?.message, 'receipt signing failed');
+  const next = await log.append('second', {});
+  t.is(next.index, 1, 'the failed append took no position');
+  await log.flush();
+  const verified = await verifyLog(store, { name: 'test/log', publicKeyRaw: log['key'].publicRaw });
+  t.true(verified.ok, verified.problem?.message);
+  t.is(verified.size, 2);
 });

@@ -34,7 +34,7 @@ export async function keysRotate(args: string[]): Promise<number> {
   try {
     if (!meta) throw new Error(`${data} holds no Writ data; start the server once to initialise it`);
     const ring = await KeyRing.open(data);
-    const log = await TransparencyLog.open(store, { origin: meta.origin, key: await openLogKey(data, { create: false }), canWrite: () => store.writable });
+    const log = await TransparencyLog.open(store, { origin: meta.origin, key: await openLogKey(data, { create: false }), writeRefusal: () => store.writeRefusal() });
     const rotated = await rotateReceiptKey(ring, log);
     await log.close();
     process.stdout.write(`rotated: new key ${rotated.current}; ${rotated.retired} stays in the JWKS for 90 days\n`);

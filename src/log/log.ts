@@ -72,8 +72,8 @@ export interface LogOptions {
   origin: string;
   key: SigningKey;
   commitWindowMs?: number;
-  /** False while the store refuses writes: appends are refused before they are sequenced. */
-  canWrite?: () => boolean;
+  /** Why the store refuses writes, while it does: appends are refused before they are sequenced. */
+  writeRefusal?: () => WritError | undefined;
 }
 
 export class TransparencyLog {
@@ -92,7 +92,7 @@ export class TransparencyLog {
   readonly origin: string;
   private readonly key: SigningKey;
   private readonly commitWindowMs: number;
-  private readonly canWrite: () => boolean;
+  private readonly writeRefusal: () => WritError | undefined;
 
   private constructor(
     private readonly store: Store,
@@ -102,7 +102,7 @@ export class TransparencyLog {
     this.origin = options.origin;
     this.key = options.key;
     this.commitWindowMs = options.commitWindowMs ?? 2;
-    this.canWrite = options.canWrite ?? (() => true);
+    this.writeRefusal = options.writeRefusal ?? (() => undefined);
     this.frontier = tail.frontier;
     this.lastLeaf = tail.lastLeaf;
     this.durable = { size: tail.frontier.size, root: tail.frontier.root() };
@@ -130,7 +130,8 @@ export class TransparencyLog {
    */
   append(type: string, data: Record<string, unknown>, extra: BatchOp[] | ((at: Appended) => BatchOp[]) = []): Promise<Appended> {
     if (this.closed) return Promise.reject(new WritError('storage_unavailable', 'the log is shutting down'));
-    if (this.broken || !this.canWrite()) return Promise.reject(unavailable());
+    const refusal = this.refusal();
+    if (refusal) return Promise.reject(refusal);
     if ((this.pending?.waiters.length ?? 0) >= MAX_PENDING) {
       return Promise.reject(new WritError('overloaded', 'too many writes in flight; retry shortly', { retry_after: 1 }));
     }
@@ -160,6 +161,10 @@ export class TransparencyLog {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  private refusal(): WritError | undefined {
+    return this.writeRefusal() ?? (this.broken ? unavailable() : undefined);
   }
 
   private schedule(): void {
@@ -250,7 +255,8 @@ export class TransparencyLog {
    */
   checkpoint(options: { force?: boolean; ephemeral?: boolean } = {}): Promise<Checkpoint> {
     const run = async (): Promise<Checkpoint> => {
-      if (this.broken || !this.canWrite()) throw unavailable();
+      const refusal = this.refusal();
+      if (refusal) throw refusal;
       const { size, root } = this.durable;
       if (this.latest && this.latest.size === size && !options.force) return this.latest;
       if (this.latest && size < this.latest.size) {

@@ -134,6 +134,11 @@ export class GuardedStore implements Store {
     return new WritError('storage_unavailable', 'storage could not be read right now', { retry_after: 1 });
   }
 
+  /** The error a write gets now, or undefined while writes are accepted. */
+  writeRefusal(): WritError | undefined {
+    return this.writable ? undefined : this.refusal();
+  }
+
   private refusal(): WritError {
     if (this.status.state === 'damaged') return new WritError('storage_corrupt', `storage is damaged and refuses writes: ${this.status.reason ?? 'unknown damage'}`, {});
     return new WritError('storage_unavailable', `storage is not accepting writes right now${this.status.reason ? ` (${this.status.reason})` : ''}; nothing was recorded`, { retry_after: 1 });
