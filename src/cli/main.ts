@@ -2,6 +2,8 @@ import { ConfigError } from '../config.ts';
 import { StartupError } from '../data-dir.ts';
 import { UsageError } from './args.ts';
 import { PolicyLoadError } from '../policy/policies.ts';
+import { RestoreError } from '../backup.ts';
+import { backup, restore } from './backup.ts';
 import { keysRotate } from './keys.ts';
 import { logVerify } from './log-verify.ts';
 import { policy } from './policy.ts';
@@ -13,6 +15,8 @@ const USAGE = `writ — authorization for AI agents
 usage:
   writ serve [--port 8080] [--host 127.0.0.1] [--data ./data] [--policies ./policies]
   writ log verify [--data ./data]
+  writ backup --out FILE (--url http://127.0.0.1:8080 [--admin-key KEY] | --data ./data)
+  writ restore FILE --data NEWDIR            into a new directory; the whole log is verified first
   writ keys rotate [--data ./data] | --url http://127.0.0.1:8080 (with WRIT_ADMIN_TOKEN or --admin-key)
   writ verify <receipt | file | -> --jwks <url | file> [--issuer URL] [--check-expiry]
   writ policy check [--policies DIR]          parse, validate, compile; file:line:col on error
@@ -38,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
       return keysRotate(rest);
     case 'verify':
       return verify(rest);
+    case 'backup':
+      return backup(rest);
+    case 'restore':
+      return restore(rest);
     case 'policy':
       return policy(rest);
     case undefined:
@@ -57,7 +65,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof UsageError) process.stderr.write(`writ: ${err.message}\n\n${USAGE}`);
-    else if (err instanceof ConfigError || err instanceof PolicyLoadError || err instanceof StartupError) process.stderr.write(`writ: ${err.message}\n`);
+    else if (err instanceof ConfigError || err instanceof PolicyLoadError || err instanceof StartupError || err instanceof RestoreError) process.stderr.write(`writ: ${err.message}\n`);
     else process.stderr.write(`writ: ${(err as Error).message ?? String(err)}\n`);
     // Whatever a failed command opened has been closed; exit now rather than wait on stray handles.
     process.exit(err instanceof UsageError ? 2 : 1);

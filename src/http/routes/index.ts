@@ -1,5 +1,6 @@
 import type { Route } from '../route.ts';
 import * as approvals from './approvals-decide.ts';
+import backup from './backup.ts';
 import approvalsList from './approvals-list.ts';
 import * as log from './log.ts';
 import permissionsCancel from './permissions-cancel.ts';
@@ -40,6 +41,7 @@ export const ROUTES: Route[] = [
   system.policies,
   system.rotateKeys,
   system.status,
+  backup,
   webhooks.create,
   webhooks.list,
   webhooks.remove,

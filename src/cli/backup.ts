@@ -1,0 +1,69 @@
+import fs from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { backupStream, restoreBackup } from '../backup.ts';
+import { openDataDir } from '../data-dir.ts';
+import { UsageError, parseFlags } from './args.ts';
+
+/**
+ * `writ backup --out FILE`: from a running server (--url, admin key), which is how a live instance
+ * is copied; or, with the server stopped, straight from its data directory (--data).
+ * `writ restore FILE --data DIR`: into a new directory, verified before it is put in place.
+ */
+export async function backup(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, { out: { type: 'string' }, url: { type: 'string' }, data: { type: 'string' }, 'admin-key': { type: 'string' } });
+  if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  if (!values.out) throw new UsageError('--out FILE is required');
+  if (!values.url === !values.data) throw new UsageError('say where from: --url of a running server, or --data of a stopped one');
+  const out = path.resolve(values.out);
+  if (await fs.stat(out).catch(() => undefined)) throw new UsageError(`${out} exists; choose a new file`);
+  const tmp = `${out}.partial`;
+  let source: Readable;
+  let close = async () => {};
+  if (values.url) {
+    const key = values['admin-key'] ?? process.env.WRIT_ADMIN_TOKEN;
+    if (!key) throw new UsageError('--url needs an admin key: --admin-key or WRIT_ADMIN_TOKEN');
+    const res = await fetch(new URL('/api/v1/backup', values.url), { headers: { authorization: `Bearer ${key}` } });
+    if (!res.ok || !res.body) {
+      const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
+      process.stderr.write(`writ: backup refused (${res.status}): ${body.error?.message ?? res.statusText}\n`);
+      return 1;
+    }
+    source = Readable.fromWeb(res.body as never);
+  } else {
+    const data = path.resolve(values.data!);
+    const { store, meta } = await openDataDir(data, { create: false });
+    if (!meta) {
+      await store.close();
+      throw new Error(`${data} holds no Writ data`);
+    }
+    source = backupStream(store, data, meta.origin);
+    close = () => store.close();
+  }
+  try {
+    await pipeline(source, createWriteStream(tmp, { mode: 0o600 }));
+    await fs.rename(tmp, out);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  } finally {
+    await close();
+  }
+  const { size } = await fs.stat(out);
+  process.stdout.write(`backup written to ${out} (${size} bytes; it holds the keys: keep it as safe as the data directory)\n  restore with: writ restore ${values.out} --data NEWDIR\n`);
+  return 0;
+}
+
+export async function restore(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, { data: { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError('name one backup file: writ restore FILE --data DIR');
+  if (!values.data) throw new UsageError('--data DIR is required: the new data directory to restore into');
+  const data = path.resolve(values.data);
+  const restored = await restoreBackup(path.resolve(positionals[0]!), data);
+  process.stdout.write(
+    `restored ${restored.entries} database entries into ${data}: log ${restored.origin}, ${restored.log_size} entries and ${restored.checkpoints} checkpoints verified\n  start it with: writ serve --data ${values.data}\n`,
+  );
+  return 0;
+}
