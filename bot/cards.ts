@@ -27,6 +27,8 @@ export function cardText(approval: Approval, permission: PermissionSummary): str
   lines.push(`<b>Votes:</b> ${approvals.length} of ${approval.required}${approvals.length ? ` — ${approvals.map((v) => cut(v.name, 100)).join(', ')}` : ''}`);
   if (approval.status === 'pending') lines.push(`<b>Expires:</b> ${when(approval.expires_at)}`);
   if (approval.status === 'delay' && approval.delay_until) lines.push(`<b>Runs at:</b> ${when(approval.delay_until)} unless an approver cancels`);
+  // The digest an approval binds: the token is minted only for this request (REST approvers can send it back).
+  if (approval.request_digest) lines.push(`<b>Request:</b> <code>${escape(approval.request_digest.slice(0, 12))}</code>`);
   lines.push('', `<i>${approval.id}</i>`);
   return lines.join('\n');
 }

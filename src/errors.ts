@@ -18,6 +18,7 @@ export const REASON_STATUS = {
   conflict: 409,
   already_decided: 409,
   already_voted: 409,
+  request_mismatch: 409,
   not_in_delay: 409,
   token_expired: 410,
   token_revoked: 410,

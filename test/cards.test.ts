@@ -16,6 +16,7 @@ const approval: Approval = {
   status: 'pending',
   created_at: '2026-11-21T10:00:00.000Z',
   expires_at: '2026-11-21T10:15:00.000Z',
+  request_digest: 'q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c=',
 };
 const permission: PermissionSummary = {
   id: 'perm_1',
@@ -27,6 +28,7 @@ const permission: PermissionSummary = {
   tier: 'sensitive',
   status: 'pending',
   expires_at: '2026-11-21T10:15:00.000Z',
+  policy: { hash: 'oversight', determining: [] },
 };
 
 test("an escalation's card says which engine escalated and why", (t) => {
@@ -35,6 +37,10 @@ test("an escalation's card says which engine escalated and why", (t) => {
   t.regex(text, /<b>Reason:<\/b> refund &lt;b&gt;above&lt;\/b&gt; the limit/);
   t.regex(text, /<b>Context:<\/b> <code>\{"amount":900\}<\/code>/);
   t.regex(text, /<b>Votes:<\/b> 0 of 1/);
+});
+
+test('a card shows the digest of exactly the request it asks about', (t) => {
+  t.regex(cardText(approval, permission), /<b>Request:<\/b> <code>q1w2e3r4t5y6<\/code>/);
 });
 
 test('long agent text is cut on character boundaries before it is escaped', (t) => {

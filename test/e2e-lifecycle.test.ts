@@ -107,7 +107,7 @@ test('sensitive tier: the request waits for one approver, then the agent gets to
   t.is(claims.currency, 'EUR');
   t.deepEqual(claims.approvals?.map((x) => x.approver_id), [alice.id]);
 
-  const used = await a.call('POST', '/api/v1/tokens/consume', { token: now.body.token, action: 'bank.transfer', resource: 'account:checking' });
+  const used = await a.call('POST', '/api/v1/tokens/consume', { token: now.body.token, action: 'bank.transfer', resource: 'account:checking', use: { value: 500, currency: 'EUR' } });
   t.is(used.status, 200);
 });
 

@@ -49,7 +49,7 @@ test('a delivery is signed over timestamp and body, and carries an event id for 
     const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
     await alice.call('POST', `/api/v1/approvals/${res.body.approval.id}/approve`, {});
     const token = (await a.call('GET', `/api/v1/permissions/${res.body.id}`)).body.token;
-    await a.call('POST', '/api/v1/tokens/consume', { token, action: 'bank.transfer', resource: 'account:checking' });
+    await a.call('POST', '/api/v1/tokens/consume', { token, action: 'bank.transfer', resource: 'account:checking', use: { value: 5 } });
     await eventually(() => hook.received.length >= 3, 'three deliveries');
     const events = hook.received.map((r) => JSON.parse(r.body));
     t.deepEqual(events.map((e) => e.type).sort(), ['approval.approved', 'approval.requested', 'permission.used']);

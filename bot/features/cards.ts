@@ -58,7 +58,7 @@ export class Cards implements EventSink {
 
   /** After a restart or an outage: every open approval's cards, brought up to date. */
   async resync(): Promise<void> {
-    for (const approval of await this.writ.permissions.listApprovals('pending', 500)) this.follow(approval.id, false);
+    for (const { approval } of await this.writ.permissions.listApprovals('pending', 500)) this.follow(approval.id, false);
   }
 
   private follow(approvalId: string, opening: boolean): void {

@@ -36,6 +36,6 @@ export function registerLinking(bot: Telegraf, deps: BotDeps): void {
     const open = await deps.writ.permissions.listApprovals('pending', 20);
     if (open.length === 0) return void (await ctx.reply('Nothing is waiting for approval.'));
     await ctx.reply(`${open.length} approval(s) waiting:`);
-    for (const approval of open) deps.cards.show(approval.id, approver.id, ctx.chat.id);
+    for (const { approval } of open) deps.cards.show(approval.id, approver.id, ctx.chat.id);
   });
 }

@@ -1,4 +1,6 @@
-import type { Tier } from '../policy/types.ts';
+import { sha256 } from '../crypto/encoding.ts';
+import { canonicalize } from '../log/canonical.ts';
+import type { ActionRequest, Tier } from '../policy/types.ts';
 
 /**
  * The approval state machine, independent of any surface (REST now, Telegram later). Pure
@@ -35,6 +37,18 @@ export interface Approval {
   expires_at: string;
   delay_until?: string;
   decided_at?: string;
+  /**
+   * SHA-256 (standard base64) of exactly what the approvers are shown and decide: action,
+   * resource, scope, value, currency, context and the policy set that escalated it. A token is
+   * minted only for a request with this digest; an approver may send the digest they saw.
+   */
+  request_digest: string;
+}
+
+/** The digest an approval binds (RFC 8785 canonical JSON, so any surface can recompute it). */
+export function requestDigest(request: ActionRequest & { policy: { hash: string } }): string {
+  const { action, resource, scope, context, value, currency } = request;
+  return sha256(canonicalize({ action, resource, scope, context, ...(value !== undefined ? { value } : {}), ...(currency !== undefined ? { currency } : {}), policy_hash: request.policy.hash })).toString('base64');
 }
 
 export const requiredApprovals = (tier: Exclude<Tier, 'standard'>): number => (tier === 'critical' ? 2 : 1);

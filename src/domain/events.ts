@@ -28,7 +28,7 @@ export interface WritEvent {
   };
 }
 
-export type PermissionSummary = Pick<PermissionRecord, 'id' | 'agent' | 'action' | 'resource' | 'scope' | 'context' | 'value' | 'currency' | 'tier' | 'status' | 'expires_at' | 'oversight'>;
+export type PermissionSummary = Pick<PermissionRecord, 'id' | 'agent' | 'action' | 'resource' | 'scope' | 'context' | 'value' | 'currency' | 'tier' | 'status' | 'expires_at' | 'policy' | 'oversight'>;
 
 export interface EventSink {
   ops?(event: WritEvent): BatchOp[];
@@ -36,7 +36,7 @@ export interface EventSink {
 }
 
 export function summary(record: PermissionRecord): PermissionSummary {
-  const { id, agent, action, resource, scope, context, value, currency, tier, status, expires_at, oversight } = record;
+  const { id, agent, action, resource, scope, context, value, currency, tier, status, expires_at, policy, oversight } = record;
   return {
     id,
     agent,
@@ -49,6 +49,7 @@ export function summary(record: PermissionRecord): PermissionSummary {
     tier,
     status,
     expires_at,
+    policy,
     ...(oversight ? { oversight } : {}),
   };
 }

@@ -10,7 +10,7 @@ import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
 import type { Agent, Principal } from './principals.ts';
 import { signReceipt, type ReceiptClaims } from './receipts.ts';
 import { Events, summary, type PermissionSummary, type WritEvent } from './events.ts';
-import { scopeViolations } from './scope.ts';
+import { scopeViolations, tokenBounds } from './scope.ts';
 
 /**
  * Permissions, their approvals and their one-time tokens. Every state change is one log entry
@@ -23,7 +23,12 @@ export type TraceEntry = { step: string; outcome: string; ms: number; reason?: s
 export interface PermissionRecord extends ActionRequest {
   id: string;
   agent: Pick<Agent, 'id' | 'name' | 'class' | 'trust_tier'>;
+  /**
+   * The decision as it stands, the same as a receipt's: `escalate` while humans decide, then
+   * `allow` or `deny`. `policy_decision` is what the cascade answered when the request came.
+   */
   decision: 'allow' | 'deny' | 'escalate';
+  policy_decision?: 'allow' | 'deny' | 'escalate';
   tier: Tier;
   status: PermissionStatus;
   reasons: string[];
@@ -47,6 +52,11 @@ export interface PermissionRecord extends ActionRequest {
   decided?: { index: number; leaf_hash: string; at: string; outcome: string; by?: { approver_id: string; name: string } };
   /** Set for an escalation from an external engine (oversight mode): no token, witness receipts. */
   oversight?: { attestation_id: string; touchpoint_id: string; attester_id: string; attestation: Record<string, unknown>; issuer: string };
+}
+
+export interface ApprovalWithRequest {
+  approval: Approval;
+  permission: PermissionSummary;
 }
 
 export interface NewPermission {
@@ -124,6 +134,7 @@ export class Permissions {
       ...(input.value !== undefined ? { value: input.value } : {}),
       ...(input.currency !== undefined ? { currency: input.currency } : {}),
       decision: input.decision,
+      policy_decision: input.decision,
       tier: input.tier,
       status: input.decision === 'allow' ? 'approved' : input.decision === 'deny' ? 'denied' : 'pending',
       reasons: input.reasons,
@@ -187,6 +198,7 @@ export class Permissions {
       scope: {},
       context,
       decision: 'escalate',
+      policy_decision: 'escalate',
       tier: input.tier,
       status: 'pending',
       reasons: typeof a.context?.reason === 'string' ? [a.context.reason] : [],
@@ -301,7 +313,7 @@ export class Permissions {
       if (input.resource !== record.resource) {
         throw new WritError('resource_mismatch', `the token is for resource ${record.resource}`, { field: 'resource', expected: record.resource });
       }
-      const violations = scopeViolations(record.scope, input.use);
+      const violations = scopeViolations(tokenBounds(record), input.use);
       if (violations.length > 0) {
         throw new WritError('scope_violation', `the use is outside the token's scope: ${violations.join('; ')}`, { field: 'use', violations });
       }
@@ -320,25 +332,31 @@ export class Permissions {
     });
   }
 
-  async listApprovals(status: machine.ApprovalStatus | 'all', limit: number): Promise<Approval[]> {
-    const out: Approval[] = [];
+  /** Approvals with the request each decides, newest first (`pending`: every open one, oldest first). */
+  async listApprovals(status: machine.ApprovalStatus | 'all', limit: number): Promise<ApprovalWithRequest[]> {
+    const approvals: Approval[] = [];
     if (status === 'pending') {
       for await (const [key] of this.o.store.iterate({ ...K.openRange, limit })) {
         const a = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
-        if (a) out.push(machine.settle(a, Date.now()).approval);
+        if (a) approvals.push(machine.settle(a, Date.now()).approval);
       }
-      return out.filter((a) => machine.OPEN_STATUSES.includes(a.status));
+    } else {
+      for await (const [, raw] of this.o.store.iterate({ ...K.approvalRange, reverse: true })) {
+        const a = machine.settle(JSON.parse(raw) as Approval, Date.now()).approval;
+        if (status === 'all' || a.status === status) approvals.push(a);
+        if (approvals.length >= limit) break;
+      }
     }
-    for await (const [, raw] of this.o.store.iterate({ ...K.approvalRange, reverse: true })) {
-      const a = machine.settle(JSON.parse(raw) as Approval, Date.now()).approval;
-      if (status === 'all' || a.status === status) out.push(a);
-      if (out.length >= limit) break;
-    }
-    return out;
+    const wanted = status === 'pending' ? approvals.filter((a) => machine.OPEN_STATUSES.includes(a.status)) : approvals;
+    const records = await this.o.store.getMany(wanted.map((a) => K.permission(a.permission_id)));
+    return wanted.flatMap((approval, i) => {
+      const raw = records[i];
+      return raw === undefined ? [] : [{ approval, permission: summary(JSON.parse(raw) as PermissionRecord) }];
+    });
   }
 
-  /** An approval with the permission it decides, for approval surfaces (cards). */
-  async approvalWithPermission(approvalId: string): Promise<{ approval: Approval; permission: PermissionSummary } | undefined> {
+  /** An approval with the permission it decides, for approval surfaces (cards, REST). */
+  async approvalWithPermission(approvalId: string): Promise<ApprovalWithRequest | undefined> {
     const approval = await getJson<Approval>(this.o.store, K.approval(approvalId));
     const record = approval ? await getJson<PermissionRecord>(this.o.store, K.permission(approval.permission_id)) : undefined;
     return approval && record ? { approval: machine.settle(approval, Date.now()).approval, permission: summary(record) } : undefined;
@@ -350,19 +368,33 @@ export class Permissions {
     return machine.settle(approval, Date.now()).approval;
   }
 
-  /** Applies an approver's vote or cancel through the state machine and persists its outcome. */
-  async decide(approvalId: string, approver: { approver_id: string; name: string }, action: 'approve' | 'deny' | 'cancel', comment?: string): Promise<Approval> {
+  /**
+   * Applies an approver's vote or cancel through the state machine and persists its outcome. An
+   * approver who names the request digest they were shown votes only if it is still that request.
+   */
+  async decide(
+    approvalId: string,
+    approver: { approver_id: string; name: string },
+    action: 'approve' | 'deny' | 'cancel',
+    comment?: string,
+    seenDigest?: string,
+  ): Promise<Approval> {
     const approval = await this.getApproval(approvalId);
     return this.mutex.run(approval.permission_id, async () => {
       const settled = await this.settleLocked(approvalId);
+      if (seenDigest !== undefined && seenDigest !== settled.request_digest) {
+        throw new WritError('request_mismatch', 'this approval is for another request than the one you were shown; look at it again', {
+          field: 'request_digest',
+          request_digest: settled.request_digest,
+        });
+      }
       const now = Date.now();
       const t =
         action === 'cancel'
           ? machine.cancel(settled, approver, now, comment)
           : machine.vote(settled, approver, action, now, this.o.criticalDelaySeconds, comment);
       if (!t.ok) throw new WritError(t.reason, t.message, { approval_id: approvalId, status: settled.status });
-      await this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment });
-      return t.approval;
+      return this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment });
     });
   }
 
@@ -377,19 +409,25 @@ export class Permissions {
     const approval = await getJson<Approval>(this.o.store, K.approval(approvalId));
     if (!approval) throw new WritError('not_found', `no approval ${approvalId}`, { field: 'id' });
     const { approval: next, outcome } = machine.settle(approval, Date.now());
-    if (outcome) await this.persistTransition(next, outcome, undefined);
-    return next;
+    return outcome ? this.persistTransition(next, outcome, undefined) : next;
   }
 
   /** One log entry per transition; the permission follows the approval's outcome in the same batch. */
   private async persistTransition(
-    approval: Approval,
-    outcome: 'recorded' | 'approved' | 'denied' | 'delay' | 'cancelled' | 'expired',
+    decided: Approval,
+    decidedOutcome: 'recorded' | 'approved' | 'denied' | 'delay' | 'cancelled' | 'expired',
     by: { approver_id: string; name: string; action: string; comment?: string | undefined } | undefined,
-  ): Promise<void> {
-    const record = await getJson<PermissionRecord>(this.o.store, K.permission(approval.permission_id));
-    if (!record) throw new Error(`permission ${approval.permission_id} of approval ${approval.id} is missing`);
+  ): Promise<Approval> {
+    const record = await getJson<PermissionRecord>(this.o.store, K.permission(decided.permission_id));
+    if (!record) throw new Error(`permission ${decided.permission_id} of approval ${decided.id} is missing`);
     const now = Date.now();
+    let approval = decided;
+    let outcome = decidedOutcome;
+    // A token only for the very request the approvers saw (approvals made before digests existed have none).
+    if (outcome === 'approved' && approval.request_digest !== undefined && machine.requestDigest(record) !== approval.request_digest) {
+      approval = { ...approval, status: 'denied', decided_at: iso(now) };
+      outcome = 'denied';
+    }
     const ops: BatchOp[] = [put(K.approval(approval.id), approval)];
     const closing = !machine.OPEN_STATUSES.includes(approval.status);
     if (closing) ops.push({ type: 'del', key: K.open(approval.id) });
@@ -398,13 +436,15 @@ export class Permissions {
       next = {
         ...record,
         status: 'approved',
+        decision: 'allow',
         approvals: approval.votes.filter((v) => v.vote === 'approve').map(({ approver_id, name, at }) => ({ approver_id, name, at })),
         expires_at: iso(now + record.ttl * 1000),
       };
       if (!record.oversight) this.issueToken(next, ops);
     } else if (outcome === 'denied' || outcome === 'cancelled' || outcome === 'expired') {
       const status = outcome === 'expired' ? 'expired' : 'denied';
-      next = { ...record, status, reasons: [...record.reasons, `approval ${outcome}`], closed_at: iso(now) };
+      const why = decidedOutcome === 'approved' ? 'the request changed after the approvers saw it' : `approval ${outcome}`;
+      next = { ...record, status, decision: 'deny', reasons: [...record.reasons, why], closed_at: iso(now) };
     }
     const type = by ? `approval.${by.action === 'cancel' ? 'cancelled' : 'vote'}` : `approval.${outcome}`;
     const entry: Record<string, unknown> = {
@@ -440,6 +480,7 @@ export class Permissions {
     else this.arm(approval);
     this.watchers.notify(approval.permission_id);
     this.events.after(event);
+    return approval;
   }
 
   private arm(approval: Approval): void {
@@ -509,6 +550,7 @@ function openApproval(record: PermissionRecord, now: number): Approval {
     status: 'pending',
     created_at: record.created_at,
     expires_at: record.expires_at,
+    request_digest: machine.requestDigest(record),
   };
   record.approval_id = approval.id;
   return approval;

@@ -49,6 +49,21 @@ export function scopeProblems(scope: Scope): Array<{ key: string; message: strin
   return problems;
 }
 
+/**
+ * What a token is bound to: its scope, and what was decided on — the request's value as a ceiling
+ * (`max_value`, or the lower of the two when the scope has one) and its currency (exactly). A use
+ * must then say how much it spends, in which currency, like any other bound.
+ */
+export function tokenBounds(request: { scope: Scope; value?: number | undefined; currency?: string | undefined }): Scope {
+  const bounds: Scope = { ...request.scope };
+  if (request.value !== undefined) {
+    const scoped = bounds.max_value;
+    bounds.max_value = typeof scoped === 'number' ? Math.min(scoped, request.value) : request.value;
+  }
+  if (request.currency !== undefined) bounds.currency = request.currency;
+  return bounds;
+}
+
 /** Every way `use` leaves `scope`; empty when the use is inside it. */
 export function scopeViolations(scope: Scope, use: Record<string, Json>): string[] {
   const violations: string[] = [];

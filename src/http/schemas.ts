@@ -57,6 +57,22 @@ export const approvalSchema = z
     expires_at: z.string(),
     delay_until: z.string().optional(),
     decided_at: z.string().optional(),
+    request_digest: z.string().describe('SHA-256 (base64) of the canonical {action, resource, scope, context, value, currency, policy_hash}: a token is minted only for this request'),
+    request: z
+      .object({
+        permission_id: z.string(),
+        agent: z.object({ id: z.string(), name: z.string(), class: z.string(), trust_tier: z.string() }),
+        action: z.string(),
+        resource: z.string(),
+        scope: z.record(z.string(), z.unknown()),
+        context: z.record(z.string(), z.unknown()),
+        value: z.number().optional(),
+        currency: z.string().optional(),
+        digest: z.string(),
+        policy: z.object({ hash: z.string(), escalated_by: z.array(z.string()) }),
+      })
+      .optional()
+      .describe('The request this approval decides, as approvers must see it'),
   })
   .meta({ id: 'Approval' });
 
@@ -64,7 +80,8 @@ export const permissionSchema = z
   .object({
     id: z.string(),
     status: z.enum(['pending', 'approved', 'denied', 'expired', 'used', 'revoked']),
-    decision: z.enum(['allow', 'deny', 'escalate']),
+    decision: z.enum(['allow', 'deny', 'escalate']).describe('The decision as it stands, as in the receipt: escalate while humans decide, then allow or deny'),
+    policy_decision: z.enum(['allow', 'deny', 'escalate']).describe('What the policies answered when the request came'),
     tier: z.enum(TIERS),
     action: z.string(),
     resource: z.string(),
@@ -94,7 +111,10 @@ export const consumeSchema = z
 
 export const revokeSchema = z.strictObject({ permission_id: z.string().min(1).max(128), reason: z.string().max(1024).optional() });
 
-export const commentSchema = z.strictObject({ comment: z.string().max(4096).optional() });
+export const approveSchema = z.strictObject({
+  comment: z.string().max(4096).optional(),
+  request_digest: z.string().max(64).optional().describe('The digest of the request you were shown; the vote counts only if it is still that request'),
+});
 export const reasonSchema = z.strictObject({ reason: z.string().max(4096).optional() });
 
 export const createAgentSchema = z.strictObject({

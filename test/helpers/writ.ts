@@ -42,7 +42,9 @@ export type Caller = <T = any>(method: string, path: string, body?: unknown, hea
 export async function startWrit(options: { data?: string; policies?: string; config?: Partial<ConfigInput>; hooks?: ServerHooks } = {}): Promise<TestWrit> {
   const data = options.data ?? (await tempDir());
   const config = loadConfig(
-    { port: 0, data, policies: options.policies ?? path.join(ROOT, 'policies'), adminToken: ADMIN, commitWindowMs: 1, ...options.config },
+    // A generous policy budget: these tests are about behaviour, and must hold on a loaded machine
+    // (the budget itself is tested with its own small value).
+    { port: 0, data, policies: options.policies ?? path.join(ROOT, 'policies'), adminToken: ADMIN, commitWindowMs: 1, policyTimeoutMs: 10_000, ...options.config },
     {},
   );
   const server = await startServer(config, () => {}, options.hooks);
@@ -119,7 +121,7 @@ export async function spawnWrit(data: string, env: Record<string, string> = {}) 
   const { spawn } = await import('node:child_process');
   const policies = env.WRIT_POLICIES ? [] : ['--policies', path.join(ROOT, 'policies')];
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', '0', '--data', data, ...policies], {
-    env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, ...env },
+    env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, WRIT_POLICY_TIMEOUT_MS: '10000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   spawned.add(child);

@@ -19,6 +19,11 @@ export const validateBody: Step = {
       }
       const [problem] = scopeProblems(request.scope ?? {});
       if (problem) throw new WritError('invalid_value', `scope.${problem.key}: ${problem.message}`, { field: `scope.${problem.key}` });
+      // The token is bound to the request's currency; a scope naming another could never be used.
+      const scoped = request.scope?.currency;
+      if (scoped !== undefined && request.currency !== undefined && scoped !== request.currency) {
+        throw new WritError('invalid_value', `scope.currency (${JSON.stringify(scoped)}) disagrees with currency (${request.currency})`, { field: 'scope.currency' });
+      }
       ctx.request = request;
       return { outcome: 'pass' };
     } catch (err) {

@@ -1,6 +1,7 @@
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { approvalSchema, commentSchema, errorSchema, reasonSchema } from '../schemas.ts';
+import { approvalSchema, approveSchema, errorSchema, reasonSchema } from '../schemas.ts';
+import { approvalView } from './approval-view.ts';
 
 /** approve · deny · cancel: the same rules for every surface, applied by the state machine. */
 const decide = (action: 'approve' | 'deny' | 'cancel', summary: string) =>
@@ -9,18 +10,20 @@ const decide = (action: 'approve' | 'deny' | 'cancel', summary: string) =>
     path: `/api/v1/approvals/:id/${action}`,
     summary,
     auth: ['approver'],
-    body: action === 'approve' ? commentSchema : reasonSchema,
+    body: action === 'approve' ? approveSchema : reasonSchema,
     responses: {
       200: { description: 'The approval after this vote', schema: approvalSchema },
       404: { description: 'No such approval', schema: errorSchema },
-      409: { description: 'Already decided, already voted, or not in its delay', schema: errorSchema },
+      409: { description: 'Already decided, already voted, not in its delay, or request_mismatch (the request_digest sent is not this approval\'s)', schema: errorSchema },
     },
     async handle({ writ, params, body, principal }) {
       const approver = await writ.principals.getApprover(principal!.id);
       if (!approver) throw new WritError('forbidden', 'this approver no longer exists', { field: 'authorization' });
       const note = 'comment' in body ? body.comment : 'reason' in body ? body.reason : undefined;
-      const approval = await writ.permissions.decide(params.id!, { approver_id: approver.id, name: approver.name }, action, note);
-      return { status: 200, body: approval };
+      const seen = 'request_digest' in body ? body.request_digest : undefined;
+      const approval = await writ.permissions.decide(params.id!, { approver_id: approver.id, name: approver.name }, action, note, seen);
+      const view = await writ.permissions.approvalWithPermission(approval.id);
+      return { status: 200, body: view ? approvalView({ ...view, approval }) : approval };
     },
   });
 

@@ -1,7 +1,7 @@
 import type { Route } from '../route.ts';
 import * as approvals from './approvals-decide.ts';
 import backup from './backup.ts';
-import approvalsList from './approvals-list.ts';
+import * as approvalsRead from './approvals-list.ts';
 import * as log from './log.ts';
 import permissionsCancel from './permissions-cancel.ts';
 import permissionsCreate from './permissions-create.ts';
@@ -29,7 +29,8 @@ export const ROUTES: Route[] = [
   permissionsCancel,
   tokensConsume,
   tokensRevoke,
-  approvalsList,
+  approvalsRead.list,
+  approvalsRead.get,
   approvals.approve,
   approvals.deny,
   approvals.cancel,

@@ -7,6 +7,7 @@ export function permissionView(record: PermissionRecord, token?: string, approva
     id: record.id,
     status: record.status,
     decision: record.decision,
+    policy_decision: record.policy_decision ?? record.decision,
     tier: record.tier,
     action: record.action,
     resource: record.resource,
