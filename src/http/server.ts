@@ -45,6 +45,9 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
       ctx.status = status;
       ctx.body = body;
     }
+    // An answer sent while the body is still arriving (a 401, a 413) ends the connection: Node
+    // would otherwise read and discard the rest, however long it takes, before the next request.
+    if (!ctx.req.complete) ctx.set('Connection', 'close');
   });
 
   app.use(async (ctx) => {
