@@ -58,6 +58,7 @@ const rows: Row[] = [
   ['malformed JSON from a stranger is a 401, not a parse error', 'nobody', 'POST', P, '{"action": ', 401, 'unauthenticated'],
   ['a number where a string belongs', 'agent', 'POST', P, { ...ok, action: 123 }, 400, 'invalid_request', 'action'],
   ['a fractional ttl', 'agent', 'POST', P, { ...ok, ttl: 1.5 }, 422, 'ttl_out_of_range', 'ttl'],
+  ['the Telegram webhook without its secret, with a malformed body', 'nobody', 'POST', '/api/v1/telegram/webhook', '{"update_id": ', 401, 'unauthenticated', 'X-Telegram-Bot-Api-Secret-Token'],
 ];
 
 for (const [name, who, method, path, body, status, code, field] of rows) {
