@@ -21,6 +21,13 @@ const jsonObject = z.record(jsonKey, json).refine((o) => Object.keys(o).length <
 export const action = z.string().regex(ACTION_PATTERN, 'must look like category.operation, e.g. email.send');
 export const resource = z.string().regex(RESOURCE_PATTERN, 'must look like type:identifier, e.g. email:client@acme.com');
 
+/**
+ * Numbers in paths and query strings, as plain decimal digits: `z.coerce.number()` would read ""
+ * as 0 and " 7", "1e3" or "0x10" as numbers, and a parameter is taken as written or refused.
+ */
+export const wholeNumberParam = z.string().regex(/^\d{1,15}$/, 'must be a whole number of at least 0, in at most 15 decimal digits').transform(Number);
+export const secondsParam = z.string().regex(/^\d{1,15}(\.\d{1,15})?$/, 'must be a number of seconds of at least 0, in decimal digits').transform(Number);
+
 export const permissionRequestSchema = z
   .strictObject({
     action,

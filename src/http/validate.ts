@@ -3,7 +3,8 @@ import { WritError, type ReasonCode } from '../errors.ts';
 
 /**
  * zod issues → one WritError naming the field. Shape problems (missing, unknown, wrong type) are
- * 400 `invalid_request`; a well-typed value that is out of range or malformed is 422.
+ * 400 `invalid_request`; a well-typed value that is out of range or malformed is 422, and so is
+ * any bad value of a query or path parameter.
  */
 const VALUE_CODES: Record<string, ReasonCode> = {
   action: 'invalid_action',
@@ -32,6 +33,11 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where:
   if (issue.code === 'invalid_type' && path && TYPED_AS_VALUE.has(path)) return fail(VALUE_CODES[path]!, `${path}: ${issue.message}`, path);
   // A fraction where a whole number belongs is a bad value, not a bad shape.
   if (issue.code === 'invalid_type' && issue.expected === 'int' && path) return fail(VALUE_CODES[path] ?? 'invalid_value', `${path}: must be a whole number`, path);
+  // A parameter is always present as text (or, given twice, a list): a wrong type is a bad value.
+  if (issue.code === 'invalid_type' && path && where !== 'body') {
+    const given = (input as Record<string, unknown>)[path];
+    return fail(VALUE_CODES[path] ?? 'invalid_value', Array.isArray(given) ? `${path} is given more than once` : `${path}: ${issue.message}`, path);
+  }
   if (issue.code === 'invalid_type' || issue.code === 'invalid_union' || !path) {
     return fail('invalid_request', path ? `${path}: ${issue.message}` : `${where}: ${issue.message}`, path || where);
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route.ts';
-import { approvalSchema } from '../schemas.ts';
+import { approvalSchema, wholeNumberParam } from '../schemas.ts';
 
 export default defineRoute({
   method: 'GET',
@@ -9,7 +9,7 @@ export default defineRoute({
   auth: ['approver', 'admin'],
   query: z.strictObject({
     status: z.enum(['pending', 'approved', 'denied', 'expired', 'cancelled', 'delay', 'all']).default('pending'),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
+    limit: wholeNumberParam.pipe(z.number().min(1).max(500)).default(100),
   }),
   responses: { 200: { description: 'Approvals, oldest open first', schema: z.object({ approvals: z.array(approvalSchema) }) } },
   async handle({ writ, query }) {
