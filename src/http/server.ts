@@ -6,7 +6,7 @@ import { requireRole } from '../domain/principals.ts';
 import type { Writ } from '../writ.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
-import { checkJson, parseWith } from './validate.ts';
+import { parseJson, parseWith } from './validate.ts';
 
 /**
  * Koa, with one error shape on the wire and an X-Request-Id on every answer. Routing is a table
@@ -134,17 +134,9 @@ async function readRaw(req: http.IncomingMessage, limit: number): Promise<Buffer
 async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
   const body = await readRaw(req, limit);
   if (body.length === 0) return undefined;
-  const chunks = [body];
   const type = String(req.headers['content-type'] ?? 'application/json');
   if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
     throw new WritError('unsupported_media_type', `send JSON with Content-Type: application/json (got ${type.slice(0, 100)})`, { field: 'content-type' });
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (err) {
-    throw new WritError('malformed_json', `request body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
-  }
-  checkJson(parsed, 'body', 0);
-  return parsed;
+  return parseJson(body);
 }
