@@ -57,6 +57,18 @@ test.serial('a key given twice is refused rather than decided on its last value'
   t.regex(res.body.error.message, /scope\.max_emails/);
 });
 
+test.serial('a resource with a bidi override is refused before an approval is opened for people to read', async (t) => {
+  const a = await agent(w, { trust_tier: 'T2' });
+  const pending = async () => (await w.admin('GET', '/api/v1/approvals?status=pending')).body.approvals.length as number;
+  const open = await pending();
+  // Displays as "account:external-savings": the override reverses what follows it.
+  const res = await refusedWithNothingRecorded(t, () => a.call('POST', P, { action: 'bank.transfer', resource: 'account:\u202Esgnivas-lanretxe', value: 5 }));
+  t.is(res.status, 422);
+  t.is(res.body.error.reason_code, 'invalid_resource');
+  t.is(res.body.error.detail.field, 'resource');
+  t.is(await pending(), open, 'no approval was opened');
+});
+
 test.serial('a number Cedar cannot hold is refused naming its field, not denied with a raw Cedar error', async (t) => {
   const a = await agent(w);
   const huge = await refusedWithNothingRecorded(t, () => a.call('POST', P, '{"action":"email.send","resource":"email:a@b.c","scope":{"big":1e21}}'));
