@@ -5,6 +5,8 @@
 export const REASON_STATUS = {
   invalid_request: 400,
   malformed_json: 400,
+  invalid_encoding: 400,
+  duplicate_key: 400,
   unsupported_version: 400,
   unauthenticated: 401,
   forbidden: 403,

@@ -296,6 +296,29 @@ test('webhook mode: updates need the secret token Writ registered with Telegram'
   }
 });
 
+test('webhook mode: a request without the right secret token is refused before its body is read', async (t) => {
+  const tg = await startFakeTelegram();
+  const w = await startWrit({ config: { telegramBotToken: BOT_TOKEN, telegramApiRoot: tg.apiRoot, telegramMode: 'webhook', telegramWebhookUrl: 'https://writ.example/api/v1/telegram/webhook' } });
+  try {
+    const registered = await eventually(() => tg.calls.find((c) => c.method === 'setWebhook'), 'setWebhook');
+    const hook = (body: string, headers: Record<string, string> = {}) => w.call('POST', '/api/v1/telegram/webhook', body, headers);
+    // Unread, a body cannot be found malformed or too large: the secret is checked first.
+    const malformed = await hook('{"update_id": ', { 'x-telegram-bot-api-secret-token': 'guess' });
+    t.is(malformed.status, 401);
+    t.is(malformed.body.error.reason_code, 'unauthenticated');
+    t.is(malformed.body.error.detail.field, 'X-Telegram-Bot-Api-Secret-Token');
+    const huge = await hook(JSON.stringify({ update_id: 2, blob: 'x'.repeat(2 * 1024 * 1024) }), { 'x-telegram-bot-api-secret-token': `${registered.body.secret_token}x` });
+    t.is(huge.status, 401);
+    // With the secret, the same body is read, and found malformed.
+    const read = await hook('{"update_id": ', { 'x-telegram-bot-api-secret-token': registered.body.secret_token });
+    t.is(read.status, 400);
+    t.is(read.body.error.reason_code, 'malformed_json');
+  } finally {
+    await w.close();
+    await tg.close();
+  }
+});
+
 test('the SDK, waiting for approval, resolves when a human taps Approve in Telegram', async (t) => {
   const { WritClient } = await import('writ/client');
   const { tg, w, close } = await setup();

@@ -9,7 +9,14 @@ import { TIERS, type Json } from '../policy/types.ts';
  * two cannot drift apart.
  */
 export const ACTION_PATTERN = /^[a-z][a-z0-9_-]{0,63}\.[a-z][a-z0-9_-]{0,63}$/;
-export const RESOURCE_PATTERN = /^[a-z][a-z0-9_-]{0,63}:[^\s\u0000-\u001f]{1,1024}$/;
+/**
+ * The identifier excludes what would make a resource display as something else on an approval
+ * card: whitespace, C0, DEL and C1 controls, bidi marks, embeddings, overrides and isolates, and
+ * zero-width characters.
+ */
+export const RESOURCE_PATTERN = /^[a-z][a-z0-9_-]{0,63}:[^\s\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]{1,1024}$/;
+/** Names are shown to people (cards, votes): no controls, no bidi marks, embeddings, overrides or isolates. */
+const NAME_PATTERN = /^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/;
 
 /** Keys starting with "__" are refused at every depth so input cannot forge Cedar entity or extension values. */
 const jsonKey = z.string().min(1).max(128).regex(/^(?!__)/, 'keys must not start with "__"');
@@ -19,7 +26,15 @@ const json: z.ZodType<Json> = z.lazy(() =>
 const jsonObject = z.record(jsonKey, json).refine((o) => Object.keys(o).length <= 64, 'at most 64 keys');
 
 export const action = z.string().regex(ACTION_PATTERN, 'must look like category.operation, e.g. email.send');
-export const resource = z.string().regex(RESOURCE_PATTERN, 'must look like type:identifier, e.g. email:client@acme.com');
+export const resource = z.string().regex(RESOURCE_PATTERN, 'must look like type:identifier, e.g. email:client@acme.com, with no spaces, control, bidi or zero-width characters');
+const displayName = z.string().min(1).max(200).regex(NAME_PATTERN, 'must not contain control or bidi formatting characters');
+
+/**
+ * Numbers in paths and query strings, as plain decimal digits: `z.coerce.number()` would read ""
+ * as 0 and " 7", "1e3" or "0x10" as numbers, and a parameter is taken as written or refused.
+ */
+export const wholeNumberParam = z.string().regex(/^\d{1,15}$/, 'must be a whole number of at least 0, in at most 15 decimal digits').transform(Number);
+export const secondsParam = z.string().regex(/^\d{1,15}(\.\d{1,15})?$/, 'must be a number of seconds of at least 0, in decimal digits').transform(Number);
 
 export const permissionRequestSchema = z
   .strictObject({
@@ -118,18 +133,18 @@ export const approveSchema = z.strictObject({
 export const reasonSchema = z.strictObject({ reason: z.string().max(4096).optional() });
 
 export const createAgentSchema = z.strictObject({
-  name: z.string().min(1).max(200),
+  name: displayName,
   class: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'lowercase letters, digits, "_", "." or "-"').optional(),
   trust_tier: z.enum(TRUST_TIERS).optional(),
 });
 
 export const createApproverSchema = z.strictObject({
-  name: z.string().min(1).max(200),
+  name: displayName,
   telegram_user_id: z.number().int().positive().optional(),
 });
 
 export const createAttesterSchema = z.strictObject({
-  name: z.string().min(1).max(200),
+  name: displayName,
   touchpoint_id: z.string().min(1).max(200),
 });
 

@@ -6,7 +6,7 @@ import { requireRole } from '../domain/principals.ts';
 import type { Writ } from '../writ.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
-import { checkJson, parseWith } from './validate.ts';
+import { parseJson, parseWith } from './validate.ts';
 
 /**
  * Koa, with one error shape on the wire and an X-Request-Id on every answer. Routing is a table
@@ -47,6 +47,9 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
       ctx.status = status;
       ctx.body = body;
     }
+    // An answer sent while the body is still arriving (a 401, a 413) ends the connection: Node
+    // would otherwise read and discard the rest, however long it takes, before the next request.
+    if (!ctx.req.complete) ctx.set('Connection', 'close');
   });
 
   app.use(async (ctx) => {
@@ -133,17 +136,9 @@ async function readRaw(req: http.IncomingMessage, limit: number): Promise<Buffer
 async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
   const body = await readRaw(req, limit);
   if (body.length === 0) return undefined;
-  const chunks = [body];
   const type = String(req.headers['content-type'] ?? 'application/json');
   if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
     throw new WritError('unsupported_media_type', `send JSON with Content-Type: application/json (got ${type.slice(0, 100)})`, { field: 'content-type' });
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (err) {
-    throw new WritError('malformed_json', `request body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
-  }
-  checkJson(parsed, 'body', 0);
-  return parsed;
+  return parseJson(body);
 }

@@ -3,7 +3,8 @@ import { WritError, type ReasonCode } from '../errors.ts';
 
 /**
  * zod issues → one WritError naming the field. Shape problems (missing, unknown, wrong type) are
- * 400 `invalid_request`; a well-typed value that is out of range or malformed is 422.
+ * 400 `invalid_request`; a well-typed value that is out of range or malformed is 422, and so is
+ * any bad value of a query or path parameter.
  */
 const VALUE_CODES: Record<string, ReasonCode> = {
   action: 'invalid_action',
@@ -32,6 +33,11 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where:
   if (issue.code === 'invalid_type' && path && TYPED_AS_VALUE.has(path)) return fail(VALUE_CODES[path]!, `${path}: ${issue.message}`, path);
   // A fraction where a whole number belongs is a bad value, not a bad shape.
   if (issue.code === 'invalid_type' && issue.expected === 'int' && path) return fail(VALUE_CODES[path] ?? 'invalid_value', `${path}: must be a whole number`, path);
+  // A parameter is always present as text (or, given twice, a list): a wrong type is a bad value.
+  if (issue.code === 'invalid_type' && path && where !== 'body') {
+    const given = (input as Record<string, unknown>)[path];
+    return fail(VALUE_CODES[path] ?? 'invalid_value', Array.isArray(given) ? `${path} is given more than once` : `${path}: ${issue.message}`, path);
+  }
   if (issue.code === 'invalid_type' || issue.code === 'invalid_union' || !path) {
     return fail('invalid_request', path ? `${path}: ${issue.message}` : `${where}: ${issue.message}`, path || where);
   }
@@ -67,24 +73,161 @@ function fail(code: ReasonCode, message: string, field: string): never {
 
 const MAX_DEPTH = 32;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/**
+ * In free text (scope, context, use), characters that hide or reorder what a person reads: C0
+ * controls but tab, LF and CR, DEL, C1 controls, and bidi embeddings, overrides and isolates.
+ * Bidi marks (U+200E, U+200F, U+061C) stay allowed here: right-to-left text needs them.
+ */
+const UNSAFE_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+const FREE_TEXT = new Set(['scope', 'context', 'use']);
+/** Cedar's decimal is an i64 in units of 10^-4, so a fraction must stay below this magnitude. */
+const MAX_DECIMAL = 922_337_203_685_477;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A request body's bytes → its JSON value, refusing what could not be stored as sent: bytes that
+ * are not UTF-8 (a lenient decoder would store U+FFFD), text that is not JSON, duplicate keys
+ * (JSON.parse keeps the last), and everything `checkJson` refuses.
+ */
+export function parseJson(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = STRICT_UTF8.decode(bytes);
+  } catch {
+    throw new WritError('invalid_encoding', 'request body is not valid UTF-8', { field: 'body' });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new WritError('malformed_json', `request body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
+  }
+  const keys = walk(parsed, 'body', 0, false);
+  // Fewer keys parsed than written means some were written twice; only then find which.
+  if (keys !== keysInText(text)) {
+    const at = duplicateKey(text) ?? 'body';
+    throw new WritError('duplicate_key', `${at} is given more than once`, { field: at });
+  }
+  return parsed;
+}
 
 /**
  * What JSON.parse accepts but nothing downstream should see: nesting deep enough to exhaust the
- * stack of a recursive validator, numbers too large to be finite (1e999), and strings that are
- * not valid Unicode (RFC 8785 cannot canonicalise either, so they could never be logged).
+ * stack of a recursive validator, numbers too large to be finite (1e999), strings that are not
+ * valid Unicode (RFC 8785 cannot canonicalise either, so they could never be logged); and what
+ * would be changed on the way: a `__proto__` key (every `o[key] = value` copy, zod's records
+ * included, drops it or sets a prototype instead), integers beyond 2^53 - 1 (JSON.parse has
+ * already rounded them), fractions Cedar's decimal cannot hold, and, in scope, context and use,
+ * text that displays as something other than what it is (see UNSAFE_TEXT).
  */
 export function checkJson(value: unknown, path: string, depth: number): void {
+  walk(value, path, depth, false);
+}
+
+/** checkJson's walk; answers how many object keys it saw, to compare with the text's. */
+function walk(value: unknown, path: string, depth: number, freeText: boolean): number {
   if (depth > MAX_DEPTH) throw new WritError('invalid_request', `${path} is nested deeper than ${MAX_DEPTH} levels`, { field: path });
-  if (typeof value === 'number' && !Number.isFinite(value)) throw new WritError('invalid_request', `${path} is not a finite number`, { field: path });
+  if (typeof value === 'number') {
+    checkNumber(value, path);
+    return 0;
+  }
   if (typeof value === 'string') {
-    if (LONE_SURROGATE.test(value)) throw new WritError('invalid_request', `${path} is not valid Unicode (lone surrogate)`, { field: path });
-  } else if (Array.isArray(value)) {
-    value.forEach((item, i) => checkJson(item, `${path}.${i}`, depth + 1));
+    checkText(value, path, freeText);
+    return 0;
+  }
+  let keys = 0;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) keys += walk(value[i], `${path}.${i}`, depth + 1, freeText);
   } else if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
+    for (const key of Object.keys(value)) {
       const at = path === 'body' ? key : `${path}.${key}`;
-      if (LONE_SURROGATE.test(key)) throw new WritError('invalid_request', `${at} is not valid Unicode (lone surrogate)`, { field: at });
-      checkJson(item, at, depth + 1);
+      if (key === '__proto__') throw new WritError('invalid_value', `${at}: "__proto__" is not allowed as a key`, { field: at });
+      const inFreeText = freeText || (path === 'body' && FREE_TEXT.has(key));
+      checkText(key, at, inFreeText);
+      keys += 1 + walk((value as Record<string, unknown>)[key], at, depth + 1, inFreeText);
     }
   }
+  return keys;
+}
+
+function checkNumber(value: number, path: string): void {
+  if (!Number.isFinite(value)) throw new WritError('invalid_request', `${path} is not a finite number`, { field: path });
+  if (Number.isInteger(value) ? !Number.isSafeInteger(value) : Math.abs(value) >= MAX_DECIMAL) {
+    throw new WritError('invalid_value', `${path}: integers must be within ±(2^53 - 1) and fractions below ${MAX_DECIMAL} in magnitude`, { field: path });
+  }
+}
+
+function checkText(value: string, path: string, freeText: boolean): void {
+  if (LONE_SURROGATE.test(value)) throw new WritError('invalid_request', `${path} is not valid Unicode (lone surrogate)`, { field: path });
+  if (freeText && UNSAFE_TEXT.test(value)) {
+    throw new WritError('invalid_value', `${path} contains a control or bidi override character (only tab, newline and carriage return are allowed)`, { field: path });
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** Index of the quote closing the string that opens at `open`; the text is valid JSON. */
+function stringEnd(text: string, open: number): number {
+  for (let close = text.indexOf('"', open + 1); ; close = text.indexOf('"', close + 1)) {
+    let backslashes = 0;
+    while (text.charCodeAt(close - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return close;
+  }
+}
+
+/** Object keys written in valid JSON text: the strings followed by a colon. */
+function keysInText(text: string): number {
+  let count = 0;
+  for (let open = text.indexOf('"'); open !== -1; ) {
+    let next = stringEnd(text, open) + 1;
+    while (isSpace(text.charCodeAt(next))) next++;
+    if (text.charCodeAt(next) === COLON) count++;
+    open = text.indexOf('"', next);
+  }
+  return count;
+}
+
+/** The path of the first key that valid JSON text gives twice in one object (after unescaping). */
+function duplicateKey(text: string): string | undefined {
+  interface Open {
+    path: string;
+    keys: Set<string> | undefined; // undefined for an array
+    key: string;
+    index: number;
+  }
+  const stack: Open[] = [];
+  const childPath = (): string => {
+    const parent = stack[stack.length - 1];
+    if (!parent) return 'body';
+    if (!parent.keys) return `${parent.path}.${parent.index}`;
+    return parent.path === 'body' ? parent.key : `${parent.path}.${parent.key}`;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) {
+      stack.push({ path: childPath(), keys: c === 0x7b ? new Set() : undefined, key: '', index: 0 });
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+    } else if (c === 0x2c) {
+      const top = stack[stack.length - 1];
+      if (top && !top.keys) top.index++;
+    } else if (c === QUOTE) {
+      const close = stringEnd(text, i);
+      let next = close + 1;
+      while (isSpace(text.charCodeAt(next))) next++;
+      const top = stack[stack.length - 1];
+      if (top?.keys && text.charCodeAt(next) === COLON) {
+        const raw = text.slice(i + 1, close);
+        const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        top.key = key;
+        if (top.keys.has(key)) return childPath();
+        top.keys.add(key);
+      }
+      i = close;
+    }
+  }
+  return undefined;
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { approvalSchema, errorSchema } from '../schemas.ts';
+import { approvalSchema, errorSchema, wholeNumberParam } from '../schemas.ts';
 import { approvalView } from './approval-view.ts';
 
 export const list = defineRoute({
@@ -11,7 +11,7 @@ export const list = defineRoute({
   auth: ['approver', 'admin'],
   query: z.strictObject({
     status: z.enum(['pending', 'approved', 'denied', 'expired', 'cancelled', 'delay', 'all']).default('pending'),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
+    limit: wholeNumberParam.pipe(z.number().min(1).max(500)).default(100),
   }),
   responses: { 200: { description: 'Approvals, oldest open first', schema: z.object({ approvals: z.array(approvalSchema) }) } },
   async handle({ writ, query }) {

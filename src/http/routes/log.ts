@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { canonicalize } from '../../log/canonical.ts';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { errorSchema } from '../schemas.ts';
+import { errorSchema, wholeNumberParam } from '../schemas.ts';
+import { parseWith } from '../validate.ts';
 
 const NOTE = 'text/plain; charset=utf-8';
 
@@ -29,6 +30,8 @@ export const newCheckpoint = defineRoute({
   },
 });
 
+const proofParams = z.strictObject({ index: wholeNumberParam });
+
 export const proof = defineRoute({
   method: 'GET',
   path: '/api/v1/log/proof/:index',
@@ -40,9 +43,10 @@ export const proof = defineRoute({
       schema: z.object({ index: z.number(), tree_size: z.number(), leaf_hash: z.string(), hashes: z.array(z.string()), checkpoint: z.string() }),
     },
     404: { description: 'No entry at that index', schema: errorSchema },
+    422: { description: 'The index is not a whole number', schema: errorSchema },
   },
   async handle({ writ, params }) {
-    const index = /^\d{1,15}$/.test(params.index ?? '') ? Number(params.index) : -1;
+    const { index } = parseWith(proofParams, params, 'params');
     return { status: 200, body: await writ.log.proof(index) };
   },
 });
@@ -52,7 +56,7 @@ export const consistency = defineRoute({
   path: '/api/v1/log/consistency',
   summary: 'RFC 6962 consistency proof between two tree sizes',
   auth: 'anyone',
-  query: z.strictObject({ old: z.coerce.number().int().min(0), new: z.coerce.number().int().min(0) }),
+  query: z.strictObject({ old: wholeNumberParam, new: wholeNumberParam }),
   responses: { 200: { description: 'Proof', schema: z.object({ old_size: z.number(), new_size: z.number(), hashes: z.array(z.string()) }) } },
   async handle({ writ, query }) {
     if (query.old > query.new || query.new > writ.log.size) {
@@ -71,8 +75,8 @@ export const records = defineRoute({
   summary: 'Export log entries [from, to) as JSON or CSV',
   auth: ['admin'],
   query: z.strictObject({
-    from: z.coerce.number().int().min(0).default(0),
-    to: z.coerce.number().int().min(0).optional(),
+    from: wholeNumberParam.default(0),
+    to: wholeNumberParam.optional(),
     format: z.enum(['json', 'csv']).default('json'),
   }),
   responses: {

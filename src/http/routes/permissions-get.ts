@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route.ts';
-import { errorSchema, permissionSchema } from '../schemas.ts';
+import { errorSchema, permissionSchema, secondsParam } from '../schemas.ts';
 import { permissionView } from './permission-view.ts';
 
 export default defineRoute({
@@ -9,7 +9,7 @@ export default defineRoute({
   summary: "A permission's current state; `wait` long-polls while it is pending",
   auth: ['agent', 'admin'],
   longPoll: true,
-  query: z.strictObject({ wait: z.coerce.number().min(0).max(60).optional() }),
+  query: z.strictObject({ wait: secondsParam.pipe(z.number().max(60)).optional() }),
   responses: {
     200: { description: 'Current state (with the token while approved and unused)', schema: permissionSchema },
     404: { description: 'No such permission for this agent', schema: errorSchema },
