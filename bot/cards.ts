@@ -47,6 +47,7 @@ function headline(approval: Approval): string {
     case 'denied':
       return `❌ <b>Denied</b>${by}${at}`;
     case 'cancelled':
+      if (approval.close_reason === 'revoked') return `🛑 <b>Closed — the agent was revoked</b>${at}`;
       return last?.vote === 'cancel' ? `🛑 <b>Cancelled</b>${by}${at}` : `🛑 <b>Withdrawn by the agent</b>${at}`;
     case 'expired':
       return `⌛ <b>Expired</b> — nobody decided in time${at}`;

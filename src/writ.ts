@@ -9,6 +9,7 @@ import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
 import { Webhooks } from './domain/webhooks.ts';
 import { Oversight } from './domain/oversight.ts';
+import { Revocations } from './domain/revocations.ts';
 import { startTelegram, type TelegramBot } from '../bot/index.ts';
 import { createApp } from './http/server.ts';
 import { TransparencyLog } from './log/log.ts';
@@ -33,6 +34,7 @@ export interface Writ {
   policies: PolicyStore;
   webhooks: Webhooks;
   oversight: Oversight;
+  revocations: Revocations;
   /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramBot;
   logVerifierKey: string;
@@ -116,6 +118,7 @@ export async function openWrit(
       policies,
       webhooks,
       oversight,
+      revocations: new Revocations({ principals, permissions, log }),
       logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
       baseUrl,
       report,

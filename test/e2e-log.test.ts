@@ -178,3 +178,26 @@ test('tampering with one stored entry makes `writ log verify` name that index', 
   t.is(result.code, 1);
   t.regex(result.out, new RegExp(`FAILED at index ${victim}\\b`));
 });
+
+test('anonymous proof requests share checkpoints: at most one is signed a second, and the previous one is pruned', async (t) => {
+  const w = await startWrit();
+  try {
+    const a = await agent(w);
+    const stored = async () => {
+      let n = 0;
+      for await (const _ of w.server.writ.store.iterate(KEYS.checkpointRange)) n++;
+      return n;
+    };
+    const before = await stored();
+    for (let round = 0; round < 3; round++) {
+      const indexes: number[] = [];
+      for (let i = 0; i < 10; i++) indexes.push((await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: `email:p${i}@acme.com` })).body.log.index);
+      const proofs = await Promise.all(indexes.flatMap((i) => [w.call('GET', `/api/v1/log/proof/${i}`), w.call('GET', `/api/v1/log/proof/${i}`)]));
+      t.true(proofs.every((p) => p.status === 200));
+      t.is(new Set(proofs.map((p) => p.body.tree_size)).size, 1, 'twenty proofs asked together share one checkpoint');
+    }
+    t.true((await stored()) <= before + 1, 'each new proof checkpoint replaced the previous one');
+  } finally {
+    await w.close();
+  }
+});

@@ -363,3 +363,27 @@ test('the sample OPA upload in fixtures/ is accepted as OPA sends it', async (t)
   const escalated = (await a.call('GET', '/api/v1/oap/attestations/7b1ac6c2-9b55-4c0f-9d0e-3a6d1a8b2f11')).body;
   t.is(escalated.escalation.status, 'pending');
 });
+
+test("an admin can reset a touchpoint's sequence, and the reset is logged", async (t) => {
+  const a = await attester();
+  t.is((await a.call('POST', '/api/v1/oap/attestations', body(a.touchpoint, 10))).status, 201);
+  t.is((await a.call('POST', '/api/v1/oap/attestations', body(a.touchpoint, 3))).status, 409);
+  t.is((await a.call('POST', `/api/v1/oap/touchpoints/${a.touchpoint}/reset`, {})).status, 403, 'not by the attester itself');
+  const reset = await w.admin('POST', `/api/v1/oap/touchpoints/${a.touchpoint}/reset`, {});
+  t.is(reset.status, 200);
+  t.is(reset.body.last_sequence, -1);
+  const after = await a.call('POST', '/api/v1/oap/attestations', body(a.touchpoint, 3));
+  t.is(after.status, 201);
+  t.is(after.body.attestation.gap, undefined, 'a reset sequence expects nothing, so no gap');
+  const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
+  t.like(records.find((r: { type: string; data: { touchpoint_id?: string } }) => r.type === 'touchpoint.sequence_reset' && r.data.touchpoint_id === a.touchpoint)?.data, { previous: 10, next: -1, by: { role: 'admin' } });
+  t.is((await w.admin('POST', '/api/v1/oap/touchpoints/never-seen/reset', {})).status, 404);
+});
+
+test('a sequence number must stay below 2^53 − 1, so the next one is still exact', async (t) => {
+  const a = await attester();
+  const top = await a.call('POST', '/api/v1/oap/attestations', body(a.touchpoint, Number.MAX_SAFE_INTEGER));
+  t.is(top.status, 422);
+  t.is(top.body.error.detail.field, 'sequence_number');
+  t.is((await a.call('POST', '/api/v1/oap/attestations', body(a.touchpoint, Number.MAX_SAFE_INTEGER - 1))).status, 201);
+});

@@ -379,3 +379,21 @@ test('a new link code replaces the old one, and links after an /unlink', async (
     await close();
   }
 });
+
+test("revoking an agent edits its open approval's cards to say so, and their buttons go", async (t) => {
+  const { tg, w, close } = await setup();
+  try {
+    const alice = await linked(tg, w, 'Alice');
+    const { a, id } = await pendingTransfer(w);
+    await eventually(() => card(tg, alice.userId, id), 'the card');
+    const revoked = await w.admin('POST', '/api/v1/oap/revocations', { scope: 'agent', id: a.id, reason: 'compromised' });
+    t.is(revoked.body.approvals_closed, 1);
+    const edited = await eventually(() => {
+      const c = card(tg, alice.userId, id);
+      return c && /the agent was revoked/.test(c.text) ? c : undefined;
+    }, 'the card edited');
+    t.is(buttons(edited).length, 0);
+  } finally {
+    await close();
+  }
+});

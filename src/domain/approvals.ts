@@ -37,6 +37,8 @@ export interface Approval {
   expires_at: string;
   delay_until?: string;
   decided_at?: string;
+  /** Why a cancelled approval closed without an approver: its agent withdrew the request, or was revoked. */
+  close_reason?: 'withdrawn' | 'revoked';
   /**
    * SHA-256 (standard base64) of exactly what the approvers are shown and decide: action,
    * resource, scope, value, currency, context and the policy set that escalated it. A token is
@@ -100,6 +102,17 @@ export function vote(
     return { ok: true, approval: { ...a, votes, status: 'delay', delay_until: delayUntil }, outcome: 'delay' };
   }
   return { ok: true, approval: { ...a, votes, status: 'approved', decided_at: at }, outcome: 'approved' };
+}
+
+/** The approval without one approver's votes (a revoked approver): a delay whose quorum needed them waits again. */
+export function withoutVotesOf(a: Approval, approverId: string): Approval {
+  const votes = a.votes.filter((v) => v.approver_id !== approverId);
+  if (votes.length === a.votes.length) return a;
+  if (a.status === 'delay' && votes.filter((v) => v.vote === 'approve').length < a.required) {
+    const { delay_until: _gone, ...rest } = a;
+    return { ...rest, votes, status: 'pending' };
+  }
+  return { ...a, votes };
 }
 
 export function cancel(a: Approval, voter: { approver_id: string; name: string }, now: number, reason?: string): Transition {

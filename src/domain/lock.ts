@@ -16,6 +16,13 @@ export class KeyedMutex {
     });
     return result;
   }
+
+  /** Runs `fn` holding every one of `keys`, taken in sorted order so two callers never deadlock. */
+  runAll<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const hold = (i: number): Promise<T> => (i === sorted.length ? fn() : this.run(sorted[i]!, () => hold(i + 1)));
+    return hold(0);
+  }
 }
 
 /** Per-key wake-ups for long polls. */

@@ -201,7 +201,8 @@ export class Oversight implements EventSink {
   /** Sequences one attestation's log entries now; its records and receipt ride the same batch. */
   private stage(attester: Attester, input: AttestationInput, tp: Touchpoint | undefined, digest: Buffer, bodyHash: string): Staged {
     const now = new Date().toISOString();
-    const counted = tp !== undefined && tp.attestations > 0;
+    // A touchpoint with no sequence yet (new, or reset by an admin) expects nothing: no gap.
+    const counted = tp !== undefined && tp.attestations > 0 && tp.last_sequence >= 0;
     const gap = counted && input.sequence_number > tp.last_sequence + 1 ? { expected: tp.last_sequence + 1, got: input.sequence_number } : undefined;
     const next: Touchpoint = {
       touchpoint_id: input.touchpoint_id,
@@ -355,6 +356,21 @@ export class Oversight implements EventSink {
     const stored = await getJson<Touchpoint>(this.o.store, K.touchpoint(id));
     if (stored) this.touchpointCache.set(id, stored);
     return stored;
+  }
+
+  /**
+   * An admin resets a touchpoint's sequence (its engine restarted from zero, say): the next
+   * attestation must be above `to`, or, without it, may have any number. Logged.
+   */
+  async resetSequence(touchpointId: string, to: number | undefined, by: { role: string; id: string }): Promise<Touchpoint> {
+    return this.mutex.run(touchpointId, async () => {
+      const tp = await this.touchpoint(touchpointId);
+      if (!tp) throw new WritError('not_found', `no touchpoint ${touchpointId} has reported yet`, { field: 'id' });
+      const next: Touchpoint = { ...tp, last_sequence: to ?? -1 };
+      await this.o.log.append('touchpoint.sequence_reset', { touchpoint_id: touchpointId, previous: tp.last_sequence, next: next.last_sequence, by }, [put(K.touchpoint(touchpointId), next)]);
+      this.touchpointCache.set(touchpointId, next);
+      return next;
+    });
   }
 
   async heartbeat(attester: Attester, touchpointId: string, cadenceSeconds?: number): Promise<Touchpoint> {

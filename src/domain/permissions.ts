@@ -22,7 +22,10 @@ export type TraceEntry = { step: string; outcome: string; ms: number; reason?: s
 
 export interface PermissionRecord extends ActionRequest {
   id: string;
-  agent: Pick<Agent, 'id' | 'name' | 'class' | 'trust_tier'>;
+  /** Who asked, with the key they asked with (revoking that key revokes what it obtained). */
+  agent: Pick<Agent, 'id' | 'name' | 'class' | 'trust_tier'> & { key_id?: string };
+  /** The resource server the token is for (its id): only it, or the agent, may spend it. */
+  audience?: string;
   /**
    * The decision as it stands, the same as a receipt's: `escalate` while humans decide, then
    * `allow` or `deny`. `policy_decision` is what the cascade answered when the request came.
@@ -61,6 +64,8 @@ export interface ApprovalWithRequest {
 
 export interface NewPermission {
   agent: Agent;
+  keyId: string;
+  audience?: string | undefined;
   action: string;
   resource: string;
   scope: Record<string, Json>;
@@ -93,6 +98,10 @@ const K = {
   approvalRange: { gte: 'appr/', lt: 'appr/~' },
   open: (id: string) => `appr-open/${id}`,
   openRange: { gte: 'appr-open/', lt: 'appr-open/~' },
+  /** An agent's permissions that are pending or hold a token (value: the key that asked), for revocation. */
+  agentOpen: (agentId: string, id: string) => `agent-open/${agentId}/${id}`,
+  agentOpenRange: (agentId: string) => ({ gte: `agent-open/${agentId}/`, lt: `agent-open/${agentId}/~` }),
+  agentOpenBuilt: 'meta/agent-open-index',
 };
 
 const TOKEN_PREFIX = 'wtk_';
@@ -108,12 +117,120 @@ export class Permissions {
 
   constructor(private readonly o: PermissionsOptions) {}
 
-  /** Re-arms approval timers after a restart. */
+  /** Re-arms approval timers after a restart; indexes open permissions by agent if an older version left none. */
   async start(): Promise<void> {
     for await (const [key] of this.o.store.iterate(K.openRange)) {
       const approval = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
       if (approval) this.arm(approval);
     }
+    if ((await this.o.store.get(K.agentOpenBuilt)) === undefined) {
+      const ops: BatchOp[] = [put(K.agentOpenBuilt, '1')];
+      for await (const [, raw] of this.o.store.iterate({ gte: 'perm/', lt: 'perm/~' })) {
+        const record = effective(JSON.parse(raw) as PermissionRecord);
+        if (!record.oversight && (record.status === 'pending' || record.status === 'approved')) ops.push(put(K.agentOpen(record.agent.id, record.id), record.agent.key_id ?? ''));
+      }
+      await this.o.store.batch(ops, { sync: true });
+    }
+  }
+
+  /**
+   * For a revocation: every open permission of an agent (or only those asked with `keyIds`) is
+   * closed in the revocation's own log batch — a token is revoked (consume → 410), a pending
+   * request denied and its approval cancelled (cards and webhooks say so). The permissions stay
+   * locked until that batch is durable, so no consume or vote can slip in between.
+   */
+  async closeOpenOf(
+    agentId: string,
+    keyIds: string[] | undefined,
+    reason: string,
+    by: Principal,
+    write: (ops: (at: Appended) => BatchOp[], summary: { tokens_revoked: number; approvals_closed: number; permission_ids: string[] }) => Promise<Appended>,
+  ): Promise<{ tokens_revoked: number; approvals_closed: number }> {
+    const ids: string[] = [];
+    for await (const [key, keyId] of this.o.store.iterate(K.agentOpenRange(agentId))) {
+      if (!keyIds || keyIds.includes(keyId)) ids.push(key.slice(K.agentOpenRange(agentId).gte.length));
+    }
+    return this.mutex.runAll(ids, async () => {
+      const now = iso(Date.now());
+      const ops: BatchOp[] = [];
+      const events: WritEvent[] = [];
+      const closed: string[] = [];
+      const counts = { tokens_revoked: 0, approvals_closed: 0 };
+      const raws = await this.o.store.getMany(ids.map(K.permission));
+      for (const [i, raw] of raws.entries()) {
+        const id = ids[i]!;
+        ops.push({ type: 'del', key: K.agentOpen(agentId, id) });
+        const record = raw === undefined ? undefined : effective(JSON.parse(raw) as PermissionRecord);
+        if (!record || (record.status !== 'approved' && record.status !== 'pending')) continue;
+        const next: PermissionRecord = {
+          ...record,
+          status: record.status === 'approved' ? 'revoked' : 'denied',
+          ...(record.status === 'pending' ? { decision: 'deny' as const } : {}),
+          reasons: [...record.reasons, `revoked: ${reason}`],
+          closed_at: now,
+        };
+        delete next.token_sealed;
+        ops.push(put(K.permission(id), next));
+        closed.push(id);
+        if (record.status === 'approved') counts.tokens_revoked++;
+        const approval = record.approval_id ? await getJson<Approval>(this.o.store, K.approval(record.approval_id)) : undefined;
+        if (approval && machine.OPEN_STATUSES.includes(approval.status)) {
+          const cancelled: Approval = { ...approval, status: 'cancelled', decided_at: now, close_reason: 'revoked' };
+          ops.push(put(K.approval(approval.id), cancelled), { type: 'del', key: K.open(approval.id) });
+          events.push(this.events.make('approval.denied', { approval: cancelled, permission: summary(next), by: { vote: 'revoke', role: by.role, id: by.id } }));
+          counts.approvals_closed++;
+        }
+      }
+      await write((at) => {
+        for (const event of events) event.log = { index: at.index, leaf_hash: at.leafHash, at: at.time };
+        return [...ops, ...events.flatMap((e) => this.events.ops(e))];
+      }, { ...counts, permission_ids: closed });
+      for (const event of events) {
+        this.deadlines.cancel(event.data.approval!.id);
+        this.events.after(event);
+      }
+      for (const id of closed) this.watchers.notify(id);
+      return counts;
+    });
+  }
+
+  /**
+   * For a revoked approver: its votes on open approvals stop counting, in the revocation's batch.
+   * A critical approval whose quorum depended on them leaves its delay and waits again.
+   */
+  async voidVotesOf(
+    approverId: string,
+    write: (ops: (at: Appended) => BatchOp[], summary: { votes_voided: number }) => Promise<Appended>,
+  ): Promise<{ votes_voided: number }> {
+    const open: Approval[] = [];
+    for await (const [key] of this.o.store.iterate(K.openRange)) {
+      const approval = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
+      if (approval?.votes.some((v) => v.approver_id === approverId)) open.push(approval);
+    }
+    return this.mutex.runAll(open.map((a) => a.permission_id), async () => {
+      const ops: BatchOp[] = [];
+      const events: WritEvent[] = [];
+      const changed: Approval[] = [];
+      let voided = 0;
+      for (const { id } of open) {
+        const current = await getJson<Approval>(this.o.store, K.approval(id));
+        if (!current || !machine.OPEN_STATUSES.includes(current.status)) continue;
+        const next = machine.withoutVotesOf(current, approverId);
+        if (next === current) continue;
+        voided += current.votes.length - next.votes.length;
+        const record = await getJson<PermissionRecord>(this.o.store, K.permission(current.permission_id));
+        ops.push(put(K.approval(id), next));
+        changed.push(next);
+        if (record) events.push(this.events.make('approval.updated', { approval: next, permission: summary(record) }));
+      }
+      await write((at) => {
+        for (const event of events) event.log = { index: at.index, leaf_hash: at.leafHash, at: at.time };
+        return [...ops, ...events.flatMap((e) => this.events.ops(e))];
+      }, { votes_voided: voided });
+      for (const approval of changed) this.arm(approval);
+      for (const event of events) this.events.after(event);
+      return { votes_voided: voided };
+    });
   }
 
   stop(): void {
@@ -126,7 +243,8 @@ export class Permissions {
     const now = Date.now();
     const record: PermissionRecord = {
       id: sortableId('perm', now),
-      agent: { id: input.agent.id, name: input.agent.name, class: input.agent.class, trust_tier: input.agent.trust_tier },
+      agent: { id: input.agent.id, name: input.agent.name, class: input.agent.class, trust_tier: input.agent.trust_tier, key_id: input.keyId },
+      ...(input.audience !== undefined ? { audience: input.audience } : {}),
       action: input.action,
       resource: input.resource,
       scope: input.scope,
@@ -156,6 +274,7 @@ export class Permissions {
       approval = openApproval(record, now);
       ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
     }
+    if (record.status !== 'denied') ops.push(put(K.agentOpen(record.agent.id, record.id), input.keyId));
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
     let receipt: string | undefined;
     await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
@@ -273,12 +392,12 @@ export class Permissions {
       const now = Date.now();
       const next: PermissionRecord = { ...record, status: record.status === 'pending' ? 'denied' : 'revoked', reasons: [...record.reasons, reason], closed_at: iso(now) };
       delete next.token_sealed;
-      const ops: BatchOp[] = [put(K.permission(id), next)];
+      const ops: BatchOp[] = [put(K.permission(id), next), { type: 'del', key: K.agentOpen(record.agent.id, id) }];
       let event: WritEvent | undefined;
       if (record.approval_id) {
         const approval = await getJson<Approval>(this.o.store, K.approval(record.approval_id));
         if (approval && machine.OPEN_STATUSES.includes(approval.status)) {
-          const withdrawn: Approval = { ...approval, status: 'cancelled', decided_at: iso(now) };
+          const withdrawn: Approval = { ...approval, status: 'cancelled', decided_at: iso(now), close_reason: 'withdrawn' };
           ops.push(put(K.approval(approval.id), withdrawn), { type: 'del', key: K.open(approval.id) });
           this.deadlines.cancel(approval.id);
           event = this.events.make('approval.denied', { approval: withdrawn, permission: summary(next), by: { vote: 'withdraw', role: by.role, id: by.id } });
@@ -301,6 +420,10 @@ export class Permissions {
     return this.mutex.run(id, async () => {
       const stored = await getJson<PermissionRecord>(this.o.store, K.permission(id));
       if (!stored || stored.token_hash !== hash) throw new WritError('token_invalid', 'unknown token', { field: 'token' });
+      // Only its agent, or the resource server it names (or any, when it names none), may spend a token.
+      if (by.role === 'agent' ? stored.agent.id !== by.id : by.role !== 'resource_server' || (stored.audience !== undefined && stored.audience !== by.id)) {
+        throw new WritError('forbidden', by.role === 'agent' ? 'this token was issued to another agent' : 'this token is for another audience', { field: 'token' });
+      }
       const record = effective(stored);
       const detail = { permission_id: id, status: record.status };
       if (record.status === 'used') throw new WritError('token_used', 'this one-time token has already been used', { ...detail, used_at: record.used_at });
@@ -324,6 +447,7 @@ export class Permissions {
       const event = this.events.make('permission.used', { permission: summary(next), by: { role: by.role, id: by.id } });
       await this.o.log.append('token.used', { permission_id: id, by: { role: by.role, id: by.id }, action: input.action, resource: input.resource, use: input.use }, [
         put(K.permission(id), next),
+        { type: 'del', key: K.agentOpen(record.agent.id, id) },
         ...this.events.ops(event),
       ]);
       this.watchers.notify(id);
@@ -431,6 +555,7 @@ export class Permissions {
     const ops: BatchOp[] = [put(K.approval(approval.id), approval)];
     const closing = !machine.OPEN_STATUSES.includes(approval.status);
     if (closing) ops.push({ type: 'del', key: K.open(approval.id) });
+    if (closing && outcome !== 'approved') ops.push({ type: 'del', key: K.agentOpen(record.agent.id, record.id) });
     let next: PermissionRecord | undefined;
     if (outcome === 'approved') {
       next = {
@@ -514,6 +639,7 @@ export class Permissions {
     const claims: ReceiptClaims = {
       iss: record.anchor.issuer,
       iss_role: 'authorizer',
+      ...(record.audience !== undefined ? { aud: record.audience } : {}),
       sub: record.agent.id,
       jti: `rcpt_${record.id.slice('perm_'.length)}`,
       oap_ver: '1.0',

@@ -10,10 +10,16 @@ import { KeyedMutex } from './lock.ts';
  * `writ_<role>_<16 hex key id>.<43 chars secret>`; only SHA-256 of the whole key is stored, looked
  * up by key id and compared in constant time. Keys are never logged.
  */
-export const ROLES = ['admin', 'agent', 'approver', 'attester'] as const;
+export const ROLES = ['admin', 'agent', 'approver', 'attester', 'resource_server'] as const;
 export type Role = (typeof ROLES)[number];
 export const TRUST_TIERS = ['T1', 'T2', 'T3', 'T4', 'T5', 'unregistered'] as const;
 export type TrustTier = (typeof TRUST_TIERS)[number];
+
+/** Set on a principal once revoked: its keys are gone and it gets no new ones. */
+export interface Revoked {
+  at: string;
+  reason: string;
+}
 
 export interface Agent {
   id: string;
@@ -21,6 +27,15 @@ export interface Agent {
   class: string;
   trust_tier: TrustTier;
   created_at: string;
+  revoked?: Revoked;
+}
+
+/** A service that spends tokens on agents' behalf; a request may name one as its audience. */
+export interface ResourceServer {
+  id: string;
+  name: string;
+  created_at: string;
+  revoked?: Revoked;
 }
 
 export interface Approver {
@@ -32,6 +47,7 @@ export interface Approver {
   /** Hash of the current link code (one at a time; a new one replaces it). */
   link_code_hash?: string;
   created_at: string;
+  revoked?: Revoked;
 }
 
 export type LinkResult =
@@ -43,13 +59,30 @@ export interface Attester {
   name: string;
   touchpoint_id: string;
   created_at: string;
+  revoked?: Revoked;
 }
 
 export interface Principal {
   role: Role;
   id: string;
   name: string;
+  /** The key this request came with (`env` for WRIT_ADMIN_TOKEN). */
+  key_id: string;
 }
+
+/** What a revocation takes away on the principals' side, before it is written. */
+export interface RevocationPlan {
+  role: 'agent' | 'approver' | 'attester';
+  principal_id: string;
+  /** With `agent_key`: only these keys; the agent itself stays. */
+  key_ids: string[];
+  whole: boolean;
+  ops: BatchOp[];
+  committed(): void;
+}
+
+export const REVOCATION_SCOPES = ['agent', 'agent_key', 'approver', 'attester', 'grant'] as const;
+export type RevocationScope = (typeof REVOCATION_SCOPES)[number];
 
 interface KeyRecord {
   hash: string;
@@ -66,6 +99,8 @@ const K = {
   agent: (id: string) => `agent/${id}`,
   approver: (id: string) => `approver/${id}`,
   attester: (id: string) => `attester/${id}`,
+  resourceServer: (id: string) => `rs/${id}`,
+  keys: { gte: 'key/', lt: 'key/~' },
   link: (codeHash: string) => `link/${codeHash}`,
   telegramUser: (userId: number) => `tg/user/${userId}`,
   telegramUsers: { gte: 'tg/user/', lt: 'tg/user/~' },
@@ -74,7 +109,8 @@ const K = {
 
 const ADMIN_HASH_ALG = 'hmac-sha256';
 
-const KEY_PATTERN = /^writ_(admin|agent|approver|attester)_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+const KEY_PATTERN = /^writ_(admin|agent|approver|attester|resource_server)_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+export const KEY_ID_PATTERN = /^[0-9a-f]{16}$/;
 export const LINK_CODE_TTL_MS = 24 * 3600 * 1000;
 
 function mintKey(role: Role): { key: string; keyId: string; hash: string } {
@@ -188,7 +224,7 @@ export class Principals {
     if (!record || !safeEqual(presentedHash, Buffer.from(record.hash, 'base64')) || (parts && parts[1] !== record.role)) {
       throw new WritError('unauthenticated', 'the API key is not valid', { field: 'authorization' });
     }
-    return { role: record.role, id: record.principal_id, name: record.name };
+    return { role: record.role, id: record.principal_id, name: record.name, key_id: parts?.[2] ?? 'env' };
   }
 
   async createAgent(input: { name: string; class?: string | undefined; trust_tier?: TrustTier | undefined }): Promise<{ agent: Agent; api_key: string }> {
@@ -247,24 +283,99 @@ export class Principals {
     return attester;
   }
 
-  /**
-   * Revokes every API key of an agent or attester, at once: the key cache is cleared in the same
-   * step, so the next request with any of them is refused. Logged by the caller's entry.
-   */
-  async revokeKeys(principalId: string, role: 'agent' | 'attester', entry: { type: string; data: Record<string, unknown> }): Promise<number> {
-    const exists = role === 'agent' ? await this.getAgent(principalId) : await this.getAttester(principalId);
-    if (!exists) throw new WritError('not_found', `no ${role} ${principalId}`, { field: 'id' });
-    const doomed: string[] = [];
-    for await (const [key, raw] of this.store.iterate({ gte: 'key/', lt: 'key/~' })) {
+  /** The ids of a principal's current keys. */
+  private async keyIdsOf(principalId: string, role: Role): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const [key, raw] of this.store.iterate(K.keys)) {
+      if (key === K.envAdmin) continue;
       const record = JSON.parse(raw) as KeyRecord;
-      if (record.principal_id === principalId && record.role === role) doomed.push(key);
+      if (record.principal_id === principalId && record.role === role) ids.push(key.slice('key/'.length));
     }
-    for (const key of doomed) this.revoked.add(key.slice('key/'.length));
-    await this.log.append(entry.type, { ...entry.data, revoked_keys: doomed.length }, doomed.map((key) => ({ type: 'del', key })));
-    for (const key of doomed) this.keys.delete(key.slice('key/'.length));
-    if (role === 'agent') this.agents.delete(principalId);
-    else this.attesters.delete(principalId);
-    return doomed.length;
+    return ids;
+  }
+
+  /** Keys refused from now on, in memory, before the write that deletes them is durable. */
+  private refuse(keyIds: string[]): void {
+    for (const id of keyIds) {
+      this.revoked.add(id);
+      this.keys.delete(id);
+    }
+  }
+
+  /**
+   * What revoking takes away here: the keys (refused at once, deleted in the revocation's batch),
+   * and for a whole principal its record marked revoked (an approver's Telegram link goes too).
+   * `agent_key` names an agent (all its keys) or one key id; the agent stays and can get a new key.
+   */
+  async planRevocation(scope: Exclude<RevocationScope, 'grant'>, id: string, reason: string): Promise<RevocationPlan> {
+    const revoked: Revoked = { at: new Date().toISOString(), reason };
+    if (scope === 'agent_key' && KEY_ID_PATTERN.test(id)) {
+      const record = await getJson<KeyRecord>(this.store, K.key(id));
+      if (!record || record.role !== 'agent') throw new WritError('not_found', `no agent key ${id}`, { field: 'id' });
+      this.refuse([id]);
+      return { role: 'agent', principal_id: record.principal_id, key_ids: [id], whole: false, ops: [{ type: 'del', key: K.key(id) }], committed: () => undefined };
+    }
+    const role = scope === 'agent_key' ? 'agent' : scope;
+    const ops: BatchOp[] = [];
+    let committed = () => {};
+    if (role === 'agent') {
+      const agent = await this.getAgent(id);
+      if (!agent) throw new WritError('not_found', `no agent ${id}`, { field: 'id' });
+      if (scope === 'agent' && !agent.revoked) {
+        ops.push(put(K.agent(id), { ...agent, revoked }));
+        committed = () => this.agents.delete(id);
+      }
+    } else if (role === 'approver') {
+      const approver = await this.getApprover(id);
+      if (!approver) throw new WritError('not_found', `no approver ${id}`, { field: 'id' });
+      const { telegram, link_code_hash, ...rest } = approver;
+      if (!approver.revoked) ops.push(put(K.approver(id), { ...rest, revoked }));
+      if (telegram) ops.push({ type: 'del', key: K.telegramUser(telegram.user_id) });
+      if (link_code_hash) ops.push({ type: 'del', key: K.link(link_code_hash) });
+    } else {
+      const attester = await this.getAttester(id);
+      if (!attester) throw new WritError('not_found', `no attester ${id}`, { field: 'id' });
+      if (!attester.revoked) ops.push(put(K.attester(id), { ...attester, revoked }));
+      committed = () => this.attesters.delete(id);
+    }
+    const keyIds = await this.keyIdsOf(id, role);
+    this.refuse(keyIds);
+    ops.push(...keyIds.map((k): BatchOp => ({ type: 'del', key: K.key(k) })));
+    return { role, principal_id: id, key_ids: keyIds, whole: scope !== 'agent_key', ops, committed };
+  }
+
+  /**
+   * A new key for an agent, approver, attester or resource server; its current keys are retired at
+   * once. Nothing it did is touched: its tokens, votes and records stay.
+   */
+  async rotateKey(role: 'agent' | 'approver' | 'attester' | 'resource_server', id: string): Promise<{ id: string; api_key: string; key_id: string; retired_key_ids: string[] }> {
+    const subject = role === 'agent' ? await this.getAgent(id) : role === 'approver' ? await this.getApprover(id) : role === 'attester' ? await this.getAttester(id) : await this.getResourceServer(id);
+    if (!subject) throw new WritError('not_found', `no ${role.replace('_', ' ')} ${id}`, { field: 'id' });
+    if (subject.revoked) throw new WritError('conflict', `${role.replace('_', ' ')} ${id} is revoked; it gets no new key`, { field: 'id' });
+    return this.linking.run(`keys:${id}`, async () => {
+      const retired = await this.keyIdsOf(id, role);
+      const { key, keyId, hash } = mintKey(role);
+      this.refuse(retired);
+      await this.log.append('key.rotated', { role, principal_id: id, key_id: keyId, retired_key_ids: retired }, [
+        ...retired.map((k): BatchOp => ({ type: 'del', key: K.key(k) })),
+        put(K.key(keyId), { hash, role, principal_id: id, name: subject.name } satisfies KeyRecord),
+      ]);
+      return { id, api_key: key, key_id: keyId, retired_key_ids: retired };
+    });
+  }
+
+  async createResourceServer(input: { name: string }): Promise<{ resourceServer: ResourceServer; api_key: string }> {
+    const server: ResourceServer = { id: newId('rs'), name: input.name, created_at: new Date().toISOString() };
+    const { key, keyId, hash } = mintKey('resource_server');
+    await this.log.append('resource_server.registered', { resource_server_id: server.id, name: server.name, key_id: keyId }, [
+      put(K.resourceServer(server.id), server),
+      put(K.key(keyId), { hash, role: 'resource_server', principal_id: server.id, name: server.name } satisfies KeyRecord),
+    ]);
+    return { resourceServer: server, api_key: key };
+  }
+
+  getResourceServer(id: string): Promise<ResourceServer | undefined> {
+    return getJson<ResourceServer>(this.store, K.resourceServer(id));
   }
 
   /**
@@ -276,6 +387,7 @@ export class Principals {
     return this.linking.run(approverId, async () => {
       const approver = await this.getApprover(approverId);
       if (!approver) throw new WritError('not_found', `no approver ${approverId}`, { field: 'id' });
+      if (approver.revoked) throw new WritError('conflict', `approver ${approverId} is revoked`, { field: 'id' });
       const { linkCode, linkHash } = mintLinkCode();
       const expires = Date.now() + LINK_CODE_TTL_MS;
       const ops: BatchOp[] = [put(K.link(linkHash), { approver_id: approverId, expires_at: expires }), put(K.approver(approverId), { ...approver, link_code_hash: linkHash })];
@@ -297,7 +409,7 @@ export class Principals {
     if (!link) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid. It may have been used already; ask an admin for a new approver link code.' };
     if (Date.now() > link.expires_at) return { ok: false, reason: 'expired_code', message: 'This link code has expired (codes last 24 hours); ask an admin for a new one.' };
     const approver = await this.getApprover(link.approver_id);
-    if (!approver) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid.' };
+    if (!approver || approver.revoked) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid.' };
     if (approver.telegram_user_id !== undefined && approver.telegram_user_id !== from.id) {
       return { ok: false, reason: 'wrong_user', message: 'This link code belongs to another Telegram account.' };
     }
@@ -328,7 +440,7 @@ export class Principals {
   async approverByTelegramUser(userId: number): Promise<Approver | undefined> {
     const id = await this.store.get(K.telegramUser(userId));
     const approver = id ? await this.getApprover(id) : undefined;
-    return approver?.telegram?.user_id === userId ? approver : undefined;
+    return approver?.telegram?.user_id === userId && !approver.revoked ? approver : undefined;
   }
 
   async linkedApprovers(): Promise<Approver[]> {

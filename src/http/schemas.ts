@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TRUST_TIERS } from '../domain/principals.ts';
+import { REVOCATION_SCOPES, TRUST_TIERS } from '../domain/principals.ts';
 import { WEBHOOK_EVENTS } from '../domain/events.ts';
 import { LEGAL_BASES, OVERSIGHT_DECISIONS } from '../domain/oversight.ts';
 import { TIERS, type Json } from '../policy/types.ts';
@@ -47,6 +47,7 @@ export const permissionRequestSchema = z
     ttl: z.number().int().min(1).optional().describe('Token lifetime in seconds (default 300)'),
     approval_timeout: z.number().int().min(1).optional().describe('Seconds a pending request waits for humans (default 900)'),
     wait: z.number().min(0).max(60).optional().describe('Long-poll up to this many seconds while pending'),
+    audience: z.string().min(1).max(128).optional().describe('The resource server (its id) that will spend the token: then only it, or this agent, may; it becomes the receipt\'s aud'),
   })
   .meta({ id: 'PermissionRequest' });
 export type PermissionRequest = z.infer<typeof permissionRequestSchema>;
@@ -143,6 +144,8 @@ export const createApproverSchema = z.strictObject({
   telegram_user_id: z.number().int().positive().optional(),
 });
 
+export const createResourceServerSchema = z.strictObject({ name: displayName });
+
 export const createAttesterSchema = z.strictObject({
   name: displayName,
   touchpoint_id: z.string().min(1).max(200),
@@ -174,7 +177,8 @@ export const attestationSchema = z
     action_class: z.string().min(1).max(200),
     decision: z.enum(OVERSIGHT_DECISIONS),
     decided_at: z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time' }),
-    sequence_number: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    // Below 2^53 − 1, so the next number after any accepted one is still exact.
+    sequence_number: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER - 1),
     legal_basis: z.enum(LEGAL_BASES, { error: `must be one of ${LEGAL_BASES.join(', ')} (GDPR Art. 6(1))` }),
     evidence_digest: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (SHA-256)'),
     context: jsonObject.optional(),
@@ -188,11 +192,11 @@ export const heartbeatSchema = z.strictObject({
   cadence_seconds: z.number().int().min(1).max(86_400).optional().describe('How often this touchpoint reports; silent after three of these'),
 });
 
-export const REVOCATION_SCOPES = ['agent_key', 'attester', 'grant'] as const;
+export { REVOCATION_SCOPES };
 export const REVOCATION_REASONS = ['compromised', 'superseded', 'policy_violation', 'decommissioned', 'other'] as const;
 export const revocationSchema = z.strictObject({
   scope: z.enum(REVOCATION_SCOPES),
-  id: z.string().min(1).max(200).describe('The agent, attester or grant id'),
+  id: z.string().min(1).max(200).describe('The agent, approver, attester or grant id; for agent_key an agent id (all its keys) or one key id (the 16 hex digits after writ_agent_)'),
   reason: z.enum(REVOCATION_REASONS),
   comment: z.string().max(1000).optional(),
 });

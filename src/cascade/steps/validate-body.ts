@@ -24,6 +24,10 @@ export const validateBody: Step = {
       if (scoped !== undefined && request.currency !== undefined && scoped !== request.currency) {
         throw new WritError('invalid_value', `scope.currency (${JSON.stringify(scoped)}) disagrees with currency (${request.currency})`, { field: 'scope.currency' });
       }
+      if (request.audience !== undefined) {
+        const server = await ctx.writ.principals.getResourceServer(request.audience);
+        if (!server || server.revoked) throw new WritError('invalid_value', `audience: no resource server ${request.audience}`, { field: 'audience' });
+      }
       ctx.request = request;
       return { outcome: 'pass' };
     } catch (err) {

@@ -18,7 +18,7 @@ const decide = (action: 'approve' | 'deny' | 'cancel', summary: string) =>
     },
     async handle({ writ, params, body, principal }) {
       const approver = await writ.principals.getApprover(principal!.id);
-      if (!approver) throw new WritError('forbidden', 'this approver no longer exists', { field: 'authorization' });
+      if (!approver || approver.revoked) throw new WritError('forbidden', 'this approver is revoked or no longer exists', { field: 'authorization' });
       const note = 'comment' in body ? body.comment : 'reason' in body ? body.reason : undefined;
       const seen = 'request_digest' in body ? body.request_digest : undefined;
       const approval = await writ.permissions.decide(params.id!, { approver_id: approver.id, name: approver.name }, action, note, seen);

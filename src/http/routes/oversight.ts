@@ -3,7 +3,7 @@ import type { Attester } from '../../domain/principals.ts';
 import { WritError } from '../../errors.ts';
 import type { Writ } from '../../writ.ts';
 import { defineRoute, type RouteContext } from '../route.ts';
-import { attestationSchema, errorSchema, escalationSchema, heartbeatSchema, revocationSchema } from '../schemas.ts';
+import { REVOCATION_SCOPES, attestationSchema, errorSchema, escalationSchema, heartbeatSchema, revocationSchema } from '../schemas.ts';
 
 /** The attester behind an attester key (403 for any other key). */
 export async function attesterOf(writ: Writ, principal: RouteContext['principal']): Promise<Attester> {
@@ -104,14 +104,42 @@ export const touchpoints = defineRoute({
 export const revoke = defineRoute({
   method: 'POST',
   path: '/api/v1/oap/revocations',
-  summary: "Revoke an agent's keys, an attester, or a grant, at once (admin)",
+  summary: 'Revoke an agent (its keys, tokens and open approvals), one or all of its keys (what they obtained goes too), an approver (its keys and its votes on open approvals), or an attester, at once and in one log entry',
   auth: ['admin'],
   body: revocationSchema,
-  responses: { 200: { description: 'Revoked', schema: z.record(z.string(), z.unknown()) }, 404: { description: 'Nothing to revoke', schema: errorSchema } },
+  responses: {
+    200: {
+      description: 'Revoked, with what went with it, all in one log entry',
+      schema: z.object({
+        scope: z.enum(REVOCATION_SCOPES),
+        id: z.string(),
+        reason: z.string(),
+        revoked_keys: z.number(),
+        tokens_revoked: z.number().optional(),
+        approvals_closed: z.number().optional(),
+        votes_voided: z.number().optional(),
+        effective_at: z.string(),
+        log_index: z.number(),
+      }),
+    },
+    404: { description: 'Nothing to revoke', schema: errorSchema },
+  },
   async handle({ writ, principal, body }) {
-    if (body.scope === 'grant') throw new WritError('not_found', `no grant ${body.id} (standing grants are not available yet)`, { field: 'id' });
-    const entry = { type: 'revocation', data: { scope: body.scope, id: body.id, reason: body.reason, ...(body.comment ? { comment: body.comment } : {}), by: { role: principal!.role, id: principal!.id } } };
-    const revoked = await writ.principals.revokeKeys(body.id, body.scope === 'agent_key' ? 'agent' : 'attester', entry);
-    return { status: 200, body: { scope: body.scope, id: body.id, reason: body.reason, revoked_keys: revoked, effective_at: new Date().toISOString() } };
+    return { status: 200, body: await writ.revocations.revoke(body, principal!) };
+  },
+});
+
+export const resetSequence = defineRoute({
+  method: 'POST',
+  path: '/api/v1/oap/touchpoints/:id/reset',
+  summary: "Reset a touchpoint's sequence (admin, logged): the next attestation must be above `sequence_number`, or without it may have any number",
+  auth: ['admin'],
+  body: z.strictObject({ sequence_number: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER - 1).optional() }),
+  responses: {
+    200: { description: 'The touchpoint after the reset', schema: z.object({ touchpoint_id: z.string(), last_sequence: z.number() }).passthrough() },
+    404: { description: 'No such touchpoint', schema: errorSchema },
+  },
+  async handle({ writ, params, body, principal }) {
+    return { status: 200, body: await writ.oversight.resetSequence(params.id!, body.sequence_number, { role: principal!.role, id: principal!.id }) };
   },
 });

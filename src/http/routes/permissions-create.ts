@@ -29,6 +29,8 @@ export default defineRoute({
     const policy = ctx.policy;
     const created = await writ.permissions.create({
       agent,
+      keyId: principal.key_id,
+      audience: request.audience,
       action: request.action,
       resource: request.resource,
       scope: request.scope ?? {},

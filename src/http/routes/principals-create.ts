@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route.ts';
-import { createAgentSchema, createApproverSchema, createAttesterSchema, errorSchema } from '../schemas.ts';
+import { createAgentSchema, createApproverSchema, createAttesterSchema, createResourceServerSchema, errorSchema } from '../schemas.ts';
 
 const created = (description: string, extra: z.ZodRawShape) => ({
   201: { description, schema: z.object({ id: z.string(), api_key: z.string().describe('Shown once; only its hash is stored'), ...extra }) },
@@ -60,3 +60,41 @@ export const approverLinkCode = defineRoute({
     return { status: 201, body: await writ.principals.newLinkCode(params.id!) };
   },
 });
+
+export const resourceServers = defineRoute({
+  method: 'POST',
+  path: '/api/v1/resource-servers',
+  summary: 'Register a resource server: it spends the tokens of requests that name it as audience (or name none)',
+  auth: ['admin'],
+  body: createResourceServerSchema,
+  responses: created('Registered', { name: z.string(), created_at: z.string() }),
+  async handle({ writ, body }) {
+    const { resourceServer, api_key } = await writ.principals.createResourceServer(body);
+    return { status: 201, body: { ...resourceServer, api_key } };
+  },
+});
+
+/** A new key for a principal; its current keys stop working at once, and nothing it did is touched. */
+const rotation = (collection: string, role: 'agent' | 'approver' | 'attester' | 'resource_server') =>
+  defineRoute({
+    method: 'POST',
+    path: `/api/v1/${collection}/:id/keys`,
+    summary: `Issue a new key for a ${role.replace('_', ' ')} and retire its current ones (its history, tokens and votes stay)`,
+    auth: ['admin'],
+    responses: {
+      201: {
+        description: 'The new key, shown once',
+        schema: z.object({ id: z.string(), api_key: z.string(), key_id: z.string(), retired_key_ids: z.array(z.string()) }),
+      },
+      404: { description: 'No such principal', schema: errorSchema },
+      409: { description: 'The principal is revoked', schema: errorSchema },
+    },
+    async handle({ writ, params }) {
+      return { status: 201, body: await writ.principals.rotateKey(role, params.id!) };
+    },
+  });
+
+export const agentKeys = rotation('agents', 'agent');
+export const approverKeys = rotation('approvers', 'approver');
+export const attesterKeys = rotation('attesters', 'attester');
+export const resourceServerKeys = rotation('resource-servers', 'resource_server');

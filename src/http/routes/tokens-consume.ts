@@ -5,15 +5,15 @@ import { consumeSchema, errorSchema } from '../schemas.ts';
 export default defineRoute({
   method: 'POST',
   path: '/api/v1/tokens/consume',
-  summary: 'Spend a one-time token for one use inside its scope',
-  auth: ['agent', 'admin'],
+  summary: 'Spend a one-time token for one use inside its scope: by its agent, or by the resource server it names (any, when it names none)',
+  auth: ['agent', 'resource_server'],
   body: consumeSchema,
   responses: {
     200: {
       description: 'Valid: the use is recorded and the token is spent',
       schema: z.object({ valid: z.literal(true), permission_id: z.string(), receipt: z.string() }),
     },
-    403: { description: 'Outside the scope, or another action or resource', schema: errorSchema },
+    403: { description: "Outside the scope, another action or resource, or not this token's agent or audience", schema: errorSchema },
     404: { description: 'Unknown token', schema: errorSchema },
     409: { description: 'Already used', schema: errorSchema },
     410: { description: 'Expired or revoked', schema: errorSchema },
