@@ -111,6 +111,7 @@ test('one admin credential at a time: a generated key printed once, replaced by 
   await server.exited;
 
   server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: ADMIN });
+  t.regex(server.output(), /WRIT_ADMIN_TOKEN is now the admin credential; the generated admin key \S+ is revoked/, 'the switch is said on the console');
   t.is((await caller(server.url, printed)('GET', '/api/v1/policies')).status, 401, 'the generated key is revoked');
   t.is((await caller(server.url, ADMIN)('GET', '/api/v1/policies')).status, 200);
   server.child.kill('SIGTERM');
@@ -119,6 +120,7 @@ test('one admin credential at a time: a generated key printed once, replaced by 
   server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: '' });
   try {
     t.is((await caller(server.url, ADMIN)('GET', '/api/v1/policies')).status, 401, 'a removed WRIT_ADMIN_TOKEN stops working');
+    t.regex(server.output(), /WRIT_ADMIN_TOKEN is no longer set/);
     const fresh = /Admin API key \(shown once[^\n]*\n\s+(writ_admin_\S+)/.exec(server.output())?.[1];
     t.truthy(fresh);
     const { records } = (await caller(server.url, fresh)('GET', '/api/v1/log/records')).body;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatCedar } from '../policy/cedar.ts';
@@ -24,7 +25,12 @@ export async function policy(args: string[]): Promise<number> {
   }
 }
 
-const dirOf = (value: string | undefined) => path.resolve(value ?? process.env.WRIT_POLICIES ?? './policies');
+/** The policies directory named by --policies or WRIT_POLICIES; a missing one is an error, never an empty set. */
+function dirOf(value: string | undefined): string {
+  const dir = path.resolve(value ?? process.env.WRIT_POLICIES ?? './policies');
+  if (!existsSync(dir)) throw new Error(`no policies directory at ${dir}`);
+  return dir;
+}
 const shown = (dir: string, file: string) => path.relative(process.cwd(), path.join(dir, file)) || file;
 
 /** Builds the set and prints its problems as path:line:col; undefined when it does not build. */

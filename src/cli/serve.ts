@@ -1,16 +1,24 @@
 import { loadConfig } from '../config.ts';
 import { startServer } from '../writ.ts';
-import { parseFlags } from './args.ts';
+import { UsageError, parseFlags } from './args.ts';
 
 export async function serve(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
+  const { values, positionals } = parseFlags(args, {
     port: { type: 'string' },
     host: { type: 'string' },
     data: { type: 'string' },
     policies: { type: 'string' },
   });
+  if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
   const config = loadConfig(values);
   const say = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  // Listening for signals from the very start: one that comes while Writ is starting stops it as
+  // soon as it is up, instead of killing it halfway through opening its data directory.
+  let signalled: string | undefined;
+  let onSignal: ((signal: string) => void) | undefined;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => (onSignal ? onSignal(signal) : (signalled = signal)));
+  }
   const server = await startServer(config, say);
   const { writ } = server;
   const lines = [
@@ -39,15 +47,14 @@ export async function serve(args: string[]): Promise<number> {
   if (server.adminKey) await server.adminKeyShown();
 
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
+    onSignal = (signal: string) => {
       say(`${signal}: finishing in-flight requests, flushing the log`);
       void server.close().then(resolve, (err) => {
         say(`shutdown failed: ${(err as Error).message}`);
         resolve();
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (signalled) onSignal(signalled);
   });
   say('stopped');
   return 0;

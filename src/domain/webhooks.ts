@@ -21,6 +21,8 @@ export interface Subscription {
 
 interface StoredSubscription extends Subscription {
   secret_sealed: string;
+  /** The full URL, sealed: `url` shows it with its query values redacted (they often carry credentials). */
+  url_sealed?: string;
 }
 
 interface Delivery {
@@ -41,6 +43,13 @@ const MAX_ATTEMPTS = 12;
 const MAX_BACKOFF_MS = 10 * 60_000;
 const SEND_TIMEOUT_MS = 10_000;
 const PARALLEL = 8;
+
+/** A URL as it may be shown and logged: query values and any fragment replaced by "…". */
+export function redactedUrl(url: string): string {
+  const u = new URL(url);
+  const query = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=…`).join('&');
+  return `${u.origin}${u.pathname}${query ? `?${query}` : ''}${u.hash ? '#…' : ''}`;
+}
 
 export function signature(secret: string, timestamp: number, body: string): string {
   return crypto.createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
@@ -88,10 +97,11 @@ export class Webhooks implements EventSink {
   async create(input: { url: string; events: WebhookEventType[]; secret: string }): Promise<Subscription> {
     const sub: StoredSubscription = {
       id: sortableId('hook'),
-      url: input.url,
+      url: redactedUrl(input.url),
       events: [...new Set(input.events)],
       created_at: new Date().toISOString(),
       secret_sealed: encrypt(this.o.dataKey, input.secret),
+      url_sealed: encrypt(this.o.dataKey, input.url),
     };
     await this.o.log.append('webhook.created', { webhook_id: sub.id, url: sub.url, events: sub.events }, [put(K.subscription(sub.id), sub)]);
     this.subscriptions.set(sub.id, sub);
@@ -192,7 +202,7 @@ export class Webhooks implements EventSink {
     let problem: string | undefined;
     try {
       const secret = decrypt(this.o.dataKey, sub.secret_sealed);
-      const res = await fetch(sub.url, {
+      const res = await fetch(sub.url_sealed ? decrypt(this.o.dataKey, sub.url_sealed) : sub.url, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -230,6 +240,6 @@ export class Webhooks implements EventSink {
 }
 
 function view(sub: StoredSubscription): Subscription {
-  const { secret_sealed: _sealed, ...rest } = sub;
+  const { secret_sealed: _sealed, url_sealed: _url, ...rest } = sub;
   return rest;
 }

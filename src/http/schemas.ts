@@ -159,7 +159,10 @@ export const errorSchema = z
 
 export const createWebhookSchema = z
   .strictObject({
-    url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+    url: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .refine((u) => !new URL(u).username && !new URL(u).password, 'must not carry a user name or password; put credentials in the query (stored sealed, shown redacted) or rely on the signature')
+      .describe('Stored sealed; shown and logged with its query values redacted'),
     events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).describe(`Any of ${WEBHOOK_EVENTS.join(', ')}`),
     secret: z.string().min(16, 'must be at least 16 characters').max(256).describe('HMAC key for Writ-Signature; stored encrypted, never shown again'),
   })

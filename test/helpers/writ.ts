@@ -148,10 +148,17 @@ export async function spawnWrit(data: string, env: Record<string, string> = {}) 
 }
 
 /** Runs the `writ` CLI as a user would; resolves with its exit code and everything it printed. */
-export async function writCli(...args: string[]): Promise<{ code: number; out: string }> {
+export function writCli(...args: string[]): Promise<{ code: number; out: string }> {
+  return writCliWith({}, ...args);
+}
+
+/** The same, with more environment (an empty value removes a variable). */
+export async function writCliWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string }> {
   const { execFile } = await import('node:child_process');
+  const merged: Record<string, string | undefined> = { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, ...env };
+  for (const [name, value] of Object.entries(env)) if (value === '') delete merged[name];
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(ROOT, 'bin/writ.js'), ...args], { env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [path.join(ROOT, 'bin/writ.js'), ...args], { env: merged }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
     });
   });
