@@ -21,7 +21,7 @@ test('the worker evaluates against exactly the version asked for', async (t) => 
   try {
     await engine.load('v1', permitAll);
     t.like(await engine.evaluate('v1', request), { outcome: 'allow', determining: ['all'] });
-    t.like(await engine.evaluate('v-unknown', request), { outcome: 'error' });
+    t.like(await engine.evaluate('v-unknown', request), { outcome: 'error', code: 'policy_not_loaded' });
   } finally {
     await engine.close();
   }
@@ -40,7 +40,7 @@ test('an evaluation over its time budget fails closed, and the restarted worker 
     await engine.load('slow', slow.set!.artifacts);
     const started = Date.now();
     const outcome = await engine.evaluate('slow', request);
-    t.is(outcome.outcome, 'error');
+    t.like(outcome, { outcome: 'error', code: 'policy_timeout' });
     t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /exceeded its 100 ms budget/);
     t.true(Date.now() - started < 2000);
     t.like(await engine.evaluate('v1', request), { outcome: 'allow' });

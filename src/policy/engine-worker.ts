@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { instantiate, type Evaluator } from './set.ts';
-import type { PolicyRequest } from './types.ts';
+import { failure, type PolicyRequest } from './types.ts';
 import type { ToWorker, FromWorker } from './engine.ts';
 
 /**
@@ -29,7 +29,7 @@ port.on('message', (message: ToWorker) => {
     const set = sets.get(job.version);
     results.results.push({
       id: job.id,
-      outcome: set ? set.evaluate(job.request as PolicyRequest) : { outcome: 'error', errors: [`policy set ${job.version} is not loaded`] },
+      outcome: set ? set.evaluate(job.request as PolicyRequest) : failure('policy_not_loaded', `policy set ${job.version} is not loaded`),
     });
   }
   send(results);

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { PolicyArtifacts } from './set.ts';
-import type { PolicyOutcome, PolicyRequest } from './types.ts';
+import { failure, type PolicyDecision, type PolicyRequest } from './types.ts';
 
 /**
  * Policy evaluation on a worker thread: it takes the policy engines' CPU off the event loop (the
@@ -19,10 +19,10 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'loaded'; version: string; error?: string }
-  | { type: 'results'; results: Array<{ id: number; outcome: PolicyOutcome }> };
+  | { type: 'results'; results: Array<{ id: number; outcome: PolicyDecision }> };
 
 interface Pending {
-  resolve: (outcome: PolicyOutcome) => void;
+  resolve: (outcome: PolicyDecision) => void;
   timer?: NodeJS.Timeout;
 }
 
@@ -83,8 +83,8 @@ export class PolicyEngine {
   }
 
   /** Never rejects: a failure, a crash or a timeout is an `error` outcome, which denies. */
-  evaluate(version: string, request: PolicyRequest): Promise<PolicyOutcome> {
-    if (this.closed) return Promise.resolve({ outcome: 'error', errors: ['the policy engine is shut down'] });
+  evaluate(version: string, request: PolicyRequest): Promise<PolicyDecision> {
+    if (this.closed) return Promise.resolve(failure('policy_error', 'the policy engine is shut down'));
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { resolve });
@@ -129,7 +129,7 @@ export class PolicyEngine {
     this.flush();
   }
 
-  private settle(id: number, outcome: PolicyOutcome): void {
+  private settle(id: number, outcome: PolicyDecision): void {
     const pending = this.pending.get(id);
     if (!pending) return;
     clearTimeout(pending.timer);
@@ -144,7 +144,7 @@ export class PolicyEngine {
     const held = new Set(this.queue.map((job) => job.id));
     for (const id of [...this.pending.keys()]) {
       if (held.has(id) && !this.closed) continue;
-      this.settle(id, { outcome: 'error', errors: [id === culprit || culprit === undefined ? reason : 'policy worker restarted'] });
+      this.settle(id, failure(this.closed ? 'policy_error' : 'policy_timeout', id === culprit || culprit === undefined ? reason : 'policy worker restarted'));
     }
     for (const [version, waiter] of this.loading) waiter?.reject(new Error(`${reason} while loading ${version}`));
     this.loading.clear();

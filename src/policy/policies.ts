@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { PolicyEngine } from './engine.ts';
 import { findOpa } from './opa.ts';
 import { buildPolicySet, hashSources, readPolicySources, type PolicySet } from './set.ts';
-import { formatProblem, type PolicyOutcome, type PolicyProblem, type PolicyRequest } from './types.ts';
+import { formatProblem, type PolicyDecision, type PolicyProblem, type PolicyRequest } from './types.ts';
 
 export interface PolicyStatus {
   hash: string;
@@ -65,7 +65,7 @@ export class PolicyStore {
   }
 
   /** Evaluates on the engine's worker against exactly this set; failures and timeouts are `error`. */
-  evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyOutcome> {
+  evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyDecision> {
     return this.engine.evaluate(set.hash, request);
   }
 
