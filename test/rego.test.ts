@@ -189,6 +189,14 @@ test('a runtime error in Rego fails closed', async (t) => {
   t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /rego p\.rego: evaluation failed/);
 });
 
+test('a Rego rule that exhausts its Wasm memory fails closed, and the error says so', async (t) => {
+  // Each of the 25 million additions allocates, and OPA's Wasm frees nothing until the evaluation ends.
+  const { set } = await build([rego('decision := {"allow": true} if {\n\tevery i in numbers.range(1, 5000) {\n\t\tevery j in numbers.range(1, 5000) {\n\t\t\ti + j > 0\n\t\t}\n\t}\n}')]);
+  const outcome = evaluate(set!, base);
+  t.like(outcome, { outcome: 'error', code: 'policy_error' });
+  t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /rego p\.rego: evaluation failed: opa_malloc: failed/);
+});
+
 test('without a compiler, .rego files are reported as not loaded and every request is denied, saying how to get one', async (t) => {
   const { set, warnings } = await buildPolicySet([{ file: 'c.cedar', text: 'permit (principal, action, resource);' }, rego('decision := {"allow": true}')], { opa: undefined });
   t.deepEqual(set?.artifacts.unloaded, ['p.rego']);

@@ -62,7 +62,8 @@ export function evaluateRego(evaluator: RegoEvaluator, request: PolicyRequest): 
   try {
     resultSet = evaluator.policy.evaluate(regoInput(request), ENTRYPOINT) as Array<{ result?: unknown }>;
   } catch (err) {
-    return failure('policy_error', `${where}: evaluation failed: ${(err as Error).message}`);
+    // opa-wasm throws plain strings too, e.g. "opa_malloc: failed" when the module runs out of memory.
+    return failure('policy_error', `${where}: evaluation failed: ${err instanceof Error ? err.message : String(err)}`);
   }
   const result = resultSet[0]?.result;
   if (result === undefined) return { outcome: 'not_applicable', reasons: [`${where}: ${ENTRYPOINT} is undefined for this request`] };
