@@ -4,6 +4,8 @@
  *     (issue 2); each decision is the whole path: cascade, policy, token, durable log append,
  *     signed receipt;
  *   - in-process Cedar p50 < 60 µs, in-process Rego p50 < 50 µs (issues 2, 3);
+ *   - the first evaluation after a policy load and after a worker start (both warmed up before
+ *     they serve; compare with the 250 ms default budget);
  *   - the same Rego policy behind the real OPA server (`opa run --server`, its REST API over
  *     loopback, same load shape) for the ratio of Writ's signed decision to OPA's bare one.
  * Knobs: BENCH_SECONDS (10), BENCH_CONCURRENCY (50), BENCH_TOTAL (100000; 0 skips the RSS run).
@@ -14,6 +16,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PolicyEngine } from '../src/policy/engine.ts';
 import { findOpa } from '../src/policy/opa.ts';
 import { buildPolicySet, evaluate, readPolicySources } from '../src/policy/set.ts';
 import { regoInput } from '../src/policy/rego.ts';
@@ -219,8 +222,37 @@ async function opaServer(): Promise<Load | undefined> {
   }
 }
 
-/** BENCH_ONLY=cedar,rego,http,opa,ingest runs some of the phases. */
-const only = new Set((process.env.BENCH_ONLY ?? 'cedar,rego,http,opa,ingest').split(','));
+/** What the worker's warm-up keeps off a request's budget: the first evaluation after a load, and after a start. */
+async function firstEvaluation(): Promise<void> {
+  const opa = findOpa();
+  const dirs = [path.join(EXAMPLES, 'cedar'), ...(opa ? [path.join(EXAMPLES, 'rego')] : [])];
+  const { set, problems } = await buildPolicySet((await Promise.all(dirs.map(readPolicySources))).flat(), { opa });
+  if (!set) throw new Error(`the examples do not compile: ${problems.map((p) => p.message).join('; ')}`);
+  const first = async (engine: PolicyEngine, version: string) => {
+    await engine.load(version, set.artifacts);
+    const started = performance.now();
+    await engine.evaluate(version, REQUESTS[0]!);
+    return performance.now() - started;
+  };
+  const reloads: number[] = [];
+  const engine = new PolicyEngine(5_000);
+  for (let i = 0; i < 20; i++) reloads.push(await first(engine, `v${i}`));
+  await engine.close();
+  const starts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const fresh = new PolicyEngine(5_000);
+    starts.push(await first(fresh, 'v'));
+    await fresh.close();
+  }
+  const [r, s] = [reloads.sort((a, b) => a - b), starts.sort((a, b) => a - b)];
+  console.log(
+    `policy worker, first evaluation (${opa ? 'Cedar + Rego' : 'Cedar'} examples, round trip): after a load p50 ${fmt(pct(r, 50), 2)} ms, max ${fmt(r.at(-1)!, 2)} ms over ${r.length} reloads; ` +
+      `after a start p50 ${fmt(pct(s, 50), 2)} ms, max ${fmt(s.at(-1)!, 2)} ms over ${s.length} starts`,
+  );
+}
+
+/** BENCH_ONLY=cedar,rego,warm,http,opa,ingest runs some of the phases. */
+const only = new Set((process.env.BENCH_ONLY ?? 'cedar,rego,warm,http,opa,ingest').split(','));
 console.log(`writ bench on ${os.cpus().length} cores, node ${process.version}`);
 if (only.has('cedar')) {
   await inProcess('cedar in-process (shipped policies)', path.join(ROOT, 'policies'), 'p50 < 60 µs');
@@ -230,6 +262,7 @@ if (only.has('rego')) {
   if (findOpa()) await inProcess('rego in-process (examples/rego)', path.join(EXAMPLES, 'rego'), 'p50 < 50 µs');
   else console.log('rego in-process: skipped (no OPA compiler: npm run build:opa)');
 }
+if (only.has('warm')) await firstEvaluation();
 const body = { action: 'email.send', resource: 'email:client@acme.com', scope: { max_emails: 1 }, context: { reason: 'bench' } };
 if (only.has('http')) await writPath('writ http, Cedar (shipped policies)', path.join(ROOT, 'policies'), body, TOTAL_FOR_RSS > 0);
 const writRego = only.has('opa') && findOpa() ? await writPath('writ http, Rego (examples/rego)', path.join(EXAMPLES, 'rego'), body, false) : undefined;

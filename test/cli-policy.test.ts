@@ -49,7 +49,7 @@ test('`writ policy test` reports a failure with the actual decision and each eng
   const run = await writCli('policy', 'test', '--policies', dir);
   t.is(run.code, 1);
   t.regex(run.out, /✔ email is fine/);
-  t.regex(run.out, /✘ bank needs a person\n\s+expected escalate at sensitive, got deny\n\s+cedar: deny \(no Cedar policy permits this request\)/);
+  t.regex(run.out, /✘ bank needs a person\n\s+expected escalate at sensitive, got deny\n\s+cedar: not applicable \(no Cedar policy permits or forbids this request\)/);
   t.regex(run.out, /^1 passed, 1 failed$/m);
 });
 
@@ -82,4 +82,16 @@ test('`writ policy eval` prints the decision, tier, determining policies and tra
   t.like(result, { decision: 'escalate', tier: 'critical' });
   t.deepEqual(result.determining.sort(), ['bank', 'bank-large']);
   t.is(result.trace[0].step, 'cedar');
+});
+
+test('`writ policy eval` shows each language\'s part, including one that does not apply', async (t) => {
+  const dir = await tempDir('writ-eval-');
+  await fs.writeFile(path.join(dir, 'no-offshore.cedar'), '@id("no-offshore") forbid (principal, action, resource == Resource::"email:x@offshore.example");\n');
+  await fs.writeFile(path.join(dir, 'rules.rego'), 'package writ\n\ndecision := {"allow": true} if input.action == "email.send"\n');
+  await fs.writeFile(path.join(dir, 'request.json'), JSON.stringify({ action: 'email.send', resource: 'email:a@b.c' }));
+  const run = await writCli('policy', 'eval', '--request', path.join(dir, 'request.json'), '--policies', dir);
+  t.is(run.code, 0, run.out);
+  const result = JSON.parse(run.out);
+  t.like(result, { decision: 'allow', determining: ['rego:rules.rego'] });
+  t.like(result.trace, [{ step: 'cedar', outcome: 'not_applicable' }, { step: 'rego:rules.rego', outcome: 'allow' }]);
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { buildPolicySet, evaluate, readPolicySources, type PolicySource } from '../src/policy/set.ts';
+import { buildPolicySet, evaluate, evaluatorOf, readPolicySources, type PolicySource } from '../src/policy/set.ts';
 import { formatProblem, type PolicyRequest } from '../src/policy/types.ts';
 import { compileCedar } from '../src/policy/cedar.ts';
 import { ROOT } from './helpers/writ.ts';
@@ -56,14 +56,21 @@ test('the highest tier among the determining permits wins', async (t) => {
   t.like(evaluate(set, request({ value: 500 })), { outcome: 'allow', tier: 'critical' });
 });
 
-test('forbid beats permit; with no permit the request is denied', async (t) => {
+test('forbid beats permit, and the deny names the forbid', async (t) => {
   const set = await compile({
     'p.cedar': `@id("yes") permit (principal, action, resource);
                 @id("no") forbid (principal, action == Action::"shell.execute", resource);`,
   });
-  t.like(evaluate(set, request({ action: 'shell.execute', resource: 'env:prod' })), { outcome: 'deny', determining: ['no'] });
-  t.like(evaluate(await compile({ 'p.cedar': `permit (principal, action == Action::"x.y", resource);` }), request()), { outcome: 'deny', determining: [] });
-  t.like(evaluate((await compilePolicySet([])).set!, request()), { outcome: 'deny' });
+  t.like(evaluate(set, request({ action: 'shell.execute', resource: 'env:prod' })), { outcome: 'deny', determining: ['no'], languages: ['cedar'] });
+});
+
+test('when no permit and no forbid matches, Cedar does not apply and the request is denied by default', async (t) => {
+  const set = await compile({ 'p.cedar': `permit (principal, action == Action::"x.y", resource);` });
+  const { outcome, parts } = evaluatorOf(set).explain(request());
+  t.like(parts, [{ engine: 'cedar', outcome: { outcome: 'not_applicable', reasons: ['no Cedar policy permits or forbids this request'] } }]);
+  t.like(outcome, { outcome: 'deny', determining: [], languages: [] });
+  t.is(outcome.outcome === 'deny' ? outcome.reasons[0] : '', 'no policy applies to this request (default deny)');
+  t.like(evaluate((await compilePolicySet([])).set!, request()), { outcome: 'deny', determining: [], languages: [] });
 });
 
 test('a forbid that errors does not let the request through: Writ fails closed where Cedar would skip it', async (t) => {
@@ -72,7 +79,7 @@ test('a forbid that errors does not let the request through: Writ fails closed w
                 @id("broken") forbid (principal, action, resource) when { context.value > 10 };`,
   });
   const outcome = evaluate(set, request());
-  t.is(outcome.outcome, 'error');
+  t.like(outcome, { outcome: 'error', code: 'policy_error' });
   t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /broken/);
 });
 

@@ -1,8 +1,12 @@
 import test from 'ava';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { PolicyEngine } from '../src/policy/engine.ts';
+import { PolicyStore } from '../src/policy/policies.ts';
 import { buildPolicySet, type PolicyArtifacts, type PolicySource } from '../src/policy/set.ts';
 import type { PolicyRequest } from '../src/policy/types.ts';
 import { ensureOpa } from './helpers/opa.ts';
+import { eventually, tempDir } from './helpers/writ.ts';
 
 /** The policy worker: answers like the in-process evaluator, and fails closed when it cannot. */
 const request: PolicyRequest = {
@@ -13,6 +17,20 @@ const request: PolicyRequest = {
   context: {},
   time: new Date(),
 };
+/** Allows email; `slow.op` makes a hundred million comparisons (over a second), far past any budget here. */
+const SLOW_OP = `package writ
+
+decision := {"allow": true} if input.action == "email.send"
+
+r := numbers.range(1, 10000)
+
+decision := {"allow": true} if {
+	input.action == "slow.op"
+	count([1 | some i in r; some j in r; i == j]) > 0
+}
+`;
+const slowOp: PolicyRequest = { ...request, action: 'slow.op', resource: 'table:t' };
+
 const artifacts = (cedar: PolicySource[]): PolicyArtifacts => ({ cedar, rego: [], unloaded: [] });
 const permitAll = artifacts([{ file: 'a.cedar', text: '@id("all") permit (principal, action, resource);' }]);
 
@@ -21,26 +39,22 @@ test('the worker evaluates against exactly the version asked for', async (t) => 
   try {
     await engine.load('v1', permitAll);
     t.like(await engine.evaluate('v1', request), { outcome: 'allow', determining: ['all'] });
-    t.like(await engine.evaluate('v-unknown', request), { outcome: 'error' });
+    t.like(await engine.evaluate('v-unknown', request), { outcome: 'error', code: 'policy_not_loaded' });
   } finally {
     await engine.close();
   }
 });
 
 test('an evaluation over its time budget fails closed, and the restarted worker keeps serving', async (t) => {
-  // 25 million iterations: a rule that, for a request, might as well never finish.
-  const slow = await buildPolicySet(
-    [{ file: 'slow.rego', text: 'package writ\n\ndecision := {"allow": true} if {\n\tevery i in numbers.range(1, 5000) {\n\t\tevery j in numbers.range(1, 5000) {\n\t\t\ti + j > 0\n\t\t}\n\t}\n}\n' }],
-    { opa: ensureOpa() },
-  );
+  const slow = await buildPolicySet([{ file: 'slow.rego', text: SLOW_OP }], { opa: ensureOpa() });
   t.deepEqual(slow.problems, []);
   const engine = new PolicyEngine(100);
   try {
     await engine.load('v1', permitAll);
     await engine.load('slow', slow.set!.artifacts);
     const started = Date.now();
-    const outcome = await engine.evaluate('slow', request);
-    t.is(outcome.outcome, 'error');
+    const outcome = await engine.evaluate('slow', slowOp);
+    t.like(outcome, { outcome: 'error', code: 'policy_timeout' });
     t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /exceeded its 100 ms budget/);
     t.true(Date.now() - started < 2000);
     t.like(await engine.evaluate('v1', request), { outcome: 'allow' });
@@ -65,9 +79,79 @@ test('evaluations wait for a load in flight instead of spending their budget beh
   }
 });
 
+test('a load in flight when the worker restarts is carried over to the new worker, not lost', async (t) => {
+  const rules = await buildPolicySet([{ file: 'rules.rego', text: SLOW_OP }], { opa: ensureOpa() });
+  const engine = new PolicyEngine(200);
+  try {
+    await engine.load('v1', rules.set!.artifacts);
+    const slow = engine.evaluate('v1', slowOp);
+    await null; // the evaluation is sent before the load below
+    const loading = engine.load('v2', permitAll);
+    t.like(await slow, { outcome: 'error', code: 'policy_timeout' });
+    await loading;
+    t.like(await engine.evaluate('v2', request), { outcome: 'allow', determining: ['all'] });
+    t.like(engine.status('v2'), { ready: true, restarts: 1 });
+  } finally {
+    await engine.close();
+  }
+});
+
 test('after close every evaluation is an error, never an allow', async (t) => {
   const engine = new PolicyEngine(1000);
   await engine.load('v1', permitAll);
   await engine.close();
   t.like(await engine.evaluate('v1', request), { outcome: 'error' });
 });
+
+async function openStore(files: Record<string, string>, timeoutMs: number): Promise<PolicyStore> {
+  const dir = await tempDir('writ-policies-');
+  for (const [file, text] of Object.entries(files)) await fs.writeFile(path.join(dir, file), text);
+  return PolicyStore.open(dir, { timeoutMs, opa: ensureOpa() });
+}
+
+test('however often the worker restarts, it reloads the active set and the next request is decided by the policy', async (t) => {
+  const store = await openStore({ 'rules.rego': SLOW_OP }, 200);
+  try {
+    const set = store.current;
+    for (let n = 1; n <= 5; n++) {
+      const outcome = await store.evaluate(set, slowOp);
+      t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /exceeded its 200 ms budget/, `restart ${n}`);
+    }
+    t.like(await store.evaluate(set, request), { outcome: 'allow', determining: ['rego:rules.rego'] });
+  } finally {
+    await store.close();
+  }
+});
+
+test('the status says how often the worker restarted and why, and whether it holds the active set', async (t) => {
+  const store = await openStore({ 'rules.rego': SLOW_OP }, 200);
+  try {
+    const { hash } = store.current;
+    t.like(store.state.worker, { ready: true, loaded: [hash], restarts: 0 });
+    t.is(store.state.worker.last_restart, undefined);
+    await store.evaluate(store.current, slowOp);
+    // The evaluation that ran out of time restarted the worker, which is loading the set again.
+    t.like(store.state.worker, { ready: false, loaded: [], restarts: 1 });
+    t.regex(store.state.worker.last_restart?.reason ?? '', /exceeded its 200 ms budget/);
+    await eventually(() => store.state.worker.ready, 'the restarted worker to hold the set');
+    t.like(store.state.worker, { ready: true, loaded: [hash], restarts: 1 });
+  } finally {
+    await store.close();
+  }
+});
+
+test('a set serves only once the worker has warmed it up, when it loads and after every restart', async (t) => {
+  const store = await openStore({ 'email.cedar': '@id("email") permit (principal, action == Action::"email.send", resource);', 'rules.rego': SLOW_OP }, 200);
+  try {
+    t.true(store.state.worker.ready);
+    t.true((store.state.worker.warm_up?.rounds ?? 0) >= 1, 'the load was warmed up before the set was ready');
+    await store.evaluate(store.current, slowOp);
+    t.false(store.state.worker.ready);
+    t.is(store.state.worker.warm_up, undefined, 'a new worker has warmed up nothing yet');
+    await eventually(() => store.state.worker.ready, 'the restarted worker to hold the set');
+    t.true((store.state.worker.warm_up?.rounds ?? 0) >= 1, 'the reload was warmed up before the set was ready');
+  } finally {
+    await store.close();
+  }
+});
+

@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { runOpa } from '../src/policy/opa.ts';
-import { buildPolicySet, evaluate, readPolicySources, type PolicySource } from '../src/policy/set.ts';
+import { buildPolicySet, evaluate, evaluatorOf, readPolicySources, type PolicySource } from '../src/policy/set.ts';
 import { decisionOf } from '../src/policy/testing.ts';
 import { regoInput } from '../src/policy/rego.ts';
 import { formatProblem, type PolicyRequest } from '../src/policy/types.ts';
@@ -18,6 +18,7 @@ test.before(() => {
 
 const build = async (sources: PolicySource[]) => buildPolicySet(sources, { opa });
 const rego = (text: string, file = 'p.rego'): PolicySource => ({ file, text: `package writ\n\n${text}\n` });
+const base: PolicyRequest = { agent: { id: 'a', class: 'c', trust_tier: 'T2' }, action: 'email.send', resource: 'email:a@b.c', scope: {}, context: {}, time: new Date() };
 
 /** A spread of requests over actions, resources, agents, values, scopes and hours. */
 function spread(): PolicyRequest[] {
@@ -94,10 +95,9 @@ test('mixed set: a Cedar forbid overrides a Rego allow, and tiers combine to the
     rego('decision := {"allow": true, "tier": "sensitive", "reasons": ["rego says yes"]}'),
   ]);
   t.deepEqual(problems, []);
-  const base: PolicyRequest = { agent: { id: 'a', class: 'c', trust_tier: 'T2' }, action: 'email.send', resource: 'email:a@b.c', scope: {}, context: {}, time: new Date() };
   t.like(evaluate(set!, { ...base, action: 'shell.execute', resource: 'env:prod' }), { outcome: 'deny', determining: ['no-shell'] });
   const both = evaluate(set!, base);
-  t.like(both, { outcome: 'allow', tier: 'sensitive', reasons: ['rego says yes'] });
+  t.like(both, { outcome: 'allow', tier: 'sensitive', reasons: ['rego says yes'], languages: ['cedar', 'rego'] });
   t.deepEqual(both.outcome === 'allow' ? both.determining : [], ['cedar-ok', 'rego:p.rego']);
 });
 
@@ -105,10 +105,61 @@ test('mixed set: a Rego deny overrides a Cedar permit, and the set hash covers b
   const cedar = { file: 'c.cedar', text: 'permit (principal, action, resource);' };
   const one = (await build([cedar, rego('decision := {"allow": false, "reasons": ["rego says no"]}')])).set!;
   const other = (await build([cedar, rego('decision := {"allow": true}')])).set!;
-  const base: PolicyRequest = { agent: { id: 'a', class: 'c', trust_tier: 'T2' }, action: 'email.send', resource: 'email:a@b.c', scope: {}, context: {}, time: new Date() };
-  t.like(evaluate(one, base), { outcome: 'deny', reasons: ['rego says no'] });
+  t.like(evaluate(one, base), { outcome: 'deny', reasons: ['rego says no'], languages: ['rego'] });
   t.like(evaluate(other, base), { outcome: 'allow' });
   t.not(one.hash, other.hash);
+});
+
+test('a Cedar file of forbids beside Rego rules only takes away: what it does not forbid, Rego decides', async (t) => {
+  const { set, problems } = await build([
+    { file: 'no-offshore.cedar', text: '@id("no-offshore") forbid (principal, action, resource == Resource::"email:x@offshore.example");' },
+    rego('decision := {"allow": true, "reasons": ["email is fine"]} if input.action == "email.send"'),
+  ]);
+  t.deepEqual(problems, []);
+  t.like(evaluate(set!, base), { outcome: 'allow', tier: 'standard', determining: ['rego:p.rego'], reasons: ['email is fine'], languages: ['rego'] });
+});
+
+test('a Cedar forbid that matches beats a Rego allow, and the deny names the forbid', async (t) => {
+  const set = (await build([
+    { file: 'no-offshore.cedar', text: '@id("no-offshore") forbid (principal, action, resource == Resource::"email:x@offshore.example");' },
+    rego('decision := {"allow": true, "reasons": ["email is fine"]} if input.action == "email.send"'),
+  ])).set!;
+  const outcome = evaluate(set, { ...base, resource: 'email:x@offshore.example' });
+  t.like(outcome, { outcome: 'deny', determining: ['no-offshore'], languages: ['cedar'] });
+});
+
+test('an undefined Rego decision does not apply: a Cedar permit beside it decides, and the explanation says Rego did not apply', async (t) => {
+  const set = (await build([
+    { file: 'db.cedar', text: '@id("db-read") permit (principal, action == Action::"db.read", resource);' },
+    rego('decision := {"allow": true} if input.action == "email.send"'),
+  ])).set!;
+  const read = { ...base, action: 'db.read', resource: 'table:t' };
+  t.like(evaluate(set, read), { outcome: 'allow', determining: ['db-read'], languages: ['cedar'] });
+  const { parts } = evaluatorOf(set).explain(read);
+  t.like(parts[1], { engine: 'rego:p.rego', outcome: { outcome: 'not_applicable' } });
+  t.regex(parts[1]!.outcome.outcome === 'not_applicable' ? parts[1]!.outcome.reasons[0]! : '', /writ\/decision is undefined for this request/);
+  t.like(evaluate(set, base), { outcome: 'allow', determining: ['rego:p.rego'], languages: ['rego'] });
+});
+
+test('when no policy in either language applies, the request is denied by default', async (t) => {
+  const set = (await build([
+    { file: 'db.cedar', text: '@id("db-read") permit (principal, action == Action::"db.read", resource);' },
+    rego('decision := {"allow": true} if input.action == "email.send"'),
+  ])).set!;
+  const outcome = evaluate(set, { ...base, action: 'file.read', resource: 'file:/etc/passwd' });
+  t.like(outcome, { outcome: 'deny', determining: [], languages: [] });
+  t.is(outcome.outcome === 'deny' ? outcome.reasons[0] : '', 'no policy applies to this request (default deny)');
+});
+
+test('an error in either language makes the outcome an error with a stable code, whatever the other says', async (t) => {
+  const permitAll = { file: 'all.cedar', text: '@id("all") permit (principal, action, resource);' };
+  const wrongShape = (await build([permitAll, rego('decision := {"allow": "yes"}')])).set!;
+  t.like(evaluate(wrongShape, base), { outcome: 'error', code: 'policy_error' });
+  const erroringForbid = { file: 'f.cedar', text: '@id("big") forbid (principal, action, resource) when { context.value > 10 };' };
+  const cedarError = (await build([erroringForbid, rego('decision := {"allow": true}')])).set!;
+  t.like(evaluate(cedarError, base), { outcome: 'error', code: 'policy_error' });
+  const regoTrap = (await build([permitAll, rego('decision := {"allow": true} if input.action == "email.send"\n\ndecision := {"allow": false} if startswith(input.action, "email.")')])).set!;
+  t.like(evaluate(regoTrap, base), { outcome: 'error', code: 'policy_error' });
 });
 
 test('a Rego syntax error is refused with file, line and column', async (t) => {
@@ -127,9 +178,6 @@ test('a decision of the wrong shape fails closed and says what shape is expected
   t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /must be \{allow: bool, tier\?, reasons\?\}; allow:/);
   const badTier = evaluate((await build([rego('decision := {"allow": true, "tier": "urgent"}')])).set!, request);
   t.is(badTier.outcome, 'error');
-  const undefinedDecision = evaluate((await build([rego('decision := {"allow": true} if input.action == "nope.nope"')])).set!, request);
-  t.is(undefinedDecision.outcome, 'error');
-  t.regex(undefinedDecision.outcome === 'error' ? undefinedDecision.errors[0]! : '', /undefined for this request; give it a default/);
 });
 
 test('a runtime error in Rego fails closed', async (t) => {
@@ -141,12 +189,20 @@ test('a runtime error in Rego fails closed', async (t) => {
   t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /rego p\.rego: evaluation failed/);
 });
 
+test('a Rego rule that exhausts its Wasm memory fails closed, and the error says so', async (t) => {
+  // Each of the 25 million additions allocates, and OPA's Wasm frees nothing until the evaluation ends.
+  const { set } = await build([rego('decision := {"allow": true} if {\n\tevery i in numbers.range(1, 5000) {\n\t\tevery j in numbers.range(1, 5000) {\n\t\t\ti + j > 0\n\t\t}\n\t}\n}')]);
+  const outcome = evaluate(set!, base);
+  t.like(outcome, { outcome: 'error', code: 'policy_error' });
+  t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /rego p\.rego: evaluation failed: opa_malloc: failed/);
+});
+
 test('without a compiler, .rego files are reported as not loaded and every request is denied, saying how to get one', async (t) => {
   const { set, warnings } = await buildPolicySet([{ file: 'c.cedar', text: 'permit (principal, action, resource);' }, rego('decision := {"allow": true}')], { opa: undefined });
   t.deepEqual(set?.artifacts.unloaded, ['p.rego']);
   t.regex(warnings[0]!, /not loaded: p\.rego — no OPA compiler; run `npm run build:opa`/);
   const outcome = evaluate(set!, { agent: { id: 'a', class: 'c', trust_tier: 'T2' }, action: 'email.send', resource: 'email:a@b.c', scope: {}, context: {}, time: new Date() });
-  t.is(outcome.outcome, 'error');
+  t.like(outcome, { outcome: 'error', code: 'policy_not_loaded' });
   t.regex(outcome.outcome === 'error' ? outcome.errors[0]! : '', /policies not loaded: p\.rego/);
 });
 

@@ -2,7 +2,7 @@ import type { WritError } from '../errors.ts';
 import type { Agent, Principal } from '../domain/principals.ts';
 import type { PermissionRequest } from '../http/schemas.ts';
 import type { PolicySet } from '../policy/set.ts';
-import type { PolicyOutcome, Tier } from '../policy/types.ts';
+import type { PolicyDecision, Tier } from '../policy/types.ts';
 import type { Writ } from '../writ.ts';
 
 /**
@@ -19,7 +19,7 @@ export interface CascadeContext {
   agent?: Agent;
   request?: PermissionRequest;
   policySet?: PolicySet;
-  policy?: PolicyOutcome;
+  policy?: PolicyDecision;
   tier?: Tier;
 }
 

@@ -147,6 +147,7 @@ async function evalCommand(args: string[]): Promise<number> {
     tier,
     determining: outcome.outcome === 'error' ? [] : outcome.determining,
     reasons: outcome.outcome === 'error' ? outcome.errors : outcome.reasons,
+    ...(outcome.outcome === 'error' ? { failure: outcome.code } : {}),
     policy_set: set.hash,
     trace: parts.map((p) => ({ step: p.engine, outcome: p.outcome.outcome, ms: p.ms, detail: describeOutcome(p.outcome) })),
   };

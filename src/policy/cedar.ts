@@ -7,7 +7,8 @@ import { TIERS, lineColumn, maxTier, type PolicyOutcome, type PolicyProblem, typ
  * Cedar, in-process through cedar-wasm. Each policy set is preparsed once under its own id, so an
  * evaluation costs one `statefulIsAuthorized` call. Writ's error semantics differ from Cedar's on
  * purpose: Cedar skips a policy whose evaluation errors (an erroring `forbid` would not block), so
- * any evaluation error here makes the outcome `error`, which the caller treats as deny.
+ * any evaluation error here makes the outcome `error`, which the caller treats as deny. Cedar's
+ * default deny (nothing matched) is `not_applicable`, so that Rego beside it can still decide.
  */
 export interface CedarSource {
   file: string;
@@ -259,17 +260,17 @@ export function evaluateCedar(set: CedarSet, request: PolicyRequest): PolicyOutc
       ...(set.schemaId ? [] : actionEntities(request.action)),
     ],
   });
-  if (answer.type === 'failure') return { outcome: 'error', errors: answer.errors.map((e) => `cedar: ${e.message}`) };
+  if (answer.type === 'failure') return { outcome: 'error', code: 'policy_error', errors: answer.errors.map((e) => `cedar: ${e.message}`) };
   const { decision, diagnostics } = answer.response;
   if (diagnostics.errors.length > 0) {
-    return { outcome: 'error', errors: diagnostics.errors.map((e) => `cedar policy ${e.policyId}: ${e.error.message}`) };
+    return { outcome: 'error', code: 'policy_error', errors: diagnostics.errors.map((e) => `cedar policy ${e.policyId}: ${e.error.message}`) };
   }
   const determining = diagnostics.reason;
   if (decision === 'deny') {
-    return { outcome: 'deny', determining, reasons: determining.length ? [] : ['no Cedar policy permits this request'] };
+    return determining.length ? { outcome: 'deny', determining, reasons: [], languages: ['cedar'] } : { outcome: 'not_applicable', reasons: ['no Cedar policy permits or forbids this request'] };
   }
   const tier = maxTier(determining.map((id) => set.policies.get(id)?.tier ?? 'standard'));
-  return { outcome: 'allow', tier, determining, reasons: [] };
+  return { outcome: 'allow', tier, determining, reasons: [], languages: ['cedar'] };
 }
 
 export function formatCedar(text: string): { formatted?: string; error?: string } {

@@ -1,14 +1,16 @@
 import { Worker } from 'node:worker_threads';
 import type { PolicyArtifacts } from './set.ts';
-import type { PolicyOutcome, PolicyRequest } from './types.ts';
+import { failure, type PolicyDecision, type PolicyRequest } from './types.ts';
 
 /**
  * Policy evaluation on a worker thread: it takes the policy engines' CPU off the event loop (the
  * other core does it), and a run past its time budget can be stopped — the worker is terminated
- * and restarted, and everything it had not answered fails closed.
+ * and restarted, and everything it had not answered fails closed. A restarted worker loads every
+ * set the last one held or was loading, every time.
  *
- * Ordering: loads and evaluations share one queue in the worker. Evaluations are held here while
- * a load is in flight and sent when it is done, so a slow compile never eats into an
+ * Ordering: loads and evaluations share one queue in the worker. The worker answers a load only
+ * once it has warmed the set up (see engine-worker.ts). Evaluations are held here while a load is
+ * in flight and sent when it is done, so neither a slow compile nor a cold engine eats into an
  * evaluation's budget; the budget starts when the evaluation is sent. Evaluations requested in
  * the same tick travel in one message.
  */
@@ -18,35 +20,62 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'loaded'; version: string; error?: string }
-  | { type: 'results'; results: Array<{ id: number; outcome: PolicyOutcome }> };
+  | { type: 'loaded'; version: string; error?: string; holds: HeldSet[] }
+  | { type: 'results'; results: Array<{ id: number; outcome: PolicyDecision }> };
+
+/** The synthetic evaluations a worker ran on a set after loading it, before it served. */
+export interface WarmUp {
+  rounds: number;
+  ms: number;
+}
+
+export interface HeldSet {
+  version: string;
+  warmUp: WarmUp;
+}
+
+/** What the worker really holds, as GET /api/v1/policies and /api/v1/status report it. Plain JSON. */
+export interface WorkerStatus {
+  /** The active set is loaded and warmed up in the worker. */
+  ready: boolean;
+  /** Hashes of the sets the worker holds, oldest first. */
+  loaded: string[];
+  restarts: number;
+  last_restart?: { at: string; reason: string };
+  /** The active set's warm-up in this worker. */
+  warm_up?: WarmUp;
+}
 
 interface Pending {
-  resolve: (outcome: PolicyOutcome) => void;
+  resolve: (outcome: PolicyDecision) => void;
   timer?: NodeJS.Timeout;
 }
 
 interface Load {
   artifacts: PolicyArtifacts;
-  resolve: () => void;
-  reject: (err: Error) => void;
+  /** The caller of `load`; none for a restarted worker's reloads. */
+  waiter?: { resolve: () => void; reject: (err: Error) => void };
 }
 
-/** A load (compile + instantiate) that takes longer than this is treated as stuck. */
+/** A load (compile, instantiate, warm up) that takes longer than this is treated as stuck. */
 const LOAD_TIMEOUT_MS = 60_000;
 const KEEP_VERSIONS = 4;
 
 export class PolicyEngine {
   private worker!: Worker;
+  private booted = false;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private queue: Array<{ id: number; version: string; request: PolicyRequest }> = [];
-  /** Loads sent and not yet acknowledged (a caller's, or a restarted worker's reloads). */
-  private readonly loading = new Map<string, Load | undefined>();
+  /** Loads sent to this worker and not yet answered. */
+  private readonly loading = new Map<string, Load>();
   private loadTimer: NodeJS.Timeout | undefined;
-  /** What a restarted worker must load again: the acknowledged sets still in use, oldest first. */
-  private readonly loaded = new Map<string, PolicyArtifacts>();
-  private ready = false;
+  /** The acknowledged sets still in use, oldest first: what every new worker must load again. */
+  private readonly wanted = new Map<string, PolicyArtifacts>();
+  /** What this worker last said it holds. */
+  private holds: HeldSet[] = [];
+  private restarts = 0;
+  private lastRestart: { at: string; reason: string } | undefined;
   private closed = false;
 
   constructor(private readonly timeoutMs: number) {
@@ -54,7 +83,8 @@ export class PolicyEngine {
   }
 
   private spawn(): void {
-    this.ready = false;
+    this.booted = false;
+    this.holds = [];
     // Compiled (dist/*.js) the worker runs as it is; from TypeScript sources (tests) it boots tsx first.
     const compiled = import.meta.url.endsWith('.js');
     const entry = new URL(compiled ? './engine-worker.js' : './engine-worker.ts', import.meta.url);
@@ -64,27 +94,28 @@ export class PolicyEngine {
     this.worker.unref();
     this.worker.on('message', (message: FromWorker) => this.receive(message));
     this.worker.on('error', (err) => this.restart(`policy worker failed: ${err.message}`));
-    this.worker.on('exit', (code) => {
-      if (!this.closed) this.restart(`policy worker exited with code ${code}`);
-    });
-    for (const [version, artifacts] of this.loaded) this.sendLoad(version, artifacts, undefined);
+    this.worker.on('exit', (code) => this.restart(`policy worker exited with code ${code}`));
+    const unfinished = new Map(this.loading);
+    this.loading.clear();
+    for (const [version, artifacts] of this.wanted) if (!unfinished.has(version)) this.sendLoad(version, { artifacts });
+    for (const [version, load] of unfinished) this.sendLoad(version, load);
   }
 
-  /** Compiles a set in the worker; resolves once requests may be pinned to `version`. */
+  /** Compiles and warms up a set in the worker; resolves once requests may be pinned to `version`. */
   load(version: string, artifacts: PolicyArtifacts): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the policy engine is shut down'));
-    return new Promise((resolve, reject) => this.sendLoad(version, artifacts, { artifacts, resolve, reject }));
+    return new Promise((resolve, reject) => this.sendLoad(version, { artifacts, waiter: { resolve, reject } }));
   }
 
-  private sendLoad(version: string, artifacts: PolicyArtifacts, waiter: Load | undefined): void {
-    this.loading.set(version, waiter);
-    this.loadTimer ??= setTimeout(() => this.restart(`loading policies took longer than ${LOAD_TIMEOUT_MS / 1000} s`), LOAD_TIMEOUT_MS);
-    this.worker.postMessage({ type: 'load', version, artifacts } satisfies ToWorker);
+  private sendLoad(version: string, load: Load): void {
+    this.loading.set(version, load);
+    this.loadTimer ??= setTimeout(() => this.restart(`loading policies took longer than ${LOAD_TIMEOUT_MS / 1000} s`, { stuckLoad: true }), LOAD_TIMEOUT_MS);
+    this.worker.postMessage({ type: 'load', version, artifacts: load.artifacts } satisfies ToWorker);
   }
 
   /** Never rejects: a failure, a crash or a timeout is an `error` outcome, which denies. */
-  evaluate(version: string, request: PolicyRequest): Promise<PolicyOutcome> {
-    if (this.closed) return Promise.resolve({ outcome: 'error', errors: ['the policy engine is shut down'] });
+  evaluate(version: string, request: PolicyRequest): Promise<PolicyDecision> {
+    if (this.closed) return Promise.resolve(failure('policy_error', 'the policy engine is shut down'));
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { resolve });
@@ -93,43 +124,53 @@ export class PolicyEngine {
     });
   }
 
+  status(version: string): WorkerStatus {
+    const active = this.holds.find((held) => held.version === version);
+    return {
+      ready: this.booted && active !== undefined,
+      loaded: this.holds.map((held) => held.version),
+      restarts: this.restarts,
+      ...(this.lastRestart ? { last_restart: this.lastRestart } : {}),
+      ...(active ? { warm_up: active.warmUp } : {}),
+    };
+  }
+
   /** Sends the held evaluations in one message once the worker is up and has no load in flight. */
   private flush(): void {
-    if (!this.ready || this.loading.size > 0 || this.queue.length === 0) return;
+    if (!this.booted || this.loading.size > 0 || this.queue.length === 0) return;
     const jobs = this.queue;
     this.queue = [];
     for (const { id } of jobs) {
       const pending = this.pending.get(id);
-      if (pending) pending.timer = setTimeout(() => this.restart(`policy evaluation exceeded its ${this.timeoutMs} ms budget`, id), this.timeoutMs);
+      if (pending) pending.timer = setTimeout(() => this.restart(`policy evaluation exceeded its ${this.timeoutMs} ms budget`, { culprit: id }), this.timeoutMs);
     }
     this.worker.postMessage({ type: 'eval', jobs } satisfies ToWorker);
   }
 
   private receive(message: FromWorker): void {
-    if (message.type === 'ready') {
-      this.ready = true;
-    } else if (message.type === 'loaded') {
-      const waiter = this.loading.get(message.version);
-      this.loading.delete(message.version);
-      if (this.loading.size === 0) {
-        clearTimeout(this.loadTimer);
-        this.loadTimer = undefined;
-      }
-      if (message.error) {
-        waiter?.reject(new Error(message.error));
-      } else {
-        this.loaded.delete(message.version);
-        this.loaded.set(message.version, waiter?.artifacts ?? this.loaded.get(message.version)!);
-        while (this.loaded.size > KEEP_VERSIONS) this.loaded.delete(this.loaded.keys().next().value!);
-        waiter?.resolve();
-      }
-    } else {
-      for (const { id, outcome } of message.results) this.settle(id, outcome);
-    }
+    if (message.type === 'ready') this.booted = true;
+    else if (message.type === 'loaded') this.loaded(message);
+    else for (const { id, outcome } of message.results) this.settle(id, outcome);
     this.flush();
   }
 
-  private settle(id: number, outcome: PolicyOutcome): void {
+  private loaded(message: FromWorker & { type: 'loaded' }): void {
+    const load = this.loading.get(message.version);
+    this.loading.delete(message.version);
+    if (this.loading.size === 0) {
+      clearTimeout(this.loadTimer);
+      this.loadTimer = undefined;
+    }
+    this.holds = message.holds;
+    if (!load) return;
+    if (message.error) return load.waiter?.reject(new Error(message.error));
+    this.wanted.delete(message.version);
+    this.wanted.set(message.version, load.artifacts);
+    while (this.wanted.size > KEEP_VERSIONS) this.wanted.delete(this.wanted.keys().next().value!);
+    load.waiter?.resolve();
+  }
+
+  private settle(id: number, outcome: PolicyDecision): void {
     const pending = this.pending.get(id);
     if (!pending) return;
     clearTimeout(pending.timer);
@@ -137,31 +178,40 @@ export class PolicyEngine {
     pending.resolve(outcome);
   }
 
-  /** Fails every evaluation the worker had and every load it was doing, then starts a fresh one. */
-  private restart(reason: string, culprit?: number): void {
-    const worker = this.worker;
+  /**
+   * Fails every evaluation the worker had, then starts a fresh one that loads the same sets.
+   * Loads in flight carry over, except after a stuck load: a caller's new set would stick again,
+   * so it is refused, and the evaluations held meanwhile have waited long enough — they fail too.
+   */
+  private restart(reason: string, cause: { culprit?: number; stuckLoad?: boolean } = {}): void {
+    if (this.closed) return;
+    this.restarts++;
+    this.lastRestart = { at: new Date().toISOString(), reason };
     // Evaluations still held here were never sent: the new worker will answer them.
-    const held = new Set(this.queue.map((job) => job.id));
+    const held = new Set(cause.stuckLoad ? [] : this.queue.map((job) => job.id));
+    if (cause.stuckLoad) this.queue = [];
     for (const id of [...this.pending.keys()]) {
-      if (held.has(id) && !this.closed) continue;
-      this.settle(id, { outcome: 'error', errors: [id === culprit || culprit === undefined ? reason : 'policy worker restarted'] });
+      if (!held.has(id)) this.settle(id, failure('policy_timeout', cause.culprit === undefined || id === cause.culprit ? reason : 'policy worker restarted'));
     }
-    for (const [version, waiter] of this.loading) waiter?.reject(new Error(`${reason} while loading ${version}`));
-    this.loading.clear();
     clearTimeout(this.loadTimer);
     this.loadTimer = undefined;
-    if (this.closed) {
-      this.queue = [];
-      return;
+    if (cause.stuckLoad) {
+      for (const [version, load] of this.loading) load.waiter?.reject(new Error(`${reason} while loading ${version}`));
+      this.loading.clear();
     }
-    worker.removeAllListeners();
-    void worker.terminate();
+    this.worker.removeAllListeners();
+    void this.worker.terminate();
     this.spawn();
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    this.restart('the policy engine is shut down');
+    for (const id of [...this.pending.keys()]) this.settle(id, failure('policy_error', 'the policy engine is shut down'));
+    this.queue = [];
+    for (const [version, load] of this.loading) load.waiter?.reject(new Error(`the policy engine is shut down while loading ${version}`));
+    this.loading.clear();
+    clearTimeout(this.loadTimer);
     await this.worker.terminate();
   }
 }

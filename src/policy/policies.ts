@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import { PolicyEngine } from './engine.ts';
+import { PolicyEngine, type WorkerStatus } from './engine.ts';
 import { findOpa } from './opa.ts';
 import { buildPolicySet, hashSources, readPolicySources, type PolicySet } from './set.ts';
-import { formatProblem, type PolicyOutcome, type PolicyProblem, type PolicyRequest } from './types.ts';
+import { formatProblem, type PolicyDecision, type PolicyProblem, type PolicyRequest } from './types.ts';
 
 export interface PolicyStatus {
   hash: string;
@@ -11,6 +11,8 @@ export interface PolicyStatus {
   not_loaded: string[];
   loaded_at: string;
   last_error?: { at: string; problems: string[] };
+  /** What the policy worker holds: after a restart or during a load it may not have the active set yet. */
+  worker: WorkerStatus;
 }
 
 /**
@@ -22,7 +24,7 @@ export class PolicyStore {
   private watcher: fs.FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> = Promise.resolve();
-  private status: PolicyStatus;
+  private status: Omit<PolicyStatus, 'worker'>;
 
   private constructor(
     readonly dir: string,
@@ -35,7 +37,7 @@ export class PolicyStore {
     this.status = PolicyStore.statusOf(active);
   }
 
-  private static statusOf(set: PolicySet): PolicyStatus {
+  private static statusOf(set: PolicySet): Omit<PolicyStatus, 'worker'> {
     return { hash: set.hash, files: set.files, not_loaded: set.artifacts.unloaded, loaded_at: new Date().toISOString() };
   }
 
@@ -65,7 +67,7 @@ export class PolicyStore {
   }
 
   /** Evaluates on the engine's worker against exactly this set; failures and timeouts are `error`. */
-  evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyOutcome> {
+  evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyDecision> {
     return this.engine.evaluate(set.hash, request);
   }
 
@@ -74,7 +76,7 @@ export class PolicyStore {
   }
 
   get state(): PolicyStatus {
-    return this.status;
+    return { ...this.status, worker: this.engine.status(this.active.hash) };
   }
 
   watch(): void {

@@ -2,12 +2,13 @@ import { createRequire } from 'node:module';
 import type { LoadedPolicy, loadPolicySync as LoadPolicySync } from '@open-policy-agent/opa-wasm';
 import { z } from 'zod';
 import { ENTRYPOINT } from './opa.ts';
-import { TIERS, type PolicyOutcome, type PolicyRequest } from './types.ts';
+import { TIERS, failure, type PolicyOutcome, type PolicyRequest } from './types.ts';
 
 /**
  * Rego, compiled to Wasm by OPA's compiler and evaluated in-process with opa-wasm. `writ/decision`
- * must answer `{allow: bool, tier?: "standard"|"sensitive"|"critical", reasons?: [string]}`;
- * anything else — undefined, another shape, a trap — is an `error` outcome, which denies.
+ * must answer `{allow: bool, tier?: "standard"|"sensitive"|"critical", reasons?: [string]}`, or be
+ * undefined when the rules do not apply (`not_applicable`); anything else — another shape, a
+ * runtime error, a trap — is an `error` outcome, which denies.
  */
 export interface RegoModule {
   /** `rego` for the directory's .rego sources compiled together, else the bundle's file name. */
@@ -61,17 +62,17 @@ export function evaluateRego(evaluator: RegoEvaluator, request: PolicyRequest): 
   try {
     resultSet = evaluator.policy.evaluate(regoInput(request), ENTRYPOINT) as Array<{ result?: unknown }>;
   } catch (err) {
-    return { outcome: 'error', errors: [`${where}: evaluation failed: ${(err as Error).message}`] };
+    // opa-wasm throws plain strings too, e.g. "opa_malloc: failed" when the module runs out of memory.
+    return failure('policy_error', `${where}: evaluation failed: ${err instanceof Error ? err.message : String(err)}`);
   }
   const result = resultSet[0]?.result;
-  if (result === undefined) {
-    return { outcome: 'error', errors: [`${where}: ${ENTRYPOINT} is undefined for this request; give it a default (default decision := {"allow": false})`] };
-  }
+  if (result === undefined) return { outcome: 'not_applicable', reasons: [`${where}: ${ENTRYPOINT} is undefined for this request`] };
   const parsed = DecisionSchema.safeParse(result);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return { outcome: 'error', errors: [`${where}: ${ENTRYPOINT} must be {allow: bool, tier?, reasons?}; ${issue.path.join('.') || 'result'}: ${issue.message}`] };
+    return failure('policy_error', `${where}: ${ENTRYPOINT} must be {allow: bool, tier?, reasons?}; ${issue.path.join('.') || 'result'}: ${issue.message}`);
   }
   const { allow, tier, reasons } = parsed.data;
-  return allow ? { outcome: 'allow', tier, determining: [`rego:${evaluator.id}`], reasons } : { outcome: 'deny', determining: [`rego:${evaluator.id}`], reasons };
+  const determining = [`rego:${evaluator.id}`];
+  return allow ? { outcome: 'allow', tier, determining, reasons, languages: ['rego'] } : { outcome: 'deny', determining, reasons, languages: ['rego'] };
 }

@@ -6,7 +6,7 @@ import { readBundle } from './bundle.ts';
 import { compileCedar, evaluateCedar, type CedarSet } from './cedar.ts';
 import { HOW_TO_GET_OPA, buildRego } from './opa.ts';
 import { evaluateRego, instantiateRego, type RegoEvaluator, type RegoModule } from './rego.ts';
-import { maxTier, type PolicyOutcome, type PolicyProblem, type PolicyRequest } from './types.ts';
+import { failure, maxTier, type PolicyDecision, type PolicyLanguage, type PolicyOutcome, type PolicyProblem, type PolicyRequest } from './types.ts';
 
 /**
  * A policy set: the top-level `*.cedar` files, an optional `schema.cedarschema`, the `*.rego`
@@ -120,9 +120,9 @@ async function compileRegoSources(opa: string, sources: PolicySource[]): Promise
 }
 
 export interface Evaluator {
-  evaluate(request: PolicyRequest): PolicyOutcome;
+  evaluate(request: PolicyRequest): PolicyDecision;
   /** The same decision, with each engine's own outcome and time (for `writ policy test/eval`). */
-  explain(request: PolicyRequest): { outcome: PolicyOutcome; parts: Array<{ engine: string; outcome: PolicyOutcome; ms: number }> };
+  explain(request: PolicyRequest): { outcome: PolicyDecision; parts: Array<{ engine: string; outcome: PolicyOutcome; ms: number }> };
 }
 
 /** Makes a set evaluable in this thread (Cedar preparsed, Rego Wasm instantiated). */
@@ -139,14 +139,14 @@ export function instantiate(artifacts: PolicyArtifacts): Evaluator {
     ...(cedar ? [{ engine: 'cedar', run: (r: PolicyRequest) => evaluateCedar(cedar, r) }] : []),
     ...rego.map((e) => ({ engine: `rego:${e.id}`, run: (r: PolicyRequest) => evaluateRego(e, r) })),
   ];
-  const notLoaded: PolicyOutcome | undefined = artifacts.unloaded.length
-    ? { outcome: 'error', errors: [`policies not loaded: ${artifacts.unloaded.join(', ')} (no OPA compiler; ${HOW_TO_GET_OPA})`] }
+  const notLoaded = artifacts.unloaded.length
+    ? failure('policy_not_loaded', `policies not loaded: ${artifacts.unloaded.join(', ')} (no OPA compiler; ${HOW_TO_GET_OPA})`)
     : undefined;
   const guarded = (run: (r: PolicyRequest) => PolicyOutcome, request: PolicyRequest): PolicyOutcome => {
     try {
       return run(request);
     } catch (err) {
-      return { outcome: 'error', errors: [`policy engine failed: ${(err as Error).message}`] };
+      return failure('policy_error', `policy engine failed: ${(err as Error).message}`);
     }
   };
   return {
@@ -166,19 +166,32 @@ export function instantiate(artifacts: PolicyArtifacts): Evaluator {
   };
 }
 
+const DEFAULT_DENY = 'no policy applies to this request (default deny)';
+
 /**
- * Cedar and Rego together: any error is an error (deny), any deny is a deny, otherwise allow at
- * the highest tier any of them asked for. No policy at all means deny.
+ * Cedar and Rego together, deny-overrides (XACML): any error is an error (the caller denies and
+ * records a failure), else any deny is a deny, else any permit allows at the highest tier among
+ * the permits. A language that does not apply takes no part, so a Cedar file of forbids beside
+ * Rego rules only ever takes away; when nothing applies (or there are no policies) it is a deny.
  */
-export function combine(outcomes: PolicyOutcome[]): PolicyOutcome {
-  if (outcomes.length === 0) return { outcome: 'deny', determining: [], reasons: ['no policies are loaded'] };
-  const errors = outcomes.flatMap((o) => (o.outcome === 'error' ? o.errors : []));
-  if (errors.length) return { outcome: 'error', errors };
-  const denies = outcomes.filter((o): o is Extract<PolicyOutcome, { outcome: 'deny' }> => o.outcome === 'deny');
-  if (denies.length) return { outcome: 'deny', determining: denies.flatMap((o) => o.determining), reasons: denies.flatMap((o) => o.reasons) };
-  const allows = outcomes as Array<Extract<PolicyOutcome, { outcome: 'allow' }>>;
-  return { outcome: 'allow', tier: maxTier(allows.map((o) => o.tier)), determining: allows.flatMap((o) => o.determining), reasons: allows.flatMap((o) => o.reasons) };
+export function combine(outcomes: PolicyOutcome[]): PolicyDecision {
+  const errors = only(outcomes, 'error');
+  if (errors.length) return { outcome: 'error', code: errors[0]!.code, errors: errors.flatMap((o) => o.errors) };
+  const denies = only(outcomes, 'deny');
+  if (denies.length) return { outcome: 'deny', ...merged(denies) };
+  const permits = only(outcomes, 'allow');
+  if (permits.length) return { outcome: 'allow', tier: maxTier(permits.map((o) => o.tier)), ...merged(permits) };
+  return { outcome: 'deny', determining: [], reasons: [DEFAULT_DENY, ...only(outcomes, 'not_applicable').flatMap((o) => o.reasons)], languages: [] };
 }
+
+const only = <K extends PolicyOutcome['outcome']>(outcomes: PolicyOutcome[], kind: K) =>
+  outcomes.filter((o): o is Extract<PolicyOutcome, { outcome: K }> => o.outcome === kind);
+
+const merged = (outcomes: Array<{ determining: string[]; reasons: string[]; languages: PolicyLanguage[] }>) => ({
+  determining: outcomes.flatMap((o) => o.determining),
+  reasons: outcomes.flatMap((o) => o.reasons),
+  languages: [...new Set(outcomes.flatMap((o) => o.languages))],
+});
 
 const evaluators = new WeakMap<PolicySet, Evaluator>();
 
@@ -192,4 +205,4 @@ export function evaluatorOf(set: PolicySet): Evaluator {
   return evaluator;
 }
 
-export const evaluate = (set: PolicySet, request: PolicyRequest): PolicyOutcome => evaluatorOf(set).evaluate(request);
+export const evaluate = (set: PolicySet, request: PolicyRequest): PolicyDecision => evaluatorOf(set).evaluate(request);

@@ -67,7 +67,8 @@ export function runCases(evaluator: Evaluator, cases: z.infer<typeof testFileSch
 
 /** One line per engine: what it decided and why. */
 export function describeOutcome(outcome: PolicyOutcome): string {
-  if (outcome.outcome === 'error') return `error: ${outcome.errors.join('; ')}`;
+  if (outcome.outcome === 'error') return `error (${outcome.code}): ${outcome.errors.join('; ')}`;
+  if (outcome.outcome === 'not_applicable') return `not applicable (${outcome.reasons.join('; ')})`;
   const by = outcome.determining.length ? ` by ${outcome.determining.join(', ')}` : '';
   const why = outcome.reasons.length ? ` (${outcome.reasons.join('; ')})` : '';
   return outcome.outcome === 'allow' ? `allow at ${outcome.tier}${by}${why}` : `deny${by}${why}`;

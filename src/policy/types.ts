@@ -24,14 +24,24 @@ export interface PolicyRequest extends ActionRequest {
   time: Date;
 }
 
+export type PolicyLanguage = 'cedar' | 'rego';
+export type PolicyFailureCode = 'policy_error' | 'policy_timeout' | 'policy_not_loaded';
+
 /**
- * "Could not evaluate" is kept apart from "evaluated to deny": an `error` outcome carries the
- * reasons and is always treated as deny by the caller.
+ * What one engine, or a whole set, answers. "Could not evaluate" (`error`, with a stable code) is
+ * kept apart from "evaluated to deny"; the caller treats it as deny and records it as a failure.
+ * `languages` names the languages that determined the outcome.
  */
 export type PolicyOutcome =
-  | { outcome: 'allow'; tier: Tier; determining: string[]; reasons: string[] }
-  | { outcome: 'deny'; determining: string[]; reasons: string[] }
-  | { outcome: 'error'; errors: string[] };
+  | { outcome: 'allow'; tier: Tier; determining: string[]; reasons: string[]; languages: PolicyLanguage[] }
+  | { outcome: 'deny'; determining: string[]; reasons: string[]; languages: PolicyLanguage[] }
+  | { outcome: 'not_applicable'; reasons: string[] } // per-engine only; combine() never returns it
+  | { outcome: 'error'; code: PolicyFailureCode; errors: string[] };
+
+/** A whole set's answer: a language may abstain, the set never does (no policy applies means deny). */
+export type PolicyDecision = Exclude<PolicyOutcome, { outcome: 'not_applicable' }>;
+
+export const failure = (code: PolicyFailureCode, error: string): PolicyDecision => ({ outcome: 'error', code, errors: [error] });
 
 export interface PolicyProblem {
   file: string;
