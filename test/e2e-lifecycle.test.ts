@@ -70,6 +70,8 @@ test('a forbidden action is denied with the forbidding policy named, and gets no
   t.is(res.body.token, undefined);
   t.is(res.body.receipt, undefined);
   t.deepEqual(res.body.policy.determining, ['no-shell']);
+  t.deepEqual(res.body.policy.languages, ['cedar'], 'the decision names the language that determined it');
+  t.is(res.body.failure, undefined, 'a policy deny is not a failure');
   const last = res.body.trace.at(-1);
   t.like(last, { step: 'policy_evaluation', outcome: 'deny' });
 });

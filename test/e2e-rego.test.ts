@@ -74,8 +74,9 @@ test('a Rego rule that does not finish is cut off at the time budget and denies'
     const res = await a.call('POST', '/api/v1/permissions', { action: 'db.read', resource: 'table:t' });
     t.is(res.status, 201);
     t.is(res.body.status, 'denied');
-    t.regex(res.body.reasons[0], /policy_error: .*exceeded its 100 ms budget/);
-    t.like(res.body.trace.find((s: { step: string }) => s.step === 'policy_evaluation'), { outcome: 'deny' });
+    t.regex(res.body.reasons[0], /policy_timeout: .*exceeded its 100 ms budget/);
+    t.deepEqual(res.body.failure, { step: 'policy_evaluation', code: 'policy_timeout' });
+    t.like(res.body.trace.find((s: { step: string }) => s.step === 'policy_evaluation'), { outcome: 'error', failure: 'policy_timeout' });
   } finally {
     await w.close();
   }
@@ -93,6 +94,8 @@ test('without an OPA compiler the server starts, says how to get one, and denies
     const res = await caller(server.url, key)('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:a@b.c' });
     t.is(res.body.status, 'denied');
     t.regex(res.body.reasons[0], /policies not loaded: rules\.rego/);
+    t.deepEqual(res.body.failure, { step: 'policy_evaluation', code: 'policy_not_loaded' }, 'recorded as a failure, not as a policy deny');
+    t.like(res.body.trace.at(-1), { step: 'policy_evaluation', outcome: 'error', failure: 'policy_not_loaded' });
     t.deepEqual((await caller(server.url, ADMIN)('GET', '/api/v1/policies')).body.not_loaded, ['rules.rego']);
   } finally {
     server.child.kill('SIGTERM');

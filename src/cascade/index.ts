@@ -5,7 +5,7 @@ import { withoutGrant } from './steps/not-bound.ts';
 import { policyEvaluation } from './steps/policy-evaluation.ts';
 import { validateBody } from './steps/validate-body.ts';
 import { wireVersion } from './steps/wire-version.ts';
-import type { CascadeContext, Step, Verdict } from './types.ts';
+import type { CascadeContext, Outcome, Step } from './types.ts';
 import type { TraceEntry } from '../domain/permissions.ts';
 
 /** The conductor cascade, in order. The first step that does not pass decides. */
@@ -27,7 +27,7 @@ export const CASCADE: readonly Step[] = [
   escalationRouting,
 ];
 
-export async function runCascade(steps: readonly Step[], ctx: CascadeContext): Promise<{ verdict: Verdict; trace: TraceEntry[] }> {
+export async function runCascade(steps: readonly Step[], ctx: CascadeContext): Promise<{ verdict: Outcome; trace: TraceEntry[] }> {
   const trace: TraceEntry[] = [];
   for (const step of steps) {
     const started = performance.now();
@@ -35,6 +35,7 @@ export async function runCascade(steps: readonly Step[], ctx: CascadeContext): P
     const entry: TraceEntry = { step: step.step, outcome: verdict.outcome, ms: round(performance.now() - started) };
     if ('reason' in verdict && verdict.reason) entry.reason = verdict.reason;
     if (verdict.outcome === 'reject') entry.reason = verdict.error.code;
+    if (verdict.outcome === 'error') entry.failure = verdict.code;
     trace.push(entry);
     if (verdict.outcome !== 'pass') return { verdict, trace };
   }

@@ -2,7 +2,7 @@ import type { WritError } from '../errors.ts';
 import type { Agent, Principal } from '../domain/principals.ts';
 import type { PermissionRequest } from '../http/schemas.ts';
 import type { PolicySet } from '../policy/set.ts';
-import type { PolicyDecision, Tier } from '../policy/types.ts';
+import type { PolicyDecision, PolicyFailureCode, Tier } from '../policy/types.ts';
 import type { Writ } from '../writ.ts';
 
 /**
@@ -28,8 +28,13 @@ export type Verdict =
   | { outcome: 'allow'; reason?: string }
   | { outcome: 'deny'; reason: string }
   | { outcome: 'escalate'; tier: Exclude<Tier, 'standard'>; reason?: string }
+  /** Could not be decided (a policy engine failed, timed out, was not loaded): denies, and is recorded as a failure, not as a policy's deny. */
+  | { outcome: 'error'; code: PolicyFailureCode; reason: string }
   /** The request itself is unacceptable (auth, validation): answered with this error, nothing stored. */
   | { outcome: 'reject'; error: WritError };
+
+/** How a cascade ends: the verdict of the first step that did not pass. */
+export type Outcome = Exclude<Verdict, { outcome: 'pass' }>;
 
 export interface Step {
   step: string;

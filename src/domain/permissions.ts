@@ -2,7 +2,7 @@ import { decrypt, encrypt, type KeyRing } from '../crypto/keys.ts';
 import { randomToken, sha256, sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { Appended, TransparencyLog } from '../log/log.ts';
-import type { ActionRequest, Json, Tier } from '../policy/types.ts';
+import type { ActionRequest, Json, PolicyFailureCode, PolicyLanguage, Tier } from '../policy/types.ts';
 import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
 import * as machine from './approvals.ts';
 import type { Approval } from './approvals.ts';
@@ -18,7 +18,7 @@ import { scopeViolations, tokenBounds } from './scope.ts';
  * one permission is serialised by a per-permission mutex.
  */
 export type PermissionStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'used' | 'revoked';
-export type TraceEntry = { step: string; outcome: string; ms: number; reason?: string };
+export type TraceEntry = { step: string; outcome: string; ms: number; reason?: string; failure?: PolicyFailureCode };
 
 export interface PermissionRecord extends ActionRequest {
   id: string;
@@ -40,7 +40,10 @@ export interface PermissionRecord extends ActionRequest {
   /** Pending: when the approval times out. Approved: when the token expires. */
   expires_at: string;
   approval_id?: string;
-  policy: { hash: string; determining: string[] };
+  /** The policy set, the policies that determined the decision and their languages. */
+  policy: { hash: string; determining: string[]; languages?: PolicyLanguage[] };
+  /** Set when nothing could be decided (the request is denied, but no policy denied it). */
+  failure?: { step: string; code: PolicyFailureCode };
   trace: TraceEntry[];
   approvals: Array<{ approver_id: string; name: string; at: string }>;
   token_hash?: string;
@@ -77,7 +80,8 @@ export interface NewPermission {
   decision: 'allow' | 'deny' | 'escalate';
   tier: Tier;
   reasons: string[];
-  policy: { hash: string; determining: string[] };
+  policy: { hash: string; determining: string[]; languages?: PolicyLanguage[] };
+  failure?: { step: string; code: PolicyFailureCode } | undefined;
   trace: TraceEntry[];
 }
 
@@ -260,6 +264,7 @@ export class Permissions {
       created_at: iso(now),
       expires_at: iso(input.decision === 'escalate' ? now + input.approvalTimeout * 1000 : now + input.ttl * 1000),
       policy: input.policy,
+      ...(input.failure ? { failure: input.failure } : {}),
       trace: input.trace,
       approvals: [],
     };
@@ -653,7 +658,7 @@ export class Permissions {
       tier: record.tier,
       approvals: record.approvals,
       single_use: true,
-      policy: record.policy,
+      policy: { hash: record.policy.hash, determining: record.policy.determining },
       log: { origin: this.o.log.origin, index: record.anchor.index, leaf_hash: record.anchor.leaf_hash },
       iat: seconds(record.anchor.at),
       exp: seconds(record.expires_at),
@@ -709,6 +714,7 @@ function decisionEntry(r: PermissionRecord): Record<string, unknown> {
     status: r.status,
     reasons: r.reasons,
     policy: r.policy,
+    ...(r.failure ? { failure: r.failure } : {}),
     expires_at: r.expires_at,
     ...(r.approval_id ? { approval_id: r.approval_id } : {}),
   };

@@ -53,7 +53,7 @@ export const permissionRequestSchema = z
 export type PermissionRequest = z.infer<typeof permissionRequestSchema>;
 
 export const traceSchema = z.array(
-  z.object({ step: z.string(), outcome: z.string(), ms: z.number(), reason: z.string().optional() }),
+  z.object({ step: z.string(), outcome: z.string(), ms: z.number(), reason: z.string().optional(), failure: z.string().optional() }),
 );
 
 export const voteSchema = z.object({ approver_id: z.string(), name: z.string(), vote: z.enum(['approve', 'deny', 'cancel']), at: z.string(), comment: z.string().optional() });
@@ -111,7 +111,11 @@ export const permissionSchema = z
     created_at: z.string(),
     approval: approvalSchema.optional(),
     log: z.object({ index: z.number(), leaf_hash: z.string() }).optional().describe('Where the allow was logged; the receipt points here'),
-    policy: z.object({ hash: z.string(), determining: z.array(z.string()) }),
+    policy: z.object({ hash: z.string(), determining: z.array(z.string()), languages: z.array(z.enum(['cedar', 'rego'])).optional() }),
+    failure: z
+      .object({ step: z.string(), code: z.enum(['policy_error', 'policy_timeout', 'policy_not_loaded']) })
+      .optional()
+      .describe('Present when nothing could be decided: the request is denied, but no policy denied it'),
     trace: traceSchema,
   })
   .meta({ id: 'Permission' });

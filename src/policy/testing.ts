@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { TRUST_TIERS } from '../domain/principals.ts';
 import { action, resource } from '../http/schemas.ts';
 import type { Evaluator } from './set.ts';
-import { TIERS, type Json, type PolicyOutcome, type PolicyRequest, type Tier } from './types.ts';
+import { decisionForTier, TIERS, type Json, type PolicyOutcome, type PolicyRequest, type Tier } from './types.ts';
 
 /**
  * Policy tests as policy authors write them: `*.test.json` files holding
@@ -45,7 +45,7 @@ export function toPolicyRequest(doc: RequestDocument): PolicyRequest {
 /** What the cascade makes of a policy outcome: standard is auto-approved, higher tiers escalate. */
 export function decisionOf(outcome: PolicyOutcome): { decision: 'allow' | 'deny' | 'escalate'; tier: Tier } {
   if (outcome.outcome !== 'allow') return { decision: 'deny', tier: 'standard' };
-  return { decision: outcome.tier === 'standard' ? 'allow' : 'escalate', tier: outcome.tier };
+  return { decision: decisionForTier(outcome.tier), tier: outcome.tier };
 }
 
 export interface CaseResult {

@@ -3,6 +3,10 @@ export const TIERS = ['standard', 'sensitive', 'critical'] as const;
 export type Tier = (typeof TIERS)[number];
 
 export const tierRank = (tier: Tier): number => TIERS.indexOf(tier);
+
+/** The one place a permitted request's tier becomes a decision: standard is auto-approved, the rest asks people. */
+export const autoApproved = (tier: Tier): tier is 'standard' => tier === 'standard';
+export const decisionForTier = (tier: Tier): 'allow' | 'escalate' => (autoApproved(tier) ? 'allow' : 'escalate');
 export const maxTier = (tiers: Tier[]): Tier =>
   tiers.reduce<Tier>((a, b) => (tierRank(b) > tierRank(a) ? b : a), 'standard');
 

@@ -6,7 +6,7 @@ export const policyEvaluation: Step = {
   async run(ctx) {
     const set = ctx.writ.policies.current;
     const { request, agent } = ctx;
-    if (!request || !agent) return { outcome: 'deny', reason: 'policy_error: request was not validated' };
+    if (!request || !agent) return { outcome: 'error', code: 'policy_error', reason: 'the request was not validated' };
     ctx.policySet = set;
     const outcome = await ctx.writ.policies.evaluate(set, {
       agent: { id: agent.id, class: agent.class, trust_tier: agent.trust_tier },
@@ -19,7 +19,7 @@ export const policyEvaluation: Step = {
       time: ctx.now,
     });
     ctx.policy = outcome;
-    if (outcome.outcome === 'error') return { outcome: 'deny', reason: `policy_error: ${outcome.errors.join('; ')}` };
+    if (outcome.outcome === 'error') return { outcome: 'error', code: outcome.code, reason: `${outcome.code}: ${outcome.errors.join('; ')}` };
     if (outcome.outcome === 'deny') {
       const by = outcome.determining.length ? `forbidden by ${outcome.determining.join(', ')}` : outcome.reasons.join('; ');
       return { outcome: 'deny', reason: by };

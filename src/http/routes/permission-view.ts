@@ -21,6 +21,7 @@ export function permissionView(record: PermissionRecord, token?: string, approva
     ...(approval ? { approval } : {}),
     ...(record.anchor ? { log: { index: record.anchor.index, leaf_hash: record.anchor.leaf_hash } } : {}),
     policy: record.policy,
+    ...(record.failure ? { failure: record.failure } : {}),
     trace: record.trace,
   };
 }

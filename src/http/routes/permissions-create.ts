@@ -1,4 +1,5 @@
 import { runCascade, CASCADE } from '../../cascade/index.ts';
+import { permissionFrom } from '../../cascade/record.ts';
 import type { CascadeContext } from '../../cascade/types.ts';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
@@ -24,31 +25,9 @@ export default defineRoute({
     if (verdict.outcome === 'reject') {
       throw new WritError(verdict.error.code, verdict.error.message, { ...verdict.error.detail, trace });
     }
-    const { request, agent, principal } = ctx;
-    if (!request || !agent || !principal) throw new Error('cascade decided without a validated request');
-    const policy = ctx.policy;
-    const created = await writ.permissions.create({
-      agent,
-      keyId: principal.key_id,
-      audience: request.audience,
-      action: request.action,
-      resource: request.resource,
-      scope: request.scope ?? {},
-      context: request.context ?? {},
-      value: request.value,
-      currency: request.currency,
-      ttl: request.ttl ?? writ.config.tokenTtlDefault,
-      approvalTimeout: request.approval_timeout ?? writ.config.approvalTimeout,
-      decision: verdict.outcome === 'allow' ? 'allow' : verdict.outcome === 'escalate' ? 'escalate' : 'deny',
-      tier: verdict.outcome === 'escalate' ? verdict.tier : (ctx.tier ?? 'standard'),
-      reasons: verdict.outcome === 'deny' ? [verdict.reason] : policy && policy.outcome !== 'error' ? policy.reasons : [],
-      policy: {
-        hash: (ctx.policySet ?? writ.policies.current).hash,
-        determining: policy && policy.outcome !== 'error' ? policy.determining : [],
-      },
-      trace,
-    });
-    if (created.record.status === 'pending' && request.wait) {
+    const created = await writ.permissions.create(permissionFrom(verdict, ctx, trace));
+    const { request, principal } = ctx;
+    if (created.record.status === 'pending' && request?.wait && principal) {
       const settled = await writ.permissions.waitWhilePending(created.record.id, principal, request.wait, signal);
       return { status: 201, body: permissionView(settled.record, settled.token, settled.approval) };
     }

@@ -1,0 +1,37 @@
+import type { NewPermission, TraceEntry } from '../domain/permissions.ts';
+import type { CascadeContext, Outcome } from './types.ts';
+
+/**
+ * What the cascade decided, as the permission it becomes: the one place a verdict turns into a
+ * decision. A failure (nothing could be decided) denies like a policy's deny, but is recorded as
+ * a failure, with the step and its code.
+ */
+export function permissionFrom(verdict: Exclude<Outcome, { outcome: 'reject' }>, ctx: CascadeContext, trace: TraceEntry[]): NewPermission {
+  const { request, agent, principal, policy } = ctx;
+  if (!request || !agent || !principal) throw new Error('the cascade decided without a validated request');
+  const config = ctx.writ.config;
+  const decided = policy && policy.outcome !== 'error' ? policy : undefined;
+  return {
+    agent,
+    keyId: principal.key_id,
+    audience: request.audience,
+    action: request.action,
+    resource: request.resource,
+    scope: request.scope ?? {},
+    context: request.context ?? {},
+    value: request.value,
+    currency: request.currency,
+    ttl: request.ttl ?? config.tokenTtlDefault,
+    approvalTimeout: request.approval_timeout ?? config.approvalTimeout,
+    decision: verdict.outcome === 'allow' || verdict.outcome === 'escalate' ? verdict.outcome : 'deny',
+    tier: verdict.outcome === 'escalate' ? verdict.tier : (ctx.tier ?? 'standard'),
+    reasons: verdict.outcome === 'deny' || verdict.outcome === 'error' ? [verdict.reason] : (decided?.reasons ?? []),
+    policy: {
+      hash: (ctx.policySet ?? ctx.writ.policies.current).hash,
+      determining: decided?.determining ?? [],
+      languages: decided?.languages ?? [],
+    },
+    failure: verdict.outcome === 'error' ? { step: trace.at(-1)?.step ?? 'policy_evaluation', code: verdict.code } : undefined,
+    trace,
+  };
+}
