@@ -32,7 +32,7 @@ test('`writ policy test`: one test file passes against both the Cedar and the Re
   for (const twin of ['cedar', 'rego']) {
     const run = await writCli('policy', 'test', '--policies', path.join(EXAMPLES, twin), path.join(EXAMPLES, 'examples.test.json'));
     t.is(run.code, 0, run.out);
-    t.regex(run.out, /^11 passed, 0 failed$/m);
+    t.regex(run.out, /^13 passed, 0 failed$/m);
   }
 });
 
@@ -94,4 +94,11 @@ test('`writ policy eval` shows each language\'s part, including one that does no
   const result = JSON.parse(run.out);
   t.like(result, { decision: 'allow', determining: ['rego:rules.rego'] });
   t.like(result.trace, [{ step: 'cedar', outcome: 'not_applicable' }, { step: 'rego:rules.rego', outcome: 'allow' }]);
+});
+
+test('`writ policy test` passes the shipped policies\' own cases, including the bounds a request leaves out', async (t) => {
+  const run = await writCli('policy', 'test', '--policies', path.join(ROOT, 'policies'));
+  t.is(run.code, 0, run.out);
+  t.regex(run.out, /✔ a transfer that names no value is treated as the largest/);
+  t.regex(run.out, /✔ a marketing agent that leaves the bound out is unbounded, so refused/);
 });

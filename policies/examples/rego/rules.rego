@@ -2,7 +2,9 @@
 #
 # Writ evaluates the entrypoint writ/decision, compiled to Wasm by OPA (opa build -t wasm
 # -e writ/decision). It must answer {"allow": bool, "tier": "standard|sensitive|critical",
-# "reasons": [...]}; an undefined or malformed answer denies the request. The input is
+# "reasons": [...]}; a malformed answer denies the request, and an undefined one means "not
+# applicable" (beside Cedar, only Cedar then decides; alone, nothing applies and it is denied).
+# This set gives a default, so it always decides. The input is
 # {action, resource, scope, context, value, currency, time: {rfc3339, hour, weekday}, agent: {id, class, trust_tier}}.
 package writ
 
@@ -20,17 +22,26 @@ permits contains "standard" if {
 	resource_type == "email"
 }
 
+# A send that states no bound is unbounded, so it counts as bulk.
 permits contains "sensitive" if {
 	input.action == "email.send"
 	resource_type == "email"
-	input.scope.max_emails > 10
+	not small_mailing
 }
+
+small_mailing if input.scope.max_emails <= 10
 
 permits contains "sensitive" if category == "bank"
 
 permits contains "critical" if {
 	input.action == "bank.transfer"
 	input.value > 10000
+}
+
+# Money without a value is unbounded: as critical as the largest.
+permits contains "critical" if {
+	category == "bank"
+	not input.value
 }
 
 permits contains "standard" if {
