@@ -31,6 +31,8 @@ export const OVERSIGHT_DECISIONS = ['allow', 'deny', 'escalate'] as const;
 export const FUTURE_TOLERANCE_MS = 5 * 60_000;
 const WITNESS_RECEIPT_DAYS = 365;
 const DEFAULT_CADENCE_SECONDS = 60;
+/** How long a big ingest runs on the event loop before it lets other requests in. */
+const SLICE_MS = 5;
 
 export interface AttestationInput {
   attestation_id: string;
@@ -146,35 +148,50 @@ export class Oversight implements EventSink {
 
   /**
    * OPA decision-log events, in order. A decision already recorded (OPA re-sends uploads it got
-   * no 2xx for) is dropped; each new one gets the touchpoint's next sequence number. All are
-   * sequenced at once (one group commit), and the promise resolves when every one is durable.
+   * no 2xx for) is dropped; each new one gets the touchpoint's next sequence number. They are
+   * sequenced in slices of a few milliseconds, yielding to the event loop in between, so that an
+   * upload of 10,000 does not hold up other requests; the touchpoint's lock is held throughout, so
+   * its numbers stay contiguous, and slices sequenced while a batch is being written share the
+   * next group commit. The promise resolves when every one is durable.
    */
   async ingestDecisions(attester: Attester, inputs: Array<Omit<AttestationInput, 'sequence_number' | 'touchpoint_id'>>): Promise<{ recorded: number; duplicates: number }> {
     await this.load();
     const touchpoint = attester.touchpoint_id;
     return this.mutex.run(touchpoint, async () => {
       let tp = await this.touchpoint(touchpoint);
-      const fresh: Array<{ input: AttestationInput; digest: Buffer }> = [];
+      const staged: Staged[] = [];
       const seen = new Set<string>();
       let duplicates = 0;
-      for (const partial of inputs) {
-        const digest = scoped(touchpoint, partial.attestation_id);
-        const key = K.attestation(digest);
-        if (seen.has(key) || (this.known.mightContain(digest) && (await this.o.store.get(key)) !== undefined)) {
-          duplicates++;
-          continue;
+      let failed = false;
+      let interrupted: { error: unknown } | undefined;
+      let slice = performance.now();
+      try {
+        for (const partial of inputs) {
+          if (performance.now() - slice > SLICE_MS) {
+            await new Promise((resolve) => setImmediate(resolve));
+            // A refused append (the log is failing or pushing back) fails the upload: stage no more after it.
+            if (failed) break;
+            slice = performance.now();
+          }
+          const digest = scoped(touchpoint, partial.attestation_id);
+          const key = K.attestation(digest);
+          if (seen.has(key) || (this.known.mightContain(digest) && (await this.o.store.get(key)) !== undefined)) {
+            duplicates++;
+            continue;
+          }
+          seen.add(key);
+          const numbered: AttestationInput = { ...partial, touchpoint_id: touchpoint, sequence_number: tp && tp.attestations > 0 ? tp.last_sequence + 1 : 0 };
+          const s = this.stage(attester, numbered, tp, digest, sha256(canonicalize(numbered)).toString('base64'));
+          s.done.catch(() => (failed = true));
+          tp = s.next;
+          staged.push(s);
         }
-        seen.add(key);
-        fresh.push({ input: { ...partial, touchpoint_id: touchpoint, sequence_number: 0 }, digest });
+      } catch (error) {
+        // What was staged before the failure still becomes durable, and must be settled as such.
+        interrupted = { error };
       }
-      // Sequenced in one synchronous pass, so they share a group commit.
-      const staged = fresh.map(({ input, digest }) => {
-        const numbered = { ...input, sequence_number: tp && tp.attestations > 0 ? tp.last_sequence + 1 : 0 };
-        const s = this.stage(attester, numbered, tp, digest, sha256(canonicalize(numbered)).toString('base64'));
-        tp = s.next;
-        return s;
-      });
       await this.settle(staged, touchpoint);
+      if (interrupted) throw interrupted.error;
       return { recorded: staged.length, duplicates };
     });
   }
@@ -244,16 +261,20 @@ export class Oversight implements EventSink {
 
   /** Waits for staged attestations to be durable, then updates what is kept in memory. */
   private async settle(staged: Staged[], touchpoint: string): Promise<void> {
-    try {
-      await Promise.all(staged.map((s) => s.done));
-    } catch (err) {
-      // Some may be on disk, some not: the touchpoint is read again from the store next time.
+    const outcomes = await Promise.allSettled(staged.map((s) => s.done));
+    // Staged across several batches, some may be durable and some not: those that are must be
+    // known, or a re-sent upload would record them twice.
+    staged.forEach((s, i) => {
+      if (outcomes[i]!.status === 'fulfilled') {
+        this.known.add(s.digest);
+        s.committed();
+      }
+    });
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failure) {
+      // The touchpoint is read again from the store next time.
       this.touchpointCache.delete(touchpoint);
-      throw err;
-    }
-    for (const s of staged) {
-      this.known.add(s.digest);
-      s.committed();
+      throw failure.reason;
     }
     const last = staged.at(-1);
     if (last) this.touchpointCache.set(touchpoint, last.next);
