@@ -164,13 +164,13 @@ test('the configured agent-class path and default legal basis apply to uploads d
 });
 
 test('an ingest worker that stalls is replaced: the uploads it held fail with 503 overloaded, and the next upload gets a fresh worker', async (t) => {
-  // 480 events of 64 KiB: the worker spends over a second on them before its first message.
-  const ingest = new OpaIngest({ stallMs: 200 });
+  // 480 events of 30,000 numbers each: the worker checks and hashes for seconds before its first message.
+  const ingest = new OpaIngest({ stallMs: 1_000 });
   const mapping = { agentClassPath: 'agent.class', defaultLegalBasis: 'contract' } as const;
   const reports: string[] = [];
   const report = (message: string) => reports.push(message);
-  const cart = Array.from({ length: 850 }, (_, k) => ({ sku: `SKU-${k}`, name: 'Standard widget, blue', qty: 1, price_cents: 1999 }));
-  const heavy = decisionEvents('heavy', 480).map((e) => ({ ...e, input: { ...e.input, cart } }));
+  const numbers = Array<number>(30_000).fill(1);
+  const heavy = decisionEvents('heavy', 480).map((e) => ({ ...e, input: { ...e.input, numbers } }));
   const [stalled, queued] = await Promise.allSettled([
     ingest.decode(gzipSync(JSON.stringify(heavy)), { gzip: true, mapping, report }),
     ingest.decode(gzipSync(JSON.stringify(decisionEvents('queued', 2))), { gzip: true, mapping, report }),
@@ -181,7 +181,7 @@ test('an ingest worker that stalls is replaced: the uploads it held fail with 50
     t.true(err instanceof WritError && err.code === 'overloaded' && err.status === 503, String(err));
   }
   t.is(reports.length, 2, 'the operator hears of each failed upload');
-  t.regex(reports[0]!, /no progress for 200 ms/);
+  t.regex(reports[0]!, /no progress for 1000 ms/);
   const next = await ingest.decode(gzipSync(JSON.stringify(decisionEvents('after', 3))), { gzip: true, mapping, report });
   t.deepEqual(next.inputs.map((i) => i.attestation_id), ['after-0', 'after-1', 'after-2']);
   t.deepEqual(next.rejected, []);
