@@ -40,7 +40,7 @@ interface Job {
   report: (message: string) => void;
 }
 
-/** A 32 MiB upload is decoded in about a second on a loaded core, with a message every 500 events. */
+/** The worst upload within the caps (32 MiB of tiny numbers) is silent for a few seconds before its first chunk. */
 const STALL_MS = 30_000;
 const IDLE_MS = 60_000;
 
@@ -55,7 +55,7 @@ export class OpaIngest {
 
   constructor(private readonly options: { stallMs?: number } = {}) {}
 
-  /** The upload's events as attestation inputs, in order; `body` is handed over to the worker (detached here). */
+  /** The upload's events as attestation inputs, in order. `body` is handed over, not copied: do not read it afterwards. */
   decode(body: Buffer, upload: { gzip: boolean; mapping: OpaMapping; report: (message: string) => void }): Promise<Decoded> {
     const worker = this.running();
     // Held open while it has work, and only then (see receive).
