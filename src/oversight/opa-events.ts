@@ -31,10 +31,10 @@ const eventSchema = z.looseObject({
   timestamp: z.string().optional(),
   labels: z.record(z.string(), z.string()).optional(),
 });
-export const MAX_EVENTS = 10_000;
+const MAX_EVENTS = 10_000;
 const uploadSchema = z.array(z.unknown()).max(MAX_EVENTS);
 /** A decompressed upload is held in memory whole while it is parsed: capped outright. */
-export const MAX_INFLATED_BYTES = 32 * 1024 * 1024;
+const MAX_INFLATED_BYTES = 32 * 1024 * 1024;
 
 /** The body → its events; a body that is not an upload at all is refused as a whole. */
 export function decodeUpload(body: Buffer, declaredGzip: boolean): unknown[] {
