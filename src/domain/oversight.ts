@@ -31,6 +31,15 @@ export const OVERSIGHT_DECISIONS = ['allow', 'deny', 'escalate'] as const;
 export const FUTURE_TOLERANCE_MS = 5 * 60_000;
 const WITNESS_RECEIPT_DAYS = 365;
 const DEFAULT_CADENCE_SECONDS = 60;
+/** How long a big ingest runs on the event loop before it lets other requests in. */
+const SLICE_MS = 5;
+/**
+ * How far a big ingest sequences ahead of the disk. The log commits everything sequenced while
+ * its previous batch was written; unchecked, a slow fsync grows the next batch, and LevelDB takes
+ * a batch in on the event loop (a few µs per op, about six ops per attestation). Settling as it
+ * goes also lets the records of durable attestations be collected.
+ */
+const IN_FLIGHT = 500;
 
 export interface AttestationInput {
   attestation_id: string;
@@ -156,36 +165,58 @@ export class Oversight implements EventSink {
 
   /**
    * OPA decision-log events, in order. A decision already recorded (OPA re-sends uploads it got
-   * no 2xx for) is dropped; each new one gets the touchpoint's next sequence number. All are
-   * sequenced at once (one group commit), and the promise resolves when every one is durable.
+   * no 2xx for) is dropped; each new one gets the touchpoint's next sequence number. They are
+   * sequenced in slices of a few milliseconds, yielding to the event loop in between, so that an
+   * upload of 10,000 does not hold up other requests; the touchpoint's lock is held throughout, so
+   * its numbers stay contiguous. Slices sequenced while a batch is being written share the next
+   * group commit, and sequencing runs at most IN_FLIGHT entries ahead of the disk. The promise
+   * resolves when every one is durable.
    */
   async ingestDecisions(attester: Attester, inputs: Array<Omit<AttestationInput, 'sequence_number' | 'touchpoint_id'>>): Promise<{ recorded: number; duplicates: number }> {
     await this.load();
     const touchpoint = attester.touchpoint_id;
     return this.mutex.run(touchpoint, async () => {
       let tp = await this.touchpoint(touchpoint);
-      const fresh: Array<{ input: AttestationInput; digest: Buffer }> = [];
+      /** Sequenced and not yet settled, oldest first. */
+      const unsettled: Staged[] = [];
       const seen = new Set<string>();
+      let recorded = 0;
       let duplicates = 0;
-      for (const partial of inputs) {
-        const digest = scoped(touchpoint, partial.attestation_id);
-        const key = K.attestation(digest);
-        if (seen.has(key) || (this.known.mightContain(digest) && (await this.o.store.get(key)) !== undefined)) {
-          duplicates++;
-          continue;
+      let refused = false;
+      let slice = performance.now();
+      try {
+        for (const partial of inputs) {
+          if (unsettled.length >= IN_FLIGHT) {
+            const oldest = unsettled.splice(0, IN_FLIGHT / 2);
+            await this.settle(oldest, touchpoint);
+            recorded += oldest.length;
+          }
+          if (performance.now() - slice > SLICE_MS) {
+            await new Promise((resolve) => setImmediate(resolve));
+            slice = performance.now();
+          }
+          // A refused append (the log is failing or pushing back) fails the upload: stage no more after it.
+          if (refused) break;
+          const digest = scoped(touchpoint, partial.attestation_id);
+          const key = K.attestation(digest);
+          if (seen.has(key) || (this.known.mightContain(digest) && (await this.o.store.get(key)) !== undefined)) {
+            duplicates++;
+            continue;
+          }
+          seen.add(key);
+          const numbered: AttestationInput = { ...partial, touchpoint_id: touchpoint, sequence_number: tp && tp.attestations > 0 ? tp.last_sequence + 1 : 0 };
+          const s = this.stage(attester, numbered, tp, digest, sha256(canonicalize(numbered)).toString('base64'));
+          s.done.catch(() => (refused = true));
+          tp = s.next;
+          unsettled.push(s);
         }
-        seen.add(key);
-        fresh.push({ input: { ...partial, touchpoint_id: touchpoint, sequence_number: 0 }, digest });
+      } catch (err) {
+        // What was sequenced before the failure may still become durable, and must then be known.
+        await this.settle(unsettled, touchpoint).catch(() => undefined);
+        throw err;
       }
-      // Sequenced in one synchronous pass, so they share a group commit.
-      const staged = fresh.map(({ input, digest }) => {
-        const numbered = { ...input, sequence_number: tp && tp.attestations > 0 ? tp.last_sequence + 1 : 0 };
-        const s = this.stage(attester, numbered, tp, digest, sha256(canonicalize(numbered)).toString('base64'));
-        tp = s.next;
-        return s;
-      });
-      await this.settle(staged, touchpoint);
-      return { recorded: staged.length, duplicates };
+      await this.settle(unsettled, touchpoint);
+      return { recorded: recorded + unsettled.length, duplicates };
     });
   }
 
@@ -255,16 +286,20 @@ export class Oversight implements EventSink {
 
   /** Waits for staged attestations to be durable, then updates what is kept in memory. */
   private async settle(staged: Staged[], touchpoint: string): Promise<void> {
-    try {
-      await Promise.all(staged.map((s) => s.done));
-    } catch (err) {
-      // Some may be on disk, some not: the touchpoint is read again from the store next time.
+    const outcomes = await Promise.allSettled(staged.map((s) => s.done));
+    // Staged across several batches, some may be durable and some not: those that are must be
+    // known, or a re-sent upload would record them twice.
+    staged.forEach((s, i) => {
+      if (outcomes[i]!.status === 'fulfilled') {
+        this.known.add(s.digest);
+        s.committed();
+      }
+    });
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failure) {
+      // The touchpoint is read again from the store next time.
       this.touchpointCache.delete(touchpoint);
-      throw err;
-    }
-    for (const s of staged) {
-      this.known.add(s.digest);
-      s.committed();
+      throw failure.reason;
     }
     const last = staged.at(-1);
     if (last) this.touchpointCache.set(touchpoint, last.next);
