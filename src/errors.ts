@@ -44,6 +44,7 @@ export const REASON_STATUS = {
 } as const;
 
 export type ReasonCode = keyof typeof REASON_STATUS;
+export const REASON_CODES = Object.keys(REASON_STATUS) as ReasonCode[];
 
 export class WritError extends Error {
   readonly code: ReasonCode;

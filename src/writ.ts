@@ -11,7 +11,7 @@ import { Webhooks } from './domain/webhooks.ts';
 import { Oversight } from './domain/oversight.ts';
 import { Revocations } from './domain/revocations.ts';
 import { startTelegram, type TelegramBot } from '../bot/index.ts';
-import { createApp } from './http/server.ts';
+import { createApp, type Exchange } from './http/server.ts';
 import { TransparencyLog } from './log/log.ts';
 import { verifierKeyString } from './log/note.ts';
 import { PolicyStore } from './policy/policies.ts';
@@ -46,6 +46,8 @@ export interface Writ {
 export interface ServerHooks {
   /** Wraps the storage driver each time it is opened (tests inject faults around the real LevelDB). */
   wrapDriver?: (driver: Store) => Store;
+  /** Sees every answer as it goes out (the test suite checks each against /openapi.json). */
+  observe?: (exchange: Exchange) => void;
 }
 
 /** Opens (and on first start initialises) everything under the data directory. */
@@ -181,7 +183,7 @@ export async function startServer(config: Config, report: (m: string) => void = 
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown; that is many listeners by design.
   setMaxListeners(0, shutdown.signal);
-  const app = createApp(writ, shutdown.signal);
+  const app = createApp(writ, shutdown.signal, hooks.observe);
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

@@ -1,8 +1,13 @@
 import { z } from 'zod';
+import { errorStatusesOf } from './contract.ts';
 import type { Route } from './route.ts';
-import { errorSchema } from './schemas.ts';
+import { errorOf, errorSchema } from './schemas.ts';
 
-/** OpenAPI 3.1 from the same zod schemas that validate requests (JSON Schema 2020-12 dialect). */
+/**
+ * OpenAPI 3.1 from the same zod schemas that validate requests (JSON Schema 2020-12 dialect).
+ * Every operation lists every status it can answer: its successes as the route declares them,
+ * and its errors from its reason codes, each status with the codes it carries.
+ */
 export function openApiDocument(routes: Route[], serverUrl: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const components: Record<string, unknown> = {};
@@ -15,6 +20,13 @@ export function openApiDocument(routes: Route[], serverUrl: string): Record<stri
     Object.assign(components, $defs);
     return rest;
   };
+  const media = (content: Record<string, z.ZodType | 'binary' | 'text'>, io: 'input' | 'output') =>
+    Object.fromEntries(
+      Object.entries(content).map(([type, schema]) => [
+        type,
+        { schema: schema === 'binary' ? { type: 'string', contentMediaType: type } : schema === 'text' ? { type: 'string' } : toSchema(schema, io) },
+      ]),
+    );
   for (const route of routes) {
     const path = route.path.replace(/:(\w+)/g, '{$1}');
     const parameters: unknown[] = [...route.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
@@ -26,23 +38,31 @@ export function openApiDocument(routes: Route[], serverUrl: string): Record<stri
     }
     const responses: Record<string, unknown> = {};
     for (const [status, r] of Object.entries(route.responses)) {
-      responses[status] = {
-        description: r.description,
-        ...(r.schema ? { content: { 'application/json': { schema: toSchema(r.schema, 'output') } } } : {}),
-        ...(r.type ? { content: { [r.type.split(';')[0]!]: { schema: { type: 'string' } } } } : {}),
+      const content: Record<string, z.ZodType | 'text'> = { ...(r.schema ? { 'application/json': r.schema } : {}), ...(r.type ? { [r.type.split(';')[0]!]: 'text' as const } : {}), ...r.also };
+      responses[status] = { description: r.description, ...(Object.keys(content).length ? { content: media(content, 'output') } : {}) };
+    }
+    for (const [status, codes] of errorStatusesOf(route)) {
+      const declared = route.responses[status]?.description;
+      responses[String(status)] = {
+        description: `${declared ? `${declared}. ` : ''}Reason codes: ${codes.join(', ')}`,
+        content: { 'application/json': { schema: toSchema(errorOf(codes), 'output') } },
       };
     }
-    if (route.auth !== 'anyone') {
-      responses['401'] ??= { description: 'Missing or invalid API key', content: { 'application/json': { schema: toSchema(errorSchema, 'output') } } };
-    }
+    const requestBody = route.body
+      ? { required: true, content: { 'application/json': { schema: toSchema(route.body, 'input') } } }
+      : route.requestDoc
+        ? { required: true, description: route.requestDoc.description, content: media(route.requestDoc.content, 'input') }
+        : undefined;
     (paths[path] ??= {})[route.method.toLowerCase()] = {
       summary: route.summary,
       ...(route.auth === 'anyone' ? { security: [] } : { 'x-writ-roles': route.auth === 'cascade' ? ['agent'] : route.auth }),
       ...(parameters.length ? { parameters } : {}),
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(route.body, 'input') } } } } : {}),
+      ...(requestBody ? { requestBody } : {}),
       responses,
     };
   }
+  // The shape every error has, for answers that belong to no operation (404 route_not_found, 405).
+  toSchema(errorSchema, 'output');
   return {
     openapi: '3.1.0',
     info: { title: 'Writ', version: '1.0.0', description: 'Authorization for AI agents: decisions, one-time tokens, signed receipts, a verifiable log.' },

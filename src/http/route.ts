@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Principal, Role } from '../domain/principals.ts';
+import type { ReasonCode } from '../errors.ts';
 import type { Writ } from '../writ.ts';
 
 /**
@@ -40,7 +41,16 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
   ownBody?: boolean;
   /** The handler may wait (long poll); it gets a signal that aborts on disconnect or shutdown. */
   longPoll?: boolean;
-  responses: Record<number, { description: string; schema?: z.ZodType; type?: string }>;
+  /** For routes that read their own body: what it is, per media type (`'binary'` for bytes), for the document. */
+  requestDoc?: { description: string; content: Record<string, z.ZodType | 'binary'> };
+  /**
+   * What the route answers when it works, per status: a JSON schema, or a non-JSON media type
+   * (`type`, with `also` for a second representation of the same answer). Error answers are not
+   * listed here: they follow from `errors` and the route's kind (see contract.ts).
+   */
+  responses: Record<number, { description: string; schema?: z.ZodType; type?: string; also?: Record<string, z.ZodType | 'text'> }>;
+  /** Reason codes the handler itself can answer with, besides those every route of its kind can. */
+  errors?: readonly ReasonCode[];
   handle(ctx: RouteContext<z.infer<B>, z.infer<Q>>): Promise<RouteResult> | RouteResult;
 }
 

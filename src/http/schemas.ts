@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { REVOCATION_SCOPES, TRUST_TIERS } from '../domain/principals.ts';
 import { WEBHOOK_EVENTS } from '../domain/events.ts';
 import { LEGAL_BASES, OVERSIGHT_DECISIONS } from '../domain/oversight.ts';
+import { REASON_CODES, type ReasonCode } from '../errors.ts';
 import { TIERS, type Json } from '../policy/types.ts';
 
 /**
@@ -20,9 +21,9 @@ const NAME_PATTERN = /^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u20
 
 /** Keys starting with "__" are refused at every depth so input cannot forge Cedar entity or extension values. */
 const jsonKey = z.string().min(1).max(128).regex(/^(?!__)/, 'keys must not start with "__"');
-const json: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.string().max(4096), z.number(), z.boolean(), z.null(), z.array(json).max(256), z.record(jsonKey, json)]).meta({ id: 'JsonValue' }),
-);
+const json: z.ZodType<Json> = z
+  .lazy(() => z.union([z.string().max(4096), z.number(), z.boolean(), z.null(), z.array(json).max(256), z.record(jsonKey, json)]))
+  .meta({ id: 'JsonValue' });
 const jsonObject = z.record(jsonKey, json).refine((o) => Object.keys(o).length <= 64, 'at most 64 keys');
 
 export const action = z.string().regex(ACTION_PATTERN, 'must look like category.operation, e.g. email.send');
@@ -73,6 +74,7 @@ export const approvalSchema = z
     expires_at: z.string(),
     delay_until: z.string().optional(),
     decided_at: z.string().optional(),
+    close_reason: z.enum(['withdrawn', 'revoked']).optional().describe('Why a cancelled approval closed without an approver'),
     request_digest: z.string().describe('SHA-256 (base64) of the canonical {action, resource, scope, context, value, currency, policy_hash}: a token is minted only for this request'),
     request: z
       .object({
@@ -80,8 +82,8 @@ export const approvalSchema = z
         agent: z.object({ id: z.string(), name: z.string(), class: z.string(), trust_tier: z.string() }),
         action: z.string(),
         resource: z.string(),
-        scope: z.record(z.string(), z.unknown()),
-        context: z.record(z.string(), z.unknown()),
+        scope: z.record(z.string(), json),
+        context: z.record(z.string(), json),
         value: z.number().optional(),
         currency: z.string().optional(),
         digest: z.string(),
@@ -101,7 +103,7 @@ export const permissionSchema = z
     tier: z.enum(TIERS),
     action: z.string(),
     resource: z.string(),
-    scope: z.record(z.string(), z.unknown()),
+    scope: z.record(z.string(), json),
     value: z.number().optional(),
     currency: z.string().optional(),
     reasons: z.array(z.string()),
@@ -155,11 +157,38 @@ export const createAttesterSchema = z.strictObject({
   touchpoint_id: z.string().min(1).max(200),
 });
 
-export const errorSchema = z
-  .object({
-    error: z.object({ reason_code: z.string(), message: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
+export const reasonCodeSchema = z.enum(REASON_CODES).meta({ id: 'ReasonCode' });
+
+/** What an error can say besides its message: the field at fault first, and whatever else helps the caller. */
+export const errorDetailSchema = z
+  .strictObject({
+    field: z.string().optional().describe('The request field, parameter or header at fault'),
+    trace: traceSchema.optional().describe('The cascade up to the step that refused the request'),
+    allow: z.array(z.string()).optional(),
+    limit: z.number().optional(),
+    max: z.number().optional(),
+    size: z.number().optional(),
+    index: z.number().optional(),
+    path: z.string().optional(),
+    retry_after: z.number().optional(),
+    status: z.string().optional(),
+    permission_id: z.string().optional(),
+    approval_id: z.string().optional(),
+    used_at: z.string().optional(),
+    expired_at: z.string().optional(),
+    expected: z.string().optional(),
+    violations: z.array(z.string()).optional(),
+    supported: z.array(z.string()).optional(),
+    highest_seen: z.number().optional(),
+    request_digest: z.string().optional(),
   })
-  .meta({ id: 'Error' });
+  .meta({ id: 'ErrorDetail' });
+
+/** The one error shape; per status, the document narrows reason_code to the codes that status carries. */
+export const errorOf = (codes: readonly ReasonCode[]) =>
+  z.strictObject({ error: z.strictObject({ reason_code: codes.length ? z.enum(codes as [ReasonCode, ...ReasonCode[]]) : reasonCodeSchema, message: z.string(), detail: errorDetailSchema.optional() }) });
+
+export const errorSchema = errorOf([]).meta({ id: 'Error' });
 
 export const createWebhookSchema = z
   .strictObject({
@@ -207,3 +236,103 @@ export const revocationSchema = z.strictObject({
   reason: z.enum(REVOCATION_REASONS),
   comment: z.string().max(1000).optional(),
 });
+
+// ---------------------------------------------------------------------------
+// What the routes answer. Objects are closed (additionalProperties: false in the document), so a
+// field added to an answer without its schema fails the suite's contract check.
+
+export const jsonObjectOut = z.record(z.string(), json);
+const timestamp = z.string().describe('RFC 3339 date-time');
+const revokedSchema = z.object({ at: timestamp, reason: z.string() });
+const withKey = { api_key: z.string().describe('Shown once; only its hash is stored') };
+
+export const agentSchema = z
+  .object({ id: z.string(), name: z.string(), class: z.string(), trust_tier: z.enum(TRUST_TIERS), created_at: timestamp, revoked: revokedSchema.optional() })
+  .meta({ id: 'Agent' });
+export const approverSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    telegram_user_id: z.number().optional(),
+    telegram: z.object({ user_id: z.number(), chat_id: z.number(), username: z.string().optional(), linked_at: timestamp }).optional(),
+    created_at: timestamp,
+    revoked: revokedSchema.optional(),
+  })
+  .meta({ id: 'Approver' });
+export const attesterSchema = z
+  .object({ id: z.string(), name: z.string(), touchpoint_id: z.string(), created_at: timestamp, revoked: revokedSchema.optional() })
+  .meta({ id: 'Attester' });
+export const resourceServerSchema = z.object({ id: z.string(), name: z.string(), created_at: timestamp, revoked: revokedSchema.optional() }).meta({ id: 'ResourceServer' });
+export const createdAgentSchema = agentSchema.extend(withKey);
+export const createdApproverSchema = approverSchema.extend({ ...withKey, link_code: z.string().describe('Single use, 24 hours: /start <code> in a private chat with the bot') });
+export const createdAttesterSchema = attesterSchema.extend(withKey);
+export const createdResourceServerSchema = resourceServerSchema.extend(withKey);
+
+export const logEntrySchema = z
+  .object({ v: z.literal(1), index: z.number(), time: timestamp, type: z.string(), prev: z.string(), data: jsonObjectOut })
+  .meta({ id: 'LogEntry' });
+
+export const touchpointSchema = z
+  .object({
+    touchpoint_id: z.string(),
+    last_sequence: z.number().describe('-1 before the first attestation, or after a reset'),
+    last_attestation_at: timestamp.optional(),
+    last_heartbeat_at: timestamp.optional(),
+    cadence_seconds: z.number(),
+    attestations: z.number(),
+    gaps: z.number(),
+  })
+  .meta({ id: 'Touchpoint' });
+
+const workerSchema = z.object({
+  ready: z.boolean(),
+  loaded: z.array(z.string()),
+  restarts: z.number(),
+  last_restart: z.object({ at: timestamp, reason: z.string() }).optional(),
+  warm_up: z.object({ rounds: z.number(), ms: z.number() }).optional(),
+});
+export const policyStatusSchema = z
+  .object({
+    hash: z.string(),
+    files: z.array(z.string()),
+    not_loaded: z.array(z.string()),
+    loaded_at: timestamp,
+    last_error: z.object({ at: timestamp, problems: z.array(z.string()) }).optional(),
+    worker: workerSchema,
+  })
+  .meta({ id: 'PolicyStatus' });
+
+export const storageHealthSchema = z.object({
+  state: z.enum(['ok', 'unsafe', 'recovering', 'damaged']),
+  reason: z.string().optional(),
+  since: timestamp.optional(),
+  failures: z.number(),
+  recoveries: z.number(),
+  last_attempt: z.object({ at: timestamp, error: z.string() }).optional(),
+});
+
+export const webhookStatsSchema = z.object({
+  subscriptions: z.number(),
+  delivered: z.number(),
+  failed_attempts: z.number(),
+  dead: z.number(),
+  last_error: z.object({ at: timestamp, url: z.string(), message: z.string() }).optional(),
+});
+
+export const telegramHealthSchema = z.union([
+  z.object({ enabled: z.literal(false) }),
+  z.object({
+    enabled: z.literal(true),
+    mode: z.enum(['polling', 'webhook']),
+    connected: z.boolean(),
+    bot_username: z.string().optional(),
+    linked_approvers: z.number(),
+    queued: z.number(),
+    sent: z.number(),
+    failed: z.number(),
+    last_ok_at: timestamp.optional(),
+    last_error: z.object({ at: timestamp, message: z.string() }).optional(),
+  }),
+]);
+
+export const jwkSchema = z.object({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: z.string(), kid: z.string(), alg: z.literal('EdDSA'), use: z.literal('sig') }).meta({ id: 'Jwk' });

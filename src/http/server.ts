@@ -26,7 +26,16 @@ const compile = (route: Route): Compiled => {
 
 const NEVER = new AbortController().signal;
 
-export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
+/** One answer as it went out (for the contract check of the test suite). */
+export interface Exchange {
+  method: string;
+  path: string;
+  status: number;
+  type: string;
+  body: unknown;
+}
+
+export function createApp(writ: Writ, shutdown: AbortSignal, observe?: (exchange: Exchange) => void): Koa {
   const app = new Koa();
   app.proxy = false;
   const table = ROUTES.map(compile);
@@ -42,7 +51,7 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
       // Push-back (overloaded, storage refusing writes) is reported once where it starts, not per request.
       const pushBack = err instanceof WritError && (err.code === 'overloaded' || err.code === 'storage_unavailable');
       if (status >= 500 && !pushBack) writ.report(`request ${requestId} ${ctx.method} ${ctx.path} failed: ${(err as Error).stack ?? String(err)}`);
-      if (err instanceof WritError && (err.code === 'overloaded' || err.code === 'storage_unavailable')) ctx.set('Retry-After', '1');
+      if (pushBack) ctx.set('Retry-After', '1');
       if (err instanceof WritError && err.code === 'method_not_allowed' && Array.isArray(err.detail?.allow)) ctx.set('Allow', err.detail.allow.join(', '));
       ctx.status = status;
       ctx.body = body;
@@ -50,6 +59,8 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
     // An answer sent while the body is still arriving (a 401, a 413) ends the connection: Node
     // would otherwise read and discard the rest, however long it takes, before the next request.
     if (!ctx.req.complete) ctx.set('Connection', 'close');
+    // Watching never changes an answer: whatever the observer does, the response stands.
+    if (observe) observeSafely(observe, ctx);
   });
 
   app.use(async (ctx) => {
@@ -58,7 +69,9 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
     const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
     const hit = candidates.find((c) => c.route.method === method);
     if (!hit) {
-      const allow = candidates.map((c) => c.route.method);
+      const methods = new Set(candidates.map((c) => c.route.method));
+      // HEAD is answered wherever GET is.
+      const allow = [...methods, ...(methods.has('GET') ? ['HEAD'] : [])].sort();
       throw new WritError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; use ${allow.join(' or ')}`, { allow });
     }
     const { route } = hit;
@@ -116,6 +129,17 @@ export function createApp(writ: Writ, shutdown: AbortSignal): Koa {
     }
   });
   return app;
+}
+
+function observeSafely(observe: (exchange: Exchange) => void, ctx: Koa.Context): void {
+  try {
+    const body = ctx.body;
+    const streamed = body !== null && typeof body === 'object' && typeof (body as { pipe?: unknown }).pipe === 'function';
+    const wire = streamed || typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.parse(JSON.stringify(body ?? null));
+    observe({ method: ctx.method, path: ctx.path, status: ctx.status, type: body === undefined || body === null ? '' : ctx.response.type, body: wire });
+  } catch {
+    // an observer's failure is its own
+  }
 }
 
 /** Reads the body's bytes within the size limit. */

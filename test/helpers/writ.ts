@@ -4,7 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type ConfigInput } from '../../src/config.ts';
+import { openApiDocument } from '../../src/http/openapi.ts';
+import { ROUTES } from '../../src/http/routes/index.ts';
 import { startServer, type RunningServer, type ServerHooks } from '../../src/writ.ts';
+import { Contract, type Exchange } from './contract.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ADMIN = 'test-admin-token-0123456789abcdef';
@@ -38,7 +41,16 @@ export interface Answer<T = any> {
 
 export type Caller = <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Answer<T>>;
 
-/** Starts the real server on an ephemeral port over a real LevelDB in a temp dir. */
+/** The published contract; every answer a test gets is checked against it. */
+let published: Contract | undefined;
+const contract = () => (published ??= new Contract(openApiDocument(ROUTES, 'http://127.0.0.1') as never));
+/** Writ servers of other processes, whose answers the caller checks. */
+const spawnedWrit = new Set<string>();
+
+/**
+ * Starts the real server on an ephemeral port over a real LevelDB in a temp dir. Every answer it
+ * gives is checked against /openapi.json; `close` fails if any did not match.
+ */
 export async function startWrit(options: { data?: string; policies?: string; config?: Partial<ConfigInput>; hooks?: ServerHooks } = {}): Promise<TestWrit> {
   const data = options.data ?? (await tempDir());
   const config = loadConfig(
@@ -47,7 +59,17 @@ export async function startWrit(options: { data?: string; policies?: string; con
     { port: 0, data, policies: options.policies ?? path.join(ROOT, 'policies'), adminToken: ADMIN, commitWindowMs: 1, policyTimeoutMs: 10_000, ...options.config },
     {},
   );
-  const server = await startServer(config, () => {}, options.hooks);
+  const violations: string[] = [];
+  const observe = (exchange: Exchange) => {
+    options.hooks?.observe?.(exchange);
+    try {
+      const problem = contract().check(exchange);
+      if (problem) violations.push(problem);
+    } catch (err) {
+      violations.push(`${exchange.method} ${exchange.path}: the contract check failed: ${(err as Error).message}`);
+    }
+  };
+  const server = await startServer(config, () => {}, { ...options.hooks, observe });
   const url = server.url;
   return {
     url,
@@ -55,7 +77,10 @@ export async function startWrit(options: { data?: string; policies?: string; con
     server,
     call: caller(url),
     admin: caller(url, ADMIN),
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      if (violations.length) throw new Error(`answers that do not match /openapi.json:\n  ${[...new Set(violations)].join('\n  ')}`);
+    },
   };
 }
 
@@ -76,6 +101,12 @@ export function caller(url: string, key?: string): Caller {
       parsed = JSON.parse(text);
     } catch {
       // not JSON: keep the text
+    }
+    // A Writ in another process (spawnWrit) is checked here, on the client's side.
+    if (spawnedWrit.has(url)) {
+      const type = text === '' ? '' : (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
+      const problem = contract().check({ method, path: new URL(path, url).pathname, status: res.status, type, body: type === 'application/json' ? parsed : text });
+      if (problem) throw new Error(`an answer that does not match /openapi.json: ${problem}`);
     }
     return { status: res.status, body: parsed as any, headers: res.headers, text };
   };
@@ -144,6 +175,8 @@ export async function spawnWrit(data: string, env: Record<string, string> = {}) 
     child.kill('SIGKILL');
     throw err;
   });
+  spawnedWrit.add(url);
+  void exited.then(() => spawnedWrit.delete(url));
   return { child, url, exited, output: () => output };
 }
 

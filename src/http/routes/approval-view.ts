@@ -7,7 +7,7 @@ export function approvalView({ approval, permission }: ApprovalWithRequest) {
     ...approval,
     request: {
       permission_id: permission.id,
-      agent,
+      agent: { id: agent.id, name: agent.name, class: agent.class, trust_tier: agent.trust_tier },
       action,
       resource,
       scope,

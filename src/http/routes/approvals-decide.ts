@@ -1,6 +1,6 @@
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { approvalSchema, approveSchema, errorSchema, reasonSchema } from '../schemas.ts';
+import { approvalSchema, approveSchema, reasonSchema } from '../schemas.ts';
 import { approvalView } from './approval-view.ts';
 
 /** approve · deny · cancel: the same rules for every surface, applied by the state machine. */
@@ -13,9 +13,10 @@ const decide = (action: 'approve' | 'deny' | 'cancel', summary: string) =>
     body: action === 'approve' ? approveSchema : reasonSchema,
     responses: {
       200: { description: 'The approval after this vote', schema: approvalSchema },
-      404: { description: 'No such approval', schema: errorSchema },
-      409: { description: 'Already decided, already voted, not in its delay, or request_mismatch (the request_digest sent is not this approval\'s)', schema: errorSchema },
+      404: { description: 'No such approval' },
+      409: { description: 'Already decided, already voted, not in its delay, or request_mismatch (the request_digest sent is not this approval\'s)' },
     },
+    errors: ['not_found', 'already_decided', 'already_voted', 'not_in_delay', 'request_mismatch'],
     async handle({ writ, params, body, principal }) {
       const approver = await writ.principals.getApprover(principal!.id);
       if (!approver || approver.revoked) throw new WritError('forbidden', 'this approver is revoked or no longer exists', { field: 'authorization' });

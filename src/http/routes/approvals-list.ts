@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { approvalSchema, errorSchema, wholeNumberParam } from '../schemas.ts';
+import { approvalSchema, wholeNumberParam } from '../schemas.ts';
 import { approvalView } from './approval-view.ts';
 
 export const list = defineRoute({
@@ -24,7 +24,8 @@ export const get = defineRoute({
   path: '/api/v1/approvals/:id',
   summary: 'One approval with the request it decides: agent, action, resource, value, scope, context, its digest and the policies that escalated it',
   auth: ['approver', 'admin'],
-  responses: { 200: { description: 'The approval', schema: approvalSchema }, 404: { description: 'No such approval', schema: errorSchema } },
+  responses: { 200: { description: 'The approval', schema: approvalSchema }, 404: { description: 'No such approval' } },
+  errors: ['not_found'],
   async handle({ writ, params }) {
     const found = await writ.permissions.approvalWithPermission(params.id!);
     if (!found) throw new WritError('not_found', `no approval ${params.id}`, { field: 'id' });

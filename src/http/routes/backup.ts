@@ -1,6 +1,5 @@
 import { backupStream } from '../../backup.ts';
 import { defineRoute } from '../route.ts';
-import { errorSchema } from '../schemas.ts';
 
 export default defineRoute({
   method: 'GET',
@@ -9,7 +8,6 @@ export default defineRoute({
   auth: ['admin'],
   responses: {
     200: { description: 'gzipped JSON lines: header, key files, every database entry from one snapshot, a checksummed trailer', type: 'application/gzip' },
-    403: { description: 'Not an admin key', schema: errorSchema },
   },
   handle({ writ }) {
     const name = `writ-backup-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl.gz`;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { canonicalize } from '../../log/canonical.ts';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { errorSchema, wholeNumberParam } from '../schemas.ts';
+import { logEntrySchema, wholeNumberParam } from '../schemas.ts';
 import { parseWith } from '../validate.ts';
 
 const NOTE = 'text/plain; charset=utf-8';
@@ -13,6 +13,7 @@ export const checkpoint = defineRoute({
   summary: 'The latest signed checkpoint (C2SP tlog-checkpoint signed note)',
   auth: 'anyone',
   responses: { 200: { description: 'Signed note', type: NOTE } },
+  errors: ['storage_unavailable', 'storage_corrupt'],
   async handle({ writ }) {
     const latest = writ.log.latestCheckpoint() ?? (await writ.log.checkpoint());
     return { status: 200, body: latest.note, type: NOTE };
@@ -42,9 +43,10 @@ export const proof = defineRoute({
       description: 'Proof; hashes are standard base64, bottom-up',
       schema: z.object({ index: z.number(), tree_size: z.number(), leaf_hash: z.string(), hashes: z.array(z.string()), checkpoint: z.string() }),
     },
-    404: { description: 'No entry at that index', schema: errorSchema },
-    422: { description: 'The index is not a whole number', schema: errorSchema },
+    404: { description: 'No entry at that index' },
+    422: { description: 'The index is not a whole number' },
   },
+  errors: ['not_found', 'storage_unavailable', 'storage_corrupt'],
   async handle({ writ, params }) {
     const { index } = parseWith(proofParams, params, 'params');
     return { status: 200, body: await writ.log.proof(index) };
@@ -58,6 +60,7 @@ export const consistency = defineRoute({
   auth: 'anyone',
   query: z.strictObject({ old: wholeNumberParam, new: wholeNumberParam }),
   responses: { 200: { description: 'Proof', schema: z.object({ old_size: z.number(), new_size: z.number(), hashes: z.array(z.string()) }) } },
+  errors: ['storage_unavailable', 'storage_corrupt'],
   async handle({ writ, query }) {
     if (query.old > query.new || query.new > writ.log.size) {
       throw new WritError('invalid_value', `need 0 <= old <= new <= ${writ.log.size}`, { field: query.old > query.new ? 'old' : 'new' });
@@ -80,7 +83,11 @@ export const records = defineRoute({
     format: z.enum(['json', 'csv']).default('json'),
   }),
   responses: {
-    200: { description: 'Entries in index order (at most 10,000 per call)', schema: z.object({ records: z.array(z.record(z.string(), z.unknown())) }) },
+    200: {
+      description: 'Entries in index order (at most 10,000 per call); with format=csv, a CSV of index, time, type, prev and data (canonical JSON)',
+      schema: z.object({ records: z.array(logEntrySchema) }),
+      also: { 'text/csv': 'text' },
+    },
   },
   async handle({ writ, query }) {
     const to = Math.min(query.to ?? writ.log.size, query.from + 10_000);

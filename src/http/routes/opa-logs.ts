@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { opaIngest } from '../../oversight/opa-ingest.ts';
 import { defineRoute } from '../route.ts';
 import { attesterOf } from './oversight.ts';
-import { errorSchema } from '../schemas.ts';
 
 /**
  * OPA's decision_logs plugin, spoken as it is: a JSON array of decision events, gzip or plain.
@@ -18,12 +17,20 @@ export default defineRoute({
   summary: "OPA decision-log upload (the decision_logs plugin's own format, gzip or plain JSON)",
   auth: ['attester'],
   ownBody: true,
+  requestDoc: {
+    description: 'A JSON array of up to 10,000 OPA decision-log events ({decision_id, path, input, result, timestamp, labels}), plain or with Content-Encoding: gzip (32 MiB inflated at most)',
+    content: {
+      'application/json': z.array(
+        z.looseObject({ decision_id: z.string(), path: z.string().optional(), input: z.unknown().optional(), result: z.unknown().optional(), timestamp: z.string().optional() }),
+      ),
+    },
+  },
   responses: {
     200: {
       description: 'Every new decision is durable; duplicates dropped; events that cannot be attestations are rejected one by one (and logged)',
       schema: z.object({ recorded: z.number(), duplicates: z.number(), rejected: z.array(z.object({ decision_id: z.string(), reason: z.string() })) }),
     },
-    413: { description: 'Upload too large', schema: errorSchema },
+    413: { description: 'Upload too large' },
   },
   async handle({ writ, principal, headers, rawRequest }) {
     const attester = await attesterOf(writ, principal);

@@ -3,7 +3,8 @@ import type { Attester } from '../../domain/principals.ts';
 import { WritError } from '../../errors.ts';
 import type { Writ } from '../../writ.ts';
 import { defineRoute, type RouteContext } from '../route.ts';
-import { REVOCATION_SCOPES, attestationSchema, errorSchema, escalationSchema, heartbeatSchema, revocationSchema } from '../schemas.ts';
+import { OVERSIGHT_DECISIONS } from '../../domain/oversight.ts';
+import { REVOCATION_SCOPES, attestationSchema, escalationSchema, heartbeatSchema, revocationSchema, touchpointSchema } from '../schemas.ts';
 
 /** The attester behind an attester key (403 for any other key). */
 export async function attesterOf(writ: Writ, principal: RouteContext['principal']): Promise<Attester> {
@@ -13,8 +14,29 @@ export async function attesterOf(writ: Writ, principal: RouteContext['principal'
 }
 
 const attestationAnswer = z.object({
-  attestation: z.object({ id: z.string(), received_at: z.string(), sequence_number: z.number(), decision: z.string(), idempotent_replay: z.boolean() }),
+  attestation: z.object({
+    id: z.string(),
+    received_at: z.string(),
+    sequence_number: z.number(),
+    decision: z.enum(OVERSIGHT_DECISIONS),
+    idempotent_replay: z.boolean(),
+    permission_id: z.string().optional().describe('For an escalation: the permission whose approval people decide'),
+    gap: z.object({ expected: z.number(), got: z.number() }).optional().describe('Sequence numbers skipped before this one (logged as attestation.gap_detected)'),
+  }),
   receipt: z.string().describe('Witness receipt (compact JWS, iss_role "witness")'),
+});
+
+const attestationErrors = ['attestation_conflict', 'attestation_out_of_order', 'legal_basis_invalid', 'evidence_digest_invalid', 'decided_at_invalid', 'decided_at_in_future'] as const;
+
+const storedAttestation = z.object({
+  id: z.string(),
+  attester_id: z.string(),
+  touchpoint_id: z.string(),
+  body_hash: z.string(),
+  body: attestationSchema.extend({ decision: z.enum(OVERSIGHT_DECISIONS) }),
+  received_at: z.string(),
+  anchor: z.object({ index: z.number(), leaf_hash: z.string(), at: z.string(), issuer: z.string() }),
+  permission_id: z.string().optional(),
 });
 
 export const attest = defineRoute({
@@ -26,9 +48,9 @@ export const attest = defineRoute({
   responses: {
     201: { description: 'Recorded', schema: attestationAnswer },
     200: { description: 'The same attestation again: the same receipt, idempotent_replay true', schema: attestationAnswer },
-    409: { description: 'attestation_conflict (same id, other body) or attestation_out_of_order', schema: errorSchema },
-    422: { description: 'legal_basis_invalid, evidence_digest_invalid, decided_at_invalid, decided_at_in_future', schema: errorSchema },
+    409: { description: 'The same id with another body, or a sequence number not above the highest seen' },
   },
+  errors: attestationErrors,
   async handle({ writ, principal, body }) {
     const result = await writ.oversight.attest(await attesterOf(writ, principal), body);
     return { status: result.replay ? 200 : 201, body: answer(result) };
@@ -42,6 +64,7 @@ export const escalate = defineRoute({
   auth: ['attester'],
   body: escalationSchema,
   responses: { 201: { description: 'Recorded; an approval is open', schema: attestationAnswer }, 200: { description: 'Replay', schema: attestationAnswer } },
+  errors: attestationErrors,
   async handle({ writ, principal, body }) {
     const result = await writ.oversight.attest(await attesterOf(writ, principal), { ...body, decision: 'escalate' });
     return { status: result.replay ? 200 : 201, body: answer(result) };
@@ -69,7 +92,25 @@ export const get = defineRoute({
   summary: "An attestation, its witness receipt and, for escalations, the human outcome and its receipt (attesters see their touchpoint's; admins name one)",
   auth: ['attester', 'admin'],
   query: z.strictObject({ touchpoint_id: z.string().min(1).max(200).optional().describe('Required for admins: attestation ids are scoped to their touchpoint') }),
-  responses: { 200: { description: 'The record', schema: z.record(z.string(), z.unknown()) }, 404: { description: 'Not found', schema: errorSchema } },
+  responses: {
+    200: {
+      description: 'The record',
+      schema: z.object({
+        attestation: storedAttestation,
+        receipt: z.string(),
+        escalation: z
+          .object({
+            approval_id: z.string().optional(),
+            status: z.string(),
+            approvals: z.array(z.object({ approver_id: z.string(), name: z.string(), at: z.string() })),
+            decided_by: z.object({ approver_id: z.string(), name: z.string() }).optional(),
+            human_receipt: z.string().optional().describe('Witness receipt of the people\'s decision'),
+          })
+          .optional(),
+      }),
+    },
+  },
+  errors: ['not_found'],
   async handle({ writ, principal, params, query }) {
     const touchpoint = principal?.role === 'attester' ? (await attesterOf(writ, principal)).touchpoint_id : query.touchpoint_id;
     if (!touchpoint) throw new WritError('invalid_request', 'touchpoint_id is required: attestation ids are scoped to their touchpoint', { field: 'touchpoint_id' });
@@ -84,7 +125,7 @@ export const heartbeat = defineRoute({
   summary: "Liveness of an attester's touchpoint",
   auth: ['attester'],
   body: heartbeatSchema,
-  responses: { 200: { description: 'Recorded', schema: z.record(z.string(), z.unknown()) } },
+  responses: { 200: { description: 'Recorded', schema: touchpointSchema } },
   async handle({ writ, principal, body }) {
     return { status: 200, body: await writ.oversight.heartbeat(await attesterOf(writ, principal), body.touchpoint_id, body.cadence_seconds) };
   },
@@ -95,7 +136,12 @@ export const touchpoints = defineRoute({
   path: '/api/v1/oap/touchpoints',
   summary: 'Every touchpoint: last attestation, last heartbeat, gaps; silent after three cadences without either',
   auth: ['admin'],
-  responses: { 200: { description: 'Touchpoints', schema: z.object({ touchpoints: z.array(z.record(z.string(), z.unknown())) }) } },
+  responses: {
+    200: {
+      description: 'Touchpoints',
+      schema: z.object({ touchpoints: z.array(touchpointSchema.extend({ silent: z.boolean(), last_seen_at: z.string().optional() })) }),
+    },
+  },
   async handle({ writ }) {
     return { status: 200, body: { touchpoints: await writ.oversight.touchpoints() } };
   },
@@ -122,8 +168,9 @@ export const revoke = defineRoute({
         log_index: z.number(),
       }),
     },
-    404: { description: 'Nothing to revoke', schema: errorSchema },
+    404: { description: 'Nothing to revoke' },
   },
+  errors: ['not_found'],
   async handle({ writ, principal, body }) {
     return { status: 200, body: await writ.revocations.revoke(body, principal!) };
   },
@@ -136,9 +183,10 @@ export const resetSequence = defineRoute({
   auth: ['admin'],
   body: z.strictObject({ sequence_number: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER - 1).optional() }),
   responses: {
-    200: { description: 'The touchpoint after the reset', schema: z.object({ touchpoint_id: z.string(), last_sequence: z.number() }).passthrough() },
-    404: { description: 'No such touchpoint', schema: errorSchema },
+    200: { description: 'The touchpoint after the reset', schema: touchpointSchema },
+    404: { description: 'No such touchpoint' },
   },
+  errors: ['not_found'],
   async handle({ writ, params, body, principal }) {
     return { status: 200, body: await writ.oversight.resetSequence(params.id!, body.sequence_number, { role: principal!.role, id: principal!.id }) };
   },

@@ -1,5 +1,5 @@
 import { defineRoute } from '../route.ts';
-import { errorSchema, permissionSchema, reasonSchema } from '../schemas.ts';
+import { permissionSchema, reasonSchema } from '../schemas.ts';
 import { permissionView } from './permission-view.ts';
 
 export default defineRoute({
@@ -10,8 +10,9 @@ export default defineRoute({
   body: reasonSchema,
   responses: {
     200: { description: 'Withdrawn', schema: permissionSchema },
-    409: { description: 'Already used, denied or expired', schema: errorSchema },
+    409: { description: 'Already used, denied or expired' },
   },
+  errors: ['not_found', 'conflict'],
   async handle({ writ, params, principal, body }) {
     const record = await writ.permissions.revoke(params.id!, principal!, body.reason ?? 'cancelled by agent');
     return { status: 200, body: permissionView(record) };

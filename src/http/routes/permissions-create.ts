@@ -3,7 +3,7 @@ import { permissionFrom } from '../../cascade/record.ts';
 import type { CascadeContext } from '../../cascade/types.ts';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { errorSchema, permissionRequestSchema, permissionSchema } from '../schemas.ts';
+import { permissionRequestSchema, permissionSchema } from '../schemas.ts';
 import { permissionView } from './permission-view.ts';
 
 export default defineRoute({
@@ -15,10 +15,8 @@ export default defineRoute({
   body: permissionRequestSchema,
   responses: {
     201: { description: 'Decided (allow, deny) or pending human approval', schema: permissionSchema },
-    400: { description: 'Malformed request', schema: errorSchema },
-    401: { description: 'Missing or bad agent key', schema: errorSchema },
-    422: { description: 'Bad action, resource, ttl or scope', schema: errorSchema },
   },
+  errors: ['invalid_action', 'invalid_resource', 'ttl_out_of_range'],
   async handle({ writ, headers, readBody, signal }) {
     const ctx: CascadeContext = { writ, headers, readBody, now: new Date() };
     const { verdict, trace } = await runCascade(CASCADE, ctx);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route.ts';
-import { errorSchema, permissionSchema, secondsParam } from '../schemas.ts';
+import { permissionSchema, secondsParam } from '../schemas.ts';
 import { permissionView } from './permission-view.ts';
 
 export default defineRoute({
@@ -12,8 +12,9 @@ export default defineRoute({
   query: z.strictObject({ wait: secondsParam.pipe(z.number().max(60)).optional() }),
   responses: {
     200: { description: 'Current state (with the token while approved and unused)', schema: permissionSchema },
-    404: { description: 'No such permission for this agent', schema: errorSchema },
+    404: { description: 'No such permission for this agent' },
   },
+  errors: ['not_found'],
   async handle({ writ, params, query, principal, signal }) {
     const id = params.id!;
     const { record, token, approval } = query.wait

@@ -1,11 +1,17 @@
 import { z } from 'zod';
 import { defineRoute } from '../route.ts';
-import { createAgentSchema, createApproverSchema, createAttesterSchema, createResourceServerSchema, errorSchema } from '../schemas.ts';
+import {
+  createAgentSchema,
+  createApproverSchema,
+  createAttesterSchema,
+  createdAgentSchema,
+  createdApproverSchema,
+  createdAttesterSchema,
+  createdResourceServerSchema,
+  createResourceServerSchema,
+} from '../schemas.ts';
 
-const created = (description: string, extra: z.ZodRawShape) => ({
-  201: { description, schema: z.object({ id: z.string(), api_key: z.string().describe('Shown once; only its hash is stored'), ...extra }) },
-  403: { description: 'Not an admin key', schema: errorSchema },
-});
+const created = (schema: z.ZodType) => ({ 201: { description: 'Registered; the key is shown once', schema } });
 
 export const agents = defineRoute({
   method: 'POST',
@@ -13,7 +19,7 @@ export const agents = defineRoute({
   summary: 'Register an agent and mint its API key',
   auth: ['admin'],
   body: createAgentSchema,
-  responses: created('Registered', { name: z.string(), class: z.string(), trust_tier: z.string() }),
+  responses: created(createdAgentSchema),
   async handle({ writ, body }) {
     const { agent, api_key } = await writ.principals.createAgent(body);
     return { status: 201, body: { ...agent, api_key } };
@@ -26,7 +32,7 @@ export const approvers = defineRoute({
   summary: 'Register an approver; the link_code links their Telegram chat (/start <code>, 24 h)',
   auth: ['admin'],
   body: createApproverSchema,
-  responses: created('Registered', { name: z.string(), link_code: z.string() }),
+  responses: created(createdApproverSchema),
   async handle({ writ, body }) {
     const { approver, api_key, link_code } = await writ.principals.createApprover(body);
     const { link_code_hash: _hash, ...view } = approver;
@@ -40,7 +46,7 @@ export const attesters = defineRoute({
   summary: 'Register an attester (an external policy engine) for one touchpoint',
   auth: ['admin'],
   body: createAttesterSchema,
-  responses: created('Registered', { name: z.string(), touchpoint_id: z.string() }),
+  responses: created(createdAttesterSchema),
   async handle({ writ, body }) {
     const { attester, api_key } = await writ.principals.createAttester(body);
     return { status: 201, body: { ...attester, api_key } };
@@ -52,10 +58,8 @@ export const approverLinkCode = defineRoute({
   path: '/api/v1/approvers/:id/link-code',
   summary: "A fresh single-use Telegram link code (24 h) for an approver; the previous one stops working",
   auth: ['admin'],
-  responses: {
-    201: { description: 'Issued', schema: z.object({ approver_id: z.string(), link_code: z.string(), expires_at: z.string() }) },
-    404: { description: 'No such approver', schema: errorSchema },
-  },
+  responses: { 201: { description: 'Issued', schema: z.object({ approver_id: z.string(), link_code: z.string(), expires_at: z.string() }) } },
+  errors: ['not_found', 'conflict'],
   async handle({ writ, params }) {
     return { status: 201, body: await writ.principals.newLinkCode(params.id!) };
   },
@@ -67,7 +71,7 @@ export const resourceServers = defineRoute({
   summary: 'Register a resource server: it spends the tokens of requests that name it as audience (or name none)',
   auth: ['admin'],
   body: createResourceServerSchema,
-  responses: created('Registered', { name: z.string(), created_at: z.string() }),
+  responses: created(createdResourceServerSchema),
   async handle({ writ, body }) {
     const { resourceServer, api_key } = await writ.principals.createResourceServer(body);
     return { status: 201, body: { ...resourceServer, api_key } };
@@ -86,9 +90,8 @@ const rotation = (collection: string, role: 'agent' | 'approver' | 'attester' | 
         description: 'The new key, shown once',
         schema: z.object({ id: z.string(), api_key: z.string(), key_id: z.string(), retired_key_ids: z.array(z.string()) }),
       },
-      404: { description: 'No such principal', schema: errorSchema },
-      409: { description: 'The principal is revoked', schema: errorSchema },
     },
+    errors: ['not_found', 'conflict'],
     async handle({ writ, params }) {
       return { status: 201, body: await writ.principals.rotateKey(role, params.id!) };
     },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route.ts';
+import { jsonObjectOut, policyStatusSchema, storageHealthSchema, telegramHealthSchema, webhookStatsSchema } from '../schemas.ts';
 
 export const healthz = defineRoute({
   method: 'GET',
@@ -24,9 +25,9 @@ export const healthz = defineRoute({
 export const policies = defineRoute({
   method: 'GET',
   path: '/api/v1/policies',
-  summary: 'The active policy set (hash, files) and the last refused change, if any',
+  summary: 'The active policy set (hash, files), what the policy worker holds, and the last refused change, if any',
   auth: ['admin'],
-  responses: { 200: { description: 'Status', schema: z.record(z.string(), z.unknown()) } },
+  responses: { 200: { description: 'Status', schema: policyStatusSchema } },
   handle({ writ }) {
     return { status: 200, body: writ.policies.state };
   },
@@ -46,9 +47,20 @@ export const rotateKeys = defineRoute({
 export const status = defineRoute({
   method: 'GET',
   path: '/api/v1/status',
-  summary: 'Health of the parts: log, policies, Telegram bot, webhook deliveries',
+  summary: 'Health of the parts: storage, log, policies, Telegram bot, webhook deliveries',
   auth: ['admin'],
-  responses: { 200: { description: 'Status', schema: z.record(z.string(), z.unknown()) } },
+  responses: {
+    200: {
+      description: 'Status',
+      schema: z.object({
+        storage: storageHealthSchema,
+        log: z.object({ origin: z.string(), size: z.number(), checkpoint_size: z.number(), fault: z.string().optional() }),
+        policies: policyStatusSchema,
+        telegram: telegramHealthSchema,
+        webhooks: webhookStatsSchema,
+      }),
+    },
+  },
   handle({ writ }) {
     const checkpoint = writ.log.latestCheckpoint();
     return {
@@ -72,7 +84,19 @@ export const openapi = defineRoute({
   path: '/openapi.json',
   summary: 'This API as an OpenAPI 3.1 document, generated from the zod schemas that validate requests',
   auth: 'anyone',
-  responses: { 200: { description: 'OpenAPI 3.1', schema: z.record(z.string(), z.unknown()) } },
+  responses: {
+    200: {
+      description: 'OpenAPI 3.1',
+      schema: z.object({
+        openapi: z.literal('3.1.0'),
+        info: z.object({ title: z.string(), version: z.string(), description: z.string() }),
+        servers: z.array(z.object({ url: z.string() })),
+        components: z.object({ schemas: jsonObjectOut, securitySchemes: jsonObjectOut }),
+        security: z.array(jsonObjectOut),
+        paths: jsonObjectOut,
+      }),
+    },
+  },
   async handle({ writ }) {
     const base = writ.baseUrl();
     let document = documents.get(base);

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
 
@@ -8,7 +9,9 @@ export default defineRoute({
   summary: 'Telegram Bot API updates (webhook mode); needs X-Telegram-Bot-Api-Secret-Token',
   auth: 'anyone',
   ownBody: true,
-  responses: { 200: { description: 'Accepted' }, 401: { description: 'Wrong or missing secret token' } },
+  requestDoc: { description: 'A Telegram Update object (https://core.telegram.org/bots/api#update)', content: { 'application/json': z.looseObject({ update_id: z.number() }) } },
+  responses: { 200: { description: 'Accepted', schema: z.object({ ok: z.literal(true) }) }, 401: { description: 'Wrong or missing secret token' } },
+  errors: ['unauthenticated'],
   async handle({ writ, headers, readBody }) {
     const secret = headers['x-telegram-bot-api-secret-token'];
     const bot = writ.telegram;

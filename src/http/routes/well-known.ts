@@ -1,17 +1,41 @@
 import { z } from 'zod';
 import { LEGAL_BASES, OVERSIGHT_DECISIONS } from '../../domain/oversight.ts';
 import { defineRoute } from '../route.ts';
-import { REVOCATION_REASONS, REVOCATION_SCOPES } from '../schemas.ts';
+import { REVOCATION_REASONS, REVOCATION_SCOPES, jwkSchema } from '../schemas.ts';
 
 export const jwks = defineRoute({
   method: 'GET',
   path: '/.well-known/jwks.json',
   summary: 'Receipt keys: the current one and those retired within 90 days',
   auth: 'anyone',
-  responses: { 200: { description: 'JWK Set', schema: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) } },
+  responses: { 200: { description: 'JWK Set', schema: z.object({ keys: z.array(jwkSchema) }) } },
   handle({ writ }) {
     return { status: 200, body: writ.keys.jwks(), headers: { 'cache-control': 'public, max-age=300' } };
   },
+});
+
+const url = z.string().describe('Absolute URL');
+const discoverySchema = z.object({
+  issuer: url,
+  jwks_uri: url,
+  permissions_endpoint: url,
+  token_consume_endpoint: url,
+  token_revocation_endpoint: url,
+  log_origin: z.string(),
+  log_verifier_key: z.string().describe('C2SP signed-note verifier key of the log'),
+  log_checkpoint_endpoint: url,
+  receipt_signing_alg_values_supported: z.array(z.string()),
+  oap_protocol_versions_supported: z.array(z.string()),
+  oversight_attestation_endpoint: url,
+  oversight_attestation_heartbeat_endpoint: url,
+  oversight_escalation_endpoint: url,
+  oversight_revocation_endpoint: url,
+  oversight_attestation_decisions_supported: z.array(z.enum(OVERSIGHT_DECISIONS)),
+  oversight_attestation_legal_bases_supported: z.array(z.enum(LEGAL_BASES)),
+  oversight_revocation_scopes_supported: z.array(z.enum(REVOCATION_SCOPES)),
+  oversight_revocation_reasons_supported: z.array(z.enum(REVOCATION_REASONS)),
+  opa_decision_logs_endpoint: url,
+  openapi_uri: url,
 });
 
 export const discovery = defineRoute({
@@ -19,7 +43,7 @@ export const discovery = defineRoute({
   path: '/.well-known/openid-configuration',
   summary: 'Discovery document',
   auth: 'anyone',
-  responses: { 200: { description: 'Discovery', schema: z.record(z.string(), z.unknown()) } },
+  responses: { 200: { description: 'Discovery', schema: discoverySchema } },
   handle({ writ }) {
     const base = writ.baseUrl();
     return {

@@ -1,0 +1,79 @@
+import { createRequire } from 'node:module';
+import type { Ajv as AjvType, ValidateFunction } from 'ajv';
+
+/**
+ * Checks an HTTP answer against the OpenAPI document the server publishes: the path and method
+ * are an operation, the status is one it declares, the media type is declared for that status,
+ * and the body matches its schema (JSON Schema 2020-12, with formats). The suite runs every
+ * response of every end-to-end test through this, so the document and the behaviour cannot drift.
+ */
+const require = createRequire(import.meta.url);
+const Ajv2020 = require('ajv/dist/2020.js').default as new (options: object) => AjvType;
+const addFormats = require('ajv-formats').default as (ajv: AjvType) => void;
+
+export interface Exchange {
+  method: string;
+  path: string;
+  status: number;
+  /** The media type, without parameters (`application/json`); empty when there is no body. */
+  type: string;
+  body: unknown;
+}
+
+interface Operation {
+  template: string;
+  pattern: RegExp;
+  methods: Set<string>;
+}
+
+const pointer = (...parts: string[]) => parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+
+export class Contract {
+  private readonly ajv: AjvType;
+  private readonly operations: Operation[];
+  private readonly validators = new Map<string, ValidateFunction>();
+
+  constructor(private readonly doc: { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> }) {
+    this.ajv = new Ajv2020({ strict: false, allErrors: false });
+    addFormats(this.ajv);
+    this.ajv.addSchema(doc as object, 'openapi');
+    this.operations = Object.entries(doc.paths).map(([template, ops]) => ({
+      template,
+      pattern: new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/\{\w+\}/g, '[^/]+')}$`),
+      methods: new Set(Object.keys(ops)),
+    }));
+  }
+
+  /** What is wrong with this answer, or undefined when it is what the document says. */
+  check(ex: Exchange): string | undefined {
+    const what = `${ex.method} ${ex.path} → ${ex.status}`;
+    const matching = this.operations.filter((o) => o.pattern.test(ex.path));
+    const method = ex.method === 'HEAD' ? 'get' : ex.method.toLowerCase();
+    const operation = matching.find((o) => o.methods.has(method));
+    if (!operation) {
+      // Not an operation: the router's own answers, in the one error shape.
+      const expected = matching.length === 0 ? 404 : 405;
+      if (ex.status !== expected) return `${what}: no such operation, so the answer must be ${expected}`;
+      return this.validate(`#/components/schemas/Error`, ex.body, what);
+    }
+    const responses = this.doc.paths[operation.template]![method]!.responses;
+    const response = responses[String(ex.status)];
+    if (!response) return `${what}: status ${ex.status} is not declared (declared: ${Object.keys(responses).join(', ')})`;
+    if (ex.method === 'HEAD' || !ex.type) return response.content && ex.method !== 'HEAD' ? `${what}: the document declares a body, none was sent` : undefined;
+    const content = response.content?.[ex.type];
+    if (!content) return `${what}: media type ${ex.type} is not declared (declared: ${Object.keys(response.content ?? {}).join(', ') || 'none'})`;
+    return this.validate(`openapi#/${pointer('paths', operation.template, method, 'responses', String(ex.status), 'content', ex.type, 'schema')}`, ex.body, what);
+  }
+
+  private validate(ref: string, body: unknown, what: string): string | undefined {
+    const key = ref.startsWith('#') ? `openapi${ref}` : ref;
+    let validate = this.validators.get(key);
+    if (!validate) {
+      validate = this.ajv.compile({ $ref: key });
+      this.validators.set(key, validate);
+    }
+    if (validate(body)) return undefined;
+    const e = validate.errors?.[0];
+    return `${what}: ${e?.instancePath || '(body)'} ${e?.message}${e?.params ? ` ${JSON.stringify(e.params)}` : ''}: ${JSON.stringify(body).slice(0, 300)}`;
+  }
+}
