@@ -1,6 +1,6 @@
 import test from 'ava';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { agent, approver, sleep, startWrit, type TestWrit } from './helpers/writ.ts';
+import { agent, approver, eventually, startWrit, type TestWrit } from './helpers/writ.ts';
 
 /**
  * The full lifecycle of a permission for each tier, against the real server: decision, token,
@@ -149,11 +149,12 @@ test('critical tier: any approver can cancel during the delay, and the request i
   const early = await carol.call('POST', `/api/v1/approvals/${id}/cancel`, {});
   t.is(early.body.error.reason_code, 'not_in_delay');
   await alice.call('POST', `/api/v1/approvals/${id}/approve`, {});
-  await bob.call('POST', `/api/v1/approvals/${id}/approve`, {});
+  const delayed = await bob.call('POST', `/api/v1/approvals/${id}/approve`, {});
   const cancelled = await carol.call('POST', `/api/v1/approvals/${id}/cancel`, { reason: 'wrong account' });
   t.is(cancelled.status, 200);
   t.is(cancelled.body.status, 'cancelled');
-  await sleep(1200);
+  // Past the moment the delay would have ended, the cancelled request must still be denied.
+  await eventually(() => Date.now() > Date.parse(delayed.body.delay_until) + 100, 'the end of the delay');
   const after = await a.call('GET', `/api/v1/permissions/${res.body.id}`);
   t.is(after.body.status, 'denied');
   t.is(after.body.token, undefined);
@@ -184,13 +185,10 @@ test('wait long-polls a new request until a human decides', async (t) => {
   const a = await agent(w, { trust_tier: 'T2' });
   const alice = await approver(w, 'Alice');
   const asking = a.call('POST', '/api/v1/permissions', { action: 'bank.pay', resource: 'api:stripe.com', value: 20, wait: 10 });
-  let pending;
-  for (let i = 0; i < 50 && !pending; i++) {
-    await sleep(50);
-    const queue = await alice.call('GET', '/api/v1/approvals');
-    pending = queue.body.approvals.find((x: { action: string; votes: unknown[] }) => x.action === 'bank.pay' && x.votes.length === 0);
-  }
-  t.truthy(pending);
+  const pending = await eventually(
+    async () => (await alice.call('GET', '/api/v1/approvals')).body.approvals.find((x: { action: string; request: { agent: { id: string } } }) => x.action === 'bank.pay' && x.request.agent.id === a.id),
+    'the pending request in the queue',
+  );
   await alice.call('POST', `/api/v1/approvals/${pending.id}/approve`, {});
   const answer = await asking;
   t.is(answer.status, 201);
@@ -226,7 +224,7 @@ test("an agent cannot see or revoke another agent's permission", async (t) => {
 test('withdrawing a request whose approval has just timed out answers 409 expired', async (t) => {
   const a = await agent(w, { trust_tier: 'T2' });
   const res = await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 3, approval_timeout: 1 });
-  await sleep(1050);
+  await eventually(() => Date.now() >= Date.parse(res.body.expires_at), 'the approval timeout');
   const late = await a.call('POST', `/api/v1/permissions/${res.body.id}/cancel`, {});
   t.is(late.status, 409);
   t.is(late.body.error.detail.status, 'expired');

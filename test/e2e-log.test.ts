@@ -6,7 +6,7 @@ import { openNote, parseCheckpoint, parseVerifierKey } from '../src/log/note.ts'
 import { leafHash, verifyInclusion } from '../src/log/merkle.ts';
 import { canonicalBytes } from '../src/log/canonical.ts';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { ADMIN, agent, caller, sleep, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
+import { ADMIN, agent, caller, eventually, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
 const logVerify = (data: string) => writCli('log', 'verify', '--data', data);
 
@@ -134,7 +134,7 @@ test('kill -9 during a stream of requests: after restart the log verifies and ho
       }
     }
   });
-  await sleep(800);
+  await eventually(() => received.length > 50, 'a stream of answered requests');
   server.child.kill('SIGKILL');
   stop = true;
   await Promise.all(workers);

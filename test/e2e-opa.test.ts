@@ -1,10 +1,25 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { verifyReceipt } from '../src/sdk/verify.ts';
 import { ensureOpa } from './helpers/opa.ts';
-import { ROOT, approver, caller, eventually, sleep, startWrit, tempDir } from './helpers/writ.ts';
+import { ROOT, approver, caller, eventually, startWrit, tempDir } from './helpers/writ.ts';
+
+/** OPA listens on a Unix socket of the test's own: no port to choose, none to collide. */
+function opaCall(socketPath: string, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath, method, path: urlPath, headers: payload ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
 
 /**
  * A real OPA server (the pinned binary) with its decision_logs plugin pointed at Writ: every
@@ -16,20 +31,20 @@ test('every decision of a real OPA server is witnessed once, and its escalations
   const w = await startWrit();
   const dir = await tempDir('writ-opa-');
   const attester = (await w.admin('POST', '/api/v1/attesters', { name: 'payments OPA', touchpoint_id: 'payments-opa' })).body;
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const socket = path.join(dir, 'opa.sock');
   const config = (await fs.readFile(path.join(ROOT, 'adapters/opa/example/opa-config.yaml'), 'utf8'))
     .replace('http://127.0.0.1:8080', w.url)
     .replace('"${WRIT_ATTESTER_KEY}"', JSON.stringify(attester.api_key))
     .replace('max_delay_seconds: 5', 'max_delay_seconds: 1');
   await fs.writeFile(path.join(dir, 'config.yaml'), config);
-  const server = spawn(opa, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', '--config-file', path.join(dir, 'config.yaml'), path.join(ROOT, 'adapters/opa/example/policy.rego')], { stdio: 'ignore' });
+  const server = spawn(opa, ['run', '--server', '--addr', `unix://${socket}`, '--log-level', 'error', '--config-file', path.join(dir, 'config.yaml'), path.join(ROOT, 'adapters/opa/example/policy.rego')], { stdio: 'ignore' });
   const alice = await approver(w, 'Alice');
   try {
-    const ask = caller(`http://127.0.0.1:${port}`);
-    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok, 'OPA up');
+    const ask = (amount: number) => opaCall(socket, 'POST', '/v1/data/payments/authz', { input: { amount, agent: { class: 'billing-bot' } } });
+    await eventually(async () => (await opaCall(socket, 'GET', '/health').catch(() => undefined))?.status === 200, 'OPA up');
     const decisions: Array<{ id: string; result: Record<string, unknown> }> = [];
     for (const amount of [50, 500, 50_000, 70]) {
-      const res = await ask('POST', '/v1/data/payments/authz', { input: { amount, agent: { class: 'billing-bot' } } });
+      const res = await ask(amount);
       t.is(res.status, 200);
       t.truthy(res.body.decision_id, 'OPA numbers its decisions');
       decisions.push({ id: res.body.decision_id, result: res.body.result });
@@ -46,7 +61,9 @@ test('every decision of a real OPA server is witnessed once, and its escalations
       const { claims } = await verifyReceipt(got.receipt, { jwks });
       t.like(claims, { iss_role: 'witness', attestation_id: d.id, touchpoint_id: 'payments-opa', decision: expected });
     }
-    await sleep(1500); // another upload round: nothing may be recorded twice
+    // One more decision, uploaded in a later round than the others: once it is in, nothing before it may be there twice.
+    const later = (await ask(60)).body.decision_id;
+    await eventually(async () => (await attesterCall('GET', `/api/v1/oap/attestations/${later}`)).status === 200, 'a later upload round', 15_000);
     const { records } = (await w.admin('GET', '/api/v1/log/records')).body;
     for (const d of decisions) {
       t.is(records.filter((r: { type: string; data: { attestation_id?: string } }) => r.type === 'attestation.received' && r.data.attestation_id === d.id).length, 1);

@@ -6,7 +6,7 @@ import { LevelStore } from '../src/store/level.ts';
 import { verifyReceipt } from '../src/sdk/verify.ts';
 import { attestationFromCedar, submitAttestation } from '../adapters/cedar/attest.ts';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { ADMIN, agent, approver, caller, sleep, spawnWrit, startWrit, tempDir, writCli, type TestWrit } from './helpers/writ.ts';
+import { ADMIN, agent, approver, caller, eventually, spawnWrit, startWrit, tempDir, writCli, type TestWrit } from './helpers/writ.ts';
 
 /** Oversight mode: the caller's engine decided; Writ checks, witnesses, logs and signs. */
 let w: TestWrit;
@@ -187,8 +187,7 @@ test('heartbeats record liveness; a touchpoint quiet for three cadences is flagg
   t.is(beat.status, 200);
   const find = async () => (await w.admin('GET', '/api/v1/oap/touchpoints')).body.touchpoints.find((x: { touchpoint_id: string }) => x.touchpoint_id === a.touchpoint);
   t.like(await find(), { silent: false, cadence_seconds: 1 });
-  await sleep(3200);
-  t.like(await find(), { silent: true });
+  t.like(await eventually(async () => ((await find()).silent ? find() : undefined), 'three quiet cadences'), { silent: true });
   await a.call('POST', '/api/v1/oap/attestations/heartbeat', { touchpoint_id: a.touchpoint });
   t.like(await find(), { silent: false });
   t.is((await a.call('POST', '/api/v1/oap/attestations/heartbeat', { touchpoint_id: 'someone-else' })).status, 403);

@@ -2,17 +2,14 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ensureOpa } from './helpers/opa.ts';
-import { ADMIN, agent, caller, sleep, spawnWrit, startWrit, tempDir } from './helpers/writ.ts';
+import { ADMIN, agent, caller, eventually, spawnWrit, startWrit, tempDir } from './helpers/writ.ts';
 
 /** Rego in the running server: decisions, hot reload, and what happens without a compiler. */
 test.before(() => {
   ensureOpa();
 });
 
-const waitFor = async (check: () => Promise<boolean>, ms = 8000) => {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (await check()) return true;
-  return false;
-};
+const waitFor = (check: () => Promise<boolean>) => eventually(check, 'the policy change to be picked up');
 
 const version = (n: number) =>
   `package writ\n\ndecision := {"allow": true, "tier": "standard", "reasons": [a, b]} if {\n\ta := "v${n}-a"\n\tb := "v${n}-b"\n}\n`;

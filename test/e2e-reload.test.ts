@@ -1,13 +1,10 @@
 import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { agent, sleep, startWrit, tempDir } from './helpers/writ.ts';
+import { agent, eventually, startWrit, tempDir } from './helpers/writ.ts';
 
 /** Policies reload on change; a broken file is refused and the last good set keeps serving. */
-const waitFor = async (check: () => Promise<boolean>, ms = 5000) => {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (await check()) return true;
-  return false;
-};
+const waitFor = (check: () => Promise<boolean>) => eventually(check, 'the policy change to be picked up');
 
 test('policy changes apply while the server runs; a broken file never replaces the last good set', async (t) => {
   const dir = await tempDir('writ-policies-');
@@ -56,8 +53,9 @@ test('requests flowing during reloads each see one whole set', async (t) => {
       while (!stop) seen.push((await a.call('POST', '/api/v1/permissions', { action: 'db.read', resource: 'table:t' })).body.policy.determining.sort());
     })();
     for (let n = 1; n <= 5; n++) {
+      const before = (await w.admin('GET', '/api/v1/policies')).body.hash;
       await fs.writeFile(path.join(dir, 'main.cedar'), v(n));
-      await sleep(300);
+      await waitFor(async () => (await w.admin('GET', '/api/v1/policies')).body.hash !== before);
     }
     stop = true;
     await flow;

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { WritApiError, WritClient, WritTimeoutError } from 'writ/client';
 import { verifyReceipt } from 'writ/verify';
-import { agent, approver, sleep, startWrit, type TestWrit } from './helpers/writ.ts';
+import { agent, approver, eventually, startWrit, type TestWrit } from './helpers/writ.ts';
 
 /** The SDK as an agent builder imports it: `writ/client` and `writ/verify` from package exports. */
 let w: TestWrit;
@@ -29,11 +29,7 @@ test('waitForApproval resolves when a human approves', async (t) => {
   const alice = await approver(w, 'Alice');
   const client = new WritClient({ url: w.url, apiKey: a.key });
   const asked = client.requestPermission({ action: 'bank.transfer', resource: 'account:ops', value: 42, currency: 'EUR', waitForApproval: true, timeout: 20 });
-  let open;
-  for (let i = 0; i < 100 && !open; i++) {
-    await sleep(30);
-    open = (await alice.call('GET', '/api/v1/approvals')).body.approvals.find((x: { resource: string }) => x.resource === 'account:ops');
-  }
+  const open = await eventually(async () => (await alice.call('GET', '/api/v1/approvals')).body.approvals.find((x: { resource: string }) => x.resource === 'account:ops'), 'the approval');
   await alice.call('POST', `/api/v1/approvals/${open.id}/approve`, {});
   const decided = await asked;
   t.is(decided.status, 'approved');

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { agent, sleep, startWrit, type TestWrit } from './helpers/writ.ts';
+import { agent, eventually, startWrit, type TestWrit } from './helpers/writ.ts';
 
 /** One-time tokens: exactly once, only inside their scope, never after expiry or revocation. */
 let w: TestWrit;
@@ -12,7 +12,7 @@ async function allowed(scope: Record<string, unknown> = {}, extra: Record<string
   const a = await agent(w);
   const res = await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:client@acme.com', scope, ...extra });
   if (res.body.status !== 'approved') throw new Error(res.text);
-  return { a, token: res.body.token as string, id: res.body.id as string };
+  return { a, token: res.body.token as string, id: res.body.id as string, expiresAt: res.body.expires_at as string };
 }
 
 const use = (token: string, u: Record<string, unknown> = {}, over: Record<string, unknown> = {}) => ({
@@ -81,8 +81,8 @@ test('a token is bound to its action and resource', async (t) => {
 });
 
 test('an expired token is refused with 410', async (t) => {
-  const { a, token, id } = await allowed({}, { ttl: 1 });
-  await sleep(1100);
+  const { a, token, id, expiresAt } = await allowed({}, { ttl: 1 });
+  await eventually(() => Date.now() >= Date.parse(expiresAt), 'the token to expire');
   const late = await a.call('POST', '/api/v1/tokens/consume', use(token));
   t.is(late.status, 410);
   t.is(late.body.error.reason_code, 'token_expired');

@@ -91,10 +91,11 @@ export class PolicyEngine {
     this.worker = compiled
       ? new Worker(entry)
       : new Worker(new URL('./worker-boot.js', import.meta.url), { workerData: { entry: entry.href } });
-    this.worker.unref();
     this.worker.on('message', (message: FromWorker) => this.receive(message));
     this.worker.on('error', (err) => this.restart(`policy worker failed: ${err.message}`));
     this.worker.on('exit', (code) => this.restart(`policy worker exited with code ${code}`));
+    // After the listeners: adding a 'message' listener refs the worker again.
+    this.worker.unref();
     const unfinished = new Map(this.loading);
     this.loading.clear();
     for (const [version, artifacts] of this.wanted) if (!unfinished.has(version)) this.sendLoad(version, { artifacts });

@@ -36,9 +36,14 @@ export interface FakeTelegram {
 }
 
 export async function startFakeTelegram(): Promise<FakeTelegram> {
-  const port = 40000 + Math.floor(Math.random() * 20000);
-  const emulator = new TelegramServer({ port, host: '127.0.0.1', storeTimeout: 600 });
+  const emulator = new TelegramServer({ host: '127.0.0.1', storeTimeout: 600 });
+  // It reads a port of 0 as "the default", so it is told 0 after it has read its options: it then
+  // listens on a port of the system's choosing, and its clients are told which.
+  const internals = emulator as unknown as { server: { address(): AddressInfo }; config: { port: number; apiURL: string } };
+  internals.config.port = 0;
   await emulator.start();
+  const port = internals.server.address().port;
+  internals.config.apiURL = `http://127.0.0.1:${port}`;
   const calls: ApiCall[] = [];
   const throttles = new Map<string, number>();
   const fake: Partial<FakeTelegram> = { down: false };
