@@ -58,31 +58,24 @@ function unfinishedUpload(path: string, headers: Record<string, string>, sent: n
 // Well below the 65 s Node would otherwise hold the connection, with room for a loaded machine.
 const PROMPTLY_MS = 10_000;
 
-test('a 413 for a chunked body still arriving says Connection: close and the server closes the socket', async (t) => {
-  const upload = unfinishedUpload('/api/v1/permissions', { authorization: `Bearer ${agentKey}` }, 4 * LIMIT);
-  try {
-    const answer = await eventually(upload.answer, 'the 413');
-    t.is(answer.status, 413);
-    t.is(answer.body.error.reason_code, 'payload_too_large');
-    t.is(answer.headers.connection, 'close');
-    t.true(await eventually(upload.closed, 'the server to close the connection', PROMPTLY_MS));
-  } finally {
-    upload.socket.destroy();
-  }
-});
-
-test('a 401 for a body still arriving says Connection: close and the server closes the socket', async (t) => {
-  const upload = unfinishedUpload('/api/v1/permissions', { authorization: 'Bearer writ_agent_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, 100);
-  try {
-    const answer = await eventually(upload.answer, 'the 401');
-    t.is(answer.status, 401);
-    t.is(answer.body.error.reason_code, 'unauthenticated');
-    t.is(answer.headers.connection, 'close');
-    t.true(await eventually(upload.closed, 'the server to close the connection', PROMPTLY_MS));
-  } finally {
-    upload.socket.destroy();
-  }
-});
+const early: Array<[status: number, code: string, headers: () => Record<string, string>, bytes: number]> = [
+  [413, 'payload_too_large', () => ({ authorization: `Bearer ${agentKey}` }), 4 * LIMIT],
+  [401, 'unauthenticated', () => ({ authorization: 'Bearer writ_agent_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }), 100],
+];
+for (const [status, code, headers, bytes] of early) {
+  test(`a ${status} for a chunked body still arriving says Connection: close and the server closes the socket`, async (t) => {
+    const upload = unfinishedUpload('/api/v1/permissions', headers(), bytes);
+    try {
+      const answer = await eventually(upload.answer, `the ${status}`);
+      t.is(answer.status, status);
+      t.is(answer.body.error.reason_code, code);
+      t.is(answer.headers.connection, 'close');
+      t.true(await eventually(upload.closed, 'the server to close the connection', PROMPTLY_MS));
+    } finally {
+      upload.socket.destroy();
+    }
+  });
+}
 
 test('a request whose body has fully arrived keeps its keep-alive connection for the next request', async (t) => {
   const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -31,6 +31,7 @@ export interface Exchange {
   method: string;
   path: string;
   status: number;
+  /** The media type, without parameters (`application/json`); empty when there is no body. */
   type: string;
   body: unknown;
 }

@@ -11,14 +11,8 @@ const require = createRequire(import.meta.url);
 const Ajv2020 = require('ajv/dist/2020.js').default as new (options: object) => AjvType;
 const addFormats = require('ajv-formats').default as (ajv: AjvType) => void;
 
-export interface Exchange {
-  method: string;
-  path: string;
-  status: number;
-  /** The media type, without parameters (`application/json`); empty when there is no body. */
-  type: string;
-  body: unknown;
-}
+export type { Exchange } from '../../src/http/server.ts';
+import type { Exchange } from '../../src/http/server.ts';
 
 interface Operation {
   template: string;
