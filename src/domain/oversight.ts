@@ -1,6 +1,5 @@
 import { sha256 } from '../crypto/encoding.ts';
 import type { KeyRing } from '../crypto/keys.ts';
-import { signCompact } from '../crypto/jws.ts';
 import { WritError } from '../errors.ts';
 import { canonicalize } from '../log/canonical.ts';
 import type { TransparencyLog } from '../log/log.ts';
@@ -11,7 +10,7 @@ import type { EventSink, WritEvent } from './events.ts';
 import { KeyedMutex } from './lock.ts';
 import type { Permissions, PermissionRecord } from './permissions.ts';
 import type { Attester } from './principals.ts';
-import { RECEIPT_TYP } from './receipts.ts';
+import { signReceipt, type WitnessClaims } from './receipts.ts';
 
 /**
  * Oversight mode: the caller's own engine (OPA, Cedar, …) decided, and Writ witnesses it. An
@@ -349,9 +348,9 @@ export class Oversight implements EventSink {
     return [put(K.humanReceipt(scoped(oversight.touchpoint_id, oversight.attestation_id)), receipt)];
   }
 
-  private sign(b: AttestationInput, anchor: { index: number; leaf_hash: string; at: string; issuer: string }, extra: Record<string, unknown>): string {
+  private sign(b: AttestationInput, anchor: { index: number; leaf_hash: string; at: string; issuer: string }, extra: Partial<WitnessClaims>): string {
     const iat = Math.floor(Date.parse(anchor.at) / 1000);
-    const claims = {
+    const claims: WitnessClaims = {
       iss: anchor.issuer,
       iss_role: 'witness',
       sub: b.touchpoint_id,
@@ -371,7 +370,7 @@ export class Oversight implements EventSink {
       exp: iat + WITNESS_RECEIPT_DAYS * 86_400,
       ...extra,
     };
-    return signCompact({ typ: RECEIPT_TYP }, claims, this.o.keys.current);
+    return signReceipt(this.o.keys, claims);
   }
 
   /** Fills the filter from the stored keys, once; a failed scan is tried again next time. */

@@ -8,7 +8,7 @@ import * as machine from './approvals.ts';
 import type { Approval } from './approvals.ts';
 import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
 import type { Agent, Principal } from './principals.ts';
-import { signReceipt, type ReceiptClaims } from './receipts.ts';
+import { signReceipt, type AuthorizerClaims } from './receipts.ts';
 import { Events, summary, type PermissionSummary, type WritEvent } from './events.ts';
 import { scopeViolations, tokenBounds } from './scope.ts';
 
@@ -641,7 +641,7 @@ export class Permissions {
 
   private signFor(record: PermissionRecord): string {
     if (!record.anchor) throw new Error(`permission ${record.id} has no log anchor`);
-    const claims: ReceiptClaims = {
+    const claims: AuthorizerClaims = {
       iss: record.anchor.issuer,
       iss_role: 'authorizer',
       ...(record.audience !== undefined ? { aud: record.audience } : {}),

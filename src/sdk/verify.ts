@@ -9,6 +9,7 @@
  * the name of a claim that failed an issuer/audience check.
  */
 import { verifyAsync } from '@noble/ed25519';
+import { RECEIPT_TYP, type ReceiptClaims } from './receipt-claims.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -49,7 +50,7 @@ export interface VerifyOptions {
 }
 
 export type ReceiptAlg = 'EdDSA' | 'Ed25519';
-export const RECEIPT_TYP = 'oap-receipt+jwt';
+export { RECEIPT_TYP };
 
 export interface ReceiptHeader {
   alg: ReceiptAlg;
@@ -58,42 +59,7 @@ export interface ReceiptHeader {
   [name: string]: unknown;
 }
 
-export type IssuerRole = 'authorizer' | 'witness' | 'approval_url_signer';
-
-export interface ReceiptApproval {
-  approver_id: string;
-  name?: string;
-  /** When they approved, ISO 8601. */
-  at: string;
-}
-
-export interface ReceiptClaims {
-  iss: string;
-  iss_role: IssuerRole;
-  aud?: string | string[];
-  sub: string;
-  jti: string;
-  oap_ver: '1.0';
-  permission_id?: string;
-  grant_id?: string;
-  attestation_id?: string;
-  action?: string;
-  resource?: string;
-  scope?: Record<string, unknown>;
-  value?: number;
-  currency?: string;
-  decision: string;
-  tier?: string;
-  approvals?: ReceiptApproval[];
-  legal_basis?: string;
-  single_use?: boolean;
-  policy?: { hash: string; determining: string[] };
-  log?: { origin: string; index: number; leaf_hash: string };
-  iat: number;
-  exp: number;
-  /** Unknown extra claims are allowed and passed through. */
-  [claim: string]: unknown;
-}
+export type { IssuerRole, ReceiptApproval, ReceiptClaims } from './receipt-claims.ts';
 
 export interface VerifiedReceipt {
   header: ReceiptHeader;
