@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { PolicyEngine, type WorkerStatus } from './engine.ts';
 import { findOpa } from './opa.ts';
-import { buildPolicySet, hashSources, readPolicySources, type PolicySet } from './set.ts';
+import { buildPolicySet, hashSources, readPolicySources, type PolicySet, type PolicySource } from './set.ts';
 import { formatProblem, type PolicyDecision, type PolicyProblem, type PolicyRequest } from './types.ts';
 
 export interface PolicyStatus {
@@ -101,11 +101,12 @@ export class PolicyStore {
     this.reloading = this.reloading.then(async () => {
       let sources;
       try {
-        sources = await readPolicySources(this.dir);
+        sources = await readSettled(this.dir);
       } catch (err) {
         this.fail([`${this.dir}: ${(err as Error).message}`]);
         return;
       }
+      if (!sources) return void this.report(`policy directory ${this.dir} is still changing; waiting for the next change to settle`);
       if (hashSources(sources) === this.active.hash) return;
       let built;
       try {
@@ -145,6 +146,26 @@ export class PolicyStore {
     clearTimeout(this.timer);
     await this.engine.close();
   }
+}
+
+/** How long the directory must read the same before a change is taken, and how often to look. */
+const SETTLE_MS = 100;
+const SETTLE_TRIES = 20;
+
+/**
+ * The directory as it is once it stops changing: a file being written is seen in pieces (empty,
+ * then half), and a half-written file that happens to parse must not become the active set. Only
+ * two reads SETTLE_MS apart that agree are taken; undefined when it kept changing.
+ */
+async function readSettled(dir: string): Promise<PolicySource[] | undefined> {
+  let sources = await readPolicySources(dir);
+  for (let tries = 0; tries < SETTLE_TRIES; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS).unref());
+    const again = await readPolicySources(dir);
+    if (hashSources(again) === hashSources(sources)) return again;
+    sources = again;
+  }
+  return undefined;
 }
 
 export class PolicyLoadError extends Error {
