@@ -76,12 +76,17 @@ export async function openDataDir(
       `Otherwise: ${RESTORE_HINT}.`,
     ].join('\n');
     // LevelDB has already replaced the damaged log, so the next start would not see this: keep it.
-    await fs.writeFile(path.join(data, DAMAGED_FILE), `${new Date().toISOString()}\n${message}\n`, { mode: 0o600 });
+    await writeDamageNote(data, message);
     throw new StartupError(message);
   }
   await securePermissions(data);
-  const store = new GuardedStore(driver, open, options.report);
+  const store = new GuardedStore(driver, open, options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`));
   return { store, meta: await getJson<Meta>(store, 'meta/instance') };
+}
+
+/** Damage found once is kept beside the database, where every later start sees it. */
+async function writeDamageNote(data: string, message: string): Promise<void> {
+  await fs.writeFile(path.join(data, DAMAGED_FILE), `${new Date().toISOString()}\n${message}\n`, { mode: 0o600 });
 }
 
 async function openLevel(data: string, create: boolean): Promise<LevelStore> {

@@ -79,7 +79,7 @@ export async function openWrit(
     let port = config.port;
     const baseUrl = () => publicBaseUrl(config, port);
     const principals = new Principals(store, log, derivedKey(dataKey, 'writ admin token'));
-    const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay });
+    const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay, refused: (id) => principals.refused(id) });
     const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
     permissions.events.add(webhooks);
     const oversight = new Oversight({

@@ -97,7 +97,8 @@ test('a read that meets corruption answers 500 storage_corrupt, turns health to 
     const health = await w.call('GET', '/healthz');
     t.is(health.status, 503);
     t.is(health.body.status, 'damaged');
-    t.regex(health.body.reason, /bad block contents/);
+    t.regex(health.body.reason, /storage is damaged/);
+    t.regex((await w.admin('GET', '/api/v1/status')).body.storage.reason, /bad block contents/, 'the details are for the admin');
     const write = await a.call('POST', '/api/v1/permissions', email);
     t.is(write.status, 500);
     t.is(write.body.error.reason_code, 'storage_corrupt');

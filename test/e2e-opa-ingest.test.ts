@@ -196,6 +196,8 @@ const refusals: Array<[string, () => Buffer<ArrayBuffer> | string, boolean, numb
   ['a body that is not JSON', () => '[{"decision_id": "x"', false, 400, 'malformed_json'],
   ['JSON that is not an array', () => JSON.stringify({ decision_id: 'x' }), false, 400, 'invalid_request'],
   ['more than 10,000 events', () => gzipSync(JSON.stringify(Array.from({ length: 10_001 }, (_, i) => ({ decision_id: `many-${i}` })))), true, 400, 'invalid_request'],
+  ['bytes that are not UTF-8', () => gzipSync(Buffer.concat([Buffer.from('[{"decision_id":"bad-'), Buffer.from([0xff, 0xfe]), Buffer.from('"}]')])), true, 400, 'invalid_encoding'],
+  ['a key given twice', () => '[{"decision_id":"a","decision_id":"b"}]', false, 400, 'duplicate_key'],
 ];
 for (const [name, body, gzip, status, code] of refusals) {
   test(`an upload with ${name} is refused (${status} ${code}) and records nothing`, async (t) => {
@@ -207,10 +209,27 @@ for (const [name, body, gzip, status, code] of refusals) {
       const answer = (await res.json()) as { error: { reason_code: string; detail?: { field?: string } } };
       t.is(res.status, status, JSON.stringify(answer));
       t.is(answer.error.reason_code, code);
-      if (status === 400) t.is(answer.error.detail?.field, 'body');
+      if (code !== 'duplicate_key' && status === 400) t.is(answer.error.detail?.field, 'body');
       t.is((await w.call('GET', '/healthz')).body.log_size, sizeBefore);
     } finally {
       await w.close();
     }
   });
 }
+
+test('an event whose reasons would reach approval cards with a bidi override is rejected on its own', async (t) => {
+  const w = await startWrit();
+  try {
+    const a = await attester(w, 'tp-bidi');
+    const events = decisionEvents('bidi', 2);
+    (events[1] as { result: { reasons: string[] } }).result.reasons = ['pay \u202eevil'];
+    const res = await upload(w, a.key, gzipSync(JSON.stringify(events)), true);
+    const answer = (await res.json()) as { recorded: number; rejected: Array<{ decision_id: string; reason: string }> };
+    t.is(res.status, 200);
+    t.is(answer.recorded, 1);
+    t.deepEqual(answer.rejected.map((r) => r.decision_id), ['bidi-1']);
+    t.regex(answer.rejected[0]!.reason, /bidi/);
+  } finally {
+    await w.close();
+  }
+});

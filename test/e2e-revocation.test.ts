@@ -2,8 +2,11 @@ import test from 'ava';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { verifyReceipt } from '../src/sdk/verify.ts';
-import { agent, approver, caller, eventually, startWrit, type TestWrit } from './helpers/writ.ts';
+import { Faults } from './helpers/faults.ts';
+import { agent, approver, caller, eventually, startWrit, tempDir, type TestWrit } from './helpers/writ.ts';
 
 /**
  * Revocation reaches what was issued: at once, in one log entry. Keys rotate without losing
@@ -150,4 +153,63 @@ test('approver and attester keys rotate too, and the old key stops at once', asy
   t.is((await caller(w.url, att.api_key)('POST', '/api/v1/oap/attestations/heartbeat', heartbeat)).status, 401);
   t.is((await caller(w.url, next.body.api_key)('POST', '/api/v1/oap/attestations/heartbeat', heartbeat)).status, 200);
   t.is((await w.admin('POST', '/api/v1/agents/agt_nope/keys')).status, 404);
+});
+
+test('requests in flight when their agent is revoked get no token that can be spent', async (t) => {
+  const dir = await tempDir('writ-policies-');
+  // Slow on purpose (a few million comparisons): revocation lands while decisions are under way.
+  await fs.writeFile(
+    path.join(dir, 'slow.rego'),
+    'package writ\n\nr := numbers.range(1, 1500)\n\ndefault decision := {"allow": false}\n\ndecision := {"allow": true} if {\n\tinput.action == "email.send"\n\tcount([1 | some i in r; some j in r; i == j]) > 0\n}\n',
+  );
+  const slow = await startWrit({ policies: dir });
+  try {
+    const a = await agent(slow);
+    const rs = caller(slow.url, (await slow.admin('POST', '/api/v1/resource-servers', { name: 'rs' })).body.api_key);
+    const asks = Array.from({ length: 8 }, () => a.call('POST', '/api/v1/permissions', email));
+    await Promise.race(asks);
+    t.is((await slow.admin('POST', '/api/v1/oap/revocations', { scope: 'agent', id: a.id, reason: 'compromised' })).status, 200);
+    const answers = await Promise.all(asks);
+    t.true(answers.every((r) => r.status === 201 || r.status === 401), answers.map((r) => r.status).join(' '));
+    for (const r of answers.filter((x) => x.status === 201 && x.body.token)) {
+      t.is((await rs('POST', '/api/v1/tokens/consume', { token: r.body.token, ...email })).status, 410, `${r.body.id} was decided before the revocation and dies with it`);
+    }
+  } finally {
+    await slow.close();
+  }
+});
+
+test('a rotation racing a revocation never leaves the revoked agent a working key', async (t) => {
+  const a = await agent(w);
+  const [rotated, revoked] = await Promise.all([w.admin('POST', `/api/v1/agents/${a.id}/keys`), revoke('agent', a.id)]);
+  t.is(revoked.status, 200);
+  if (rotated.status === 201) t.is((await caller(w.url, rotated.body.api_key)('POST', '/api/v1/permissions', email)).status, 401);
+  else t.is(rotated.status, 409);
+  t.is((await w.admin('POST', `/api/v1/agents/${a.id}/keys`)).status, 409, 'a revoked agent gets no new key');
+});
+
+test('a key retired by a rotation can still be revoked, and what it obtained goes with it', async (t) => {
+  const a = await agent(w);
+  const rs = await resourceServer();
+  const obtained = (await a.call('POST', '/api/v1/permissions', email)).body;
+  const oldKeyId = /^writ_agent_([0-9a-f]{16})\./.exec(a.key)![1]!;
+  t.is((await w.admin('POST', `/api/v1/agents/${a.id}/keys`)).status, 201);
+  const revoked = await revoke('agent_key', oldKeyId);
+  t.is(revoked.status, 200);
+  t.is(revoked.body.tokens_revoked, 1);
+  t.is((await rs.call('POST', '/api/v1/tokens/consume', { token: obtained.token, ...email })).status, 410);
+});
+
+test('a rotation that could not be written leaves the old key working', async (t) => {
+  const faults = new Faults();
+  const own = await startWrit({ hooks: { wrapDriver: faults.wrap } });
+  try {
+    const a = await agent(own);
+    faults.failWrites(1);
+    t.is((await own.admin('POST', `/api/v1/agents/${a.id}/keys`)).status, 503);
+    await eventually(async () => (await own.call('GET', '/healthz')).status === 200, 'storage to recover');
+    t.is((await a.call('POST', '/api/v1/permissions', email)).status, 201, 'nothing changed');
+  } finally {
+    await own.close();
+  }
 });

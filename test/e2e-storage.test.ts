@@ -1,5 +1,8 @@
 import test from 'ava';
+import path from 'node:path';
+import { KEYS } from '../src/log/log.ts';
 import { verifyConsistency } from '../src/log/merkle.ts';
+import { LevelStore } from '../src/store/level.ts';
 import { Faults } from './helpers/faults.ts';
 import { agent, caller, eventually, startWrit, writCli, type TestWrit } from './helpers/writ.ts';
 
@@ -92,4 +95,30 @@ test('a write that landed although the driver reported a failure is not acknowle
     await w.close();
   }
   t.is((await writCli('log', 'verify', '--data', w.data)).code, 0);
+});
+
+test('acknowledged entries found missing when the store is reopened mark it damaged, and the next start refuses it', async (t) => {
+  const faults = new Faults();
+  const w = await startWrit({ hooks: { wrapDriver: faults.wrap } });
+  const a = await agent(w);
+  for (let i = 0; i < 3; i++) t.is((await a.call('POST', '/api/v1/permissions', email)).status, 201);
+  const lastIndex = w.server.writ.log.size - 1;
+  faults.reopenFailures = 1; // the first reopen fails, so there is time to damage the disk underneath
+  faults.failWrites(1);
+  t.is((await a.call('POST', '/api/v1/permissions', email)).status, 503);
+  await eventually(() => faults.opened >= 2, 'a first reopen attempt');
+  // While the database is closed between attempts, the disk loses the last acknowledged entry.
+  const db = await eventually(() => LevelStore.open(path.join(w.data, 'db')).catch(() => undefined), 'the database between two reopen attempts');
+  await db.batch([{ type: 'del', key: KEYS.entry(lastIndex) }, { type: 'put', key: KEYS.meta, value: JSON.stringify({ size: lastIndex }) }], { sync: true });
+  await db.close();
+  const health = await eventually(async () => {
+    const res = await w.call('GET', '/healthz');
+    return res.body.status === 'damaged' ? res : undefined;
+  }, 'health to say damaged', 30_000);
+  t.is(health.status, 503);
+  await w.close();
+  const refused = await writCli('serve', '--port', '0', '--data', w.data);
+  t.is(refused.code, 1);
+  t.regex(refused.out, /found damaged at an earlier start/);
+  t.regex(refused.out, new RegExp(`while Writ ran: the store holds ${lastIndex} log entries but ${lastIndex + 1} were acknowledged`));
 });

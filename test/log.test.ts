@@ -74,3 +74,10 @@ test('an append whose companion work throws leaves the log exactly as it was', a
   t.true(verified.ok, verified.problem?.message);
   t.is(verified.size, 2);
 });
+
+test('a flush with nothing pending leaves the log writing what comes next', async (t) => {
+  const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key(), commitWindowMs: 1 });
+  await log.flush();
+  const next = await Promise.race([log.append('after', {}), new Promise((r) => setTimeout(() => r('stuck'), 5000))]);
+  t.not(next, 'stuck');
+});

@@ -92,6 +92,8 @@ export interface PermissionsOptions {
   dataKey: Buffer;
   issuer: () => string;
   criticalDelaySeconds: number;
+  /** Whether a principal or key id has been revoked, as of now (see Principals.refused). */
+  refused?: (id: string | undefined) => boolean;
 }
 
 const K = {
@@ -119,7 +121,11 @@ export class Permissions {
   /** Approval and permission events for the Telegram bot and outgoing webhooks. */
   readonly events = new Events();
 
-  constructor(private readonly o: PermissionsOptions) {}
+  private readonly refused: (id: string | undefined) => boolean;
+
+  constructor(private readonly o: PermissionsOptions) {
+    this.refused = o.refused ?? (() => false);
+  }
 
   /** Re-arms approval timers after a restart; indexes open permissions by agent if an older version left none. */
   async start(): Promise<void> {
@@ -244,6 +250,10 @@ export class Permissions {
 
   /** Records a decision; an allow gets its token and receipt only after the entry is durable. */
   async create(input: NewPermission): Promise<{ record: PermissionRecord; token?: string; approval?: Approval }> {
+    // Nothing below awaits before the entry is sequenced, so a revocation that has begun is seen.
+    if (this.refused(input.agent.id) || this.refused(input.keyId)) {
+      throw new WritError('unauthenticated', 'the agent or its key was revoked', { field: 'authorization' });
+    }
     const now = Date.now();
     const record: PermissionRecord = {
       id: sortableId('perm', now),
@@ -449,6 +459,8 @@ export class Permissions {
       const next: PermissionRecord = { ...record, status: 'used', used_at: now, closed_at: now };
       delete next.token_sealed;
       const receipt = await this.receipt(next);
+      // Right before it is sequenced: a revocation in flight that has not closed this token yet still stops it.
+      if (this.refused(record.agent.id) || this.refused(record.agent.key_id)) throw new WritError('token_revoked', 'this token was revoked', detail);
       const event = this.events.make('permission.used', { permission: summary(next), by: { role: by.role, id: by.id } });
       await this.o.log.append('token.used', { permission_id: id, by: { role: by.role, id: by.id }, action: input.action, resource: input.resource, use: input.use }, [
         put(K.permission(id), next),
@@ -552,8 +564,16 @@ export class Permissions {
     const now = Date.now();
     let approval = decided;
     let outcome = decidedOutcome;
-    // A token only for the very request the approvers saw (approvals made before digests existed have none).
+    // From here to the append nothing awaits, so a revocation in flight is seen.
+    if (by && this.refused(by.approver_id)) throw new WritError('forbidden', 'this approver is revoked', { field: 'authorization' });
+    let refusal: string | undefined;
+    // A token only for the very request the approvers saw (approvals made before digests existed have none)…
     if (outcome === 'approved' && approval.request_digest !== undefined && machine.requestDigest(record) !== approval.request_digest) {
+      refusal = 'the request changed after the approvers saw it';
+    }
+    // …and never for an agent, or a key, revoked meanwhile.
+    if (outcome === 'approved' && (this.refused(record.agent.id) || this.refused(record.agent.key_id))) refusal = 'the agent or its key was revoked';
+    if (refusal) {
       approval = { ...approval, status: 'denied', decided_at: iso(now) };
       outcome = 'denied';
     }
@@ -573,7 +593,7 @@ export class Permissions {
       if (!record.oversight) this.issueToken(next, ops);
     } else if (outcome === 'denied' || outcome === 'cancelled' || outcome === 'expired') {
       const status = outcome === 'expired' ? 'expired' : 'denied';
-      const why = decidedOutcome === 'approved' ? 'the request changed after the approvers saw it' : `approval ${outcome}`;
+      const why = refusal ?? `approval ${outcome}`;
       next = { ...record, status, decision: 'deny', reasons: [...record.reasons, why], closed_at: iso(now) };
     }
     const type = by ? `approval.${by.action === 'cancel' ? 'cancelled' : 'vote'}` : `approval.${outcome}`;

@@ -101,6 +101,8 @@ const K = {
   attester: (id: string) => `attester/${id}`,
   resourceServer: (id: string) => `rs/${id}`,
   keys: { gte: 'key/', lt: 'key/~' },
+  /** A key retired by a rotation: who it belonged to, so it can still be revoked. */
+  retired: (keyId: string) => `key-retired/${keyId}`,
   link: (codeHash: string) => `link/${codeHash}`,
   telegramUser: (userId: number) => `tg/user/${userId}`,
   telegramUsers: { gte: 'tg/user/', lt: 'tg/user/~' },
@@ -131,6 +133,8 @@ export class Principals {
   private readonly agents = new Map<string, Agent>();
   private readonly attesters = new Map<string, Attester>();
   private readonly revoked = new Set<string>();
+  /** Keys a rotation retired: refused at the door even if a read that began before put them in the cache. */
+  private readonly retiredKeys = new Set<string>();
   private readonly linking = new KeyedMutex();
 
   constructor(
@@ -213,7 +217,7 @@ export class Principals {
       const keyId = parts[2];
       record = this.keys.get(keyId) ?? (await getJson<KeyRecord>(this.store, K.key(keyId)));
       // A read that began before a revocation must not put the revoked key back in the cache.
-      if (this.revoked.has(keyId)) record = undefined;
+      if (this.revoked.has(keyId) || this.retiredKeys.has(keyId) || (record && this.revoked.has(record.principal_id))) record = undefined;
       else if (record) this.keys.set(keyId, record);
     } else {
       // Cached like the other keys, so an admin can still read /api/v1/status while storage is down.
@@ -294,12 +298,21 @@ export class Principals {
     return ids;
   }
 
-  /** Keys refused from now on, in memory, before the write that deletes them is durable. */
-  private refuse(keyIds: string[]): void {
-    for (const id of keyIds) {
+  /** Keys (or whole principals) refused from now on, in memory, before the write that revokes them is durable. */
+  private refuse(ids: string[]): void {
+    for (const id of ids) {
       this.revoked.add(id);
       this.keys.delete(id);
     }
+  }
+
+  /**
+   * Whether a key id or a principal id has been revoked, as of now. Checked by the writes that
+   * could otherwise slip past a revocation in flight (a decision, a spend, a vote), right before
+   * they are sequenced.
+   */
+  refused(id: string | undefined): boolean {
+    return id !== undefined && this.revoked.has(id);
   }
 
   /**
@@ -310,12 +323,18 @@ export class Principals {
   async planRevocation(scope: Exclude<RevocationScope, 'grant'>, id: string, reason: string): Promise<RevocationPlan> {
     const revoked: Revoked = { at: new Date().toISOString(), reason };
     if (scope === 'agent_key' && KEY_ID_PATTERN.test(id)) {
-      const record = await getJson<KeyRecord>(this.store, K.key(id));
+      // A key retired by a rotation can still be revoked: what it obtained goes with it.
+      const record = (await getJson<KeyRecord>(this.store, K.key(id))) ?? (await getJson<KeyRecord>(this.store, K.retired(id)));
       if (!record || record.role !== 'agent') throw new WritError('not_found', `no agent key ${id}`, { field: 'id' });
       this.refuse([id]);
+      await this.log.flush();
       return { role: 'agent', principal_id: record.principal_id, key_ids: [id], whole: false, ops: [{ type: 'del', key: K.key(id) }], committed: () => undefined };
     }
     const role = scope === 'agent_key' ? 'agent' : scope;
+    // Refused before anything is read: a rotation, decision or vote sequenced from now on is
+    // refused, and what was sequenced before is on disk (the flush) when the keys are listed.
+    if (scope !== 'agent_key') this.refuse([id]);
+    await this.log.flush();
     const ops: BatchOp[] = [];
     let committed = () => {};
     if (role === 'agent') {
@@ -355,11 +374,18 @@ export class Principals {
     return this.linking.run(`keys:${id}`, async () => {
       const retired = await this.keyIdsOf(id, role);
       const { key, keyId, hash } = mintKey(role);
-      this.refuse(retired);
+      // Checked right before it is sequenced: a revocation that began meanwhile wins.
+      if (this.refused(id)) throw new WritError('conflict', `${role.replace('_', ' ')} ${id} is revoked; it gets no new key`, { field: 'id' });
       await this.log.append('key.rotated', { role, principal_id: id, key_id: keyId, retired_key_ids: retired }, [
-        ...retired.map((k): BatchOp => ({ type: 'del', key: K.key(k) })),
+        ...retired.flatMap((k): BatchOp[] => [{ type: 'del', key: K.key(k) }, put(K.retired(k), { role, principal_id: id, name: subject.name })]),
         put(K.key(keyId), { hash, role, principal_id: id, name: subject.name } satisfies KeyRecord),
       ]);
+      // Only once the rotation is durable: a rotation that failed leaves the old key working. A
+      // retired key no longer authenticates, but what it obtained stays good (it is not revoked).
+      for (const k of retired) {
+        this.retiredKeys.add(k);
+        this.keys.delete(k);
+      }
       return { id, api_key: key, key_id: keyId, retired_key_ids: retired };
     });
   }

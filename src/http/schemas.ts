@@ -208,9 +208,9 @@ export const webhookSchema = z
 export const attestationSchema = z
   .strictObject({
     attestation_id: z.string().min(1).max(200),
-    touchpoint_id: z.string().min(1).max(200),
-    agent_class: z.string().min(1).max(200),
-    action_class: z.string().min(1).max(200),
+    touchpoint_id: displayName,
+    agent_class: displayName.describe('Shown to approvers: no control or bidi characters'),
+    action_class: displayName,
     decision: z.enum(OVERSIGHT_DECISIONS),
     decided_at: z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time' }),
     // Below 2^53 − 1, so the next number after any accepted one is still exact.

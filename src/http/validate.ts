@@ -90,6 +90,18 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * (JSON.parse keeps the last), and everything `checkJson` refuses.
  */
 export function parseJson(bytes: Uint8Array): unknown {
+  return decodeJson(bytes, (parsed) => walk(parsed, 'body', 0, false));
+}
+
+/**
+ * The same for a body whose parts are checked one by one afterwards (an OPA upload, where one
+ * bad event must not refuse the others): only the encoding and duplicate keys, for the whole.
+ */
+export function parseJsonOnly(bytes: Uint8Array): unknown {
+  return decodeJson(bytes, countKeys);
+}
+
+function decodeJson(bytes: Uint8Array, keysOf: (parsed: unknown) => number): unknown {
   let text: string;
   try {
     text = STRICT_UTF8.decode(bytes);
@@ -102,13 +114,28 @@ export function parseJson(bytes: Uint8Array): unknown {
   } catch (err) {
     throw new WritError('malformed_json', `request body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
   }
-  const keys = walk(parsed, 'body', 0, false);
   // Fewer keys parsed than written means some were written twice; only then find which.
-  if (keys !== keysInText(text)) {
+  if (keysOf(parsed) !== keysInText(text)) {
     const at = duplicateKey(text) ?? 'body';
     throw new WritError('duplicate_key', `${at} is given more than once`, { field: at });
   }
   return parsed;
+}
+
+/** Object keys in a parsed value, at any depth (without recursion: the parts are checked for depth later). */
+function countKeys(value: unknown): number {
+  let n = 0;
+  const todo: unknown[] = [value];
+  while (todo.length) {
+    const next = todo.pop();
+    if (Array.isArray(next)) for (const item of next) todo.push(item);
+    else if (next !== null && typeof next === 'object') {
+      const keys = Object.keys(next);
+      n += keys.length;
+      for (const key of keys) todo.push((next as Record<string, unknown>)[key]);
+    }
+  }
+  return n;
 }
 
 /**
@@ -120,8 +147,8 @@ export function parseJson(bytes: Uint8Array): unknown {
  * already rounded them), fractions Cedar's decimal cannot hold, and, in scope, context and use,
  * text that displays as something other than what it is (see UNSAFE_TEXT).
  */
-export function checkJson(value: unknown, path: string, depth: number): void {
-  walk(value, path, depth, false);
+export function checkJson(value: unknown, path: string, depth: number, options: { freeText?: boolean } = {}): void {
+  walk(value, path, depth, options.freeText ?? false);
 }
 
 /** checkJson's walk; answers how many object keys it saw, to compare with the text's. */

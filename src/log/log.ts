@@ -178,6 +178,8 @@ export class TransparencyLog {
   /** One batch at a time, in sequence order; whatever queued meanwhile becomes the next batch. */
   private flushLoop(): Promise<void> {
     if (this.writing) return this.writing;
+    // With nothing to write, run() would finish before `writing` is even set, and leave it set.
+    if (!this.pending || this.broken) return Promise.resolve();
     const run = async () => {
       try {
         while (this.pending && !this.broken) {
@@ -336,7 +338,7 @@ export class TransparencyLog {
   }
 }
 
-const unavailable = () => new WritError('storage_unavailable', 'storage is not accepting writes right now; nothing was recorded', { retry_after: 1 });
+const unavailable = () => new WritError('storage_unavailable', 'storage is not accepting writes right now; this request was not acknowledged, retry shortly', { retry_after: 1 });
 
 export function nodeReader(store: Store): NodeReader {
   return async (level, index) => {

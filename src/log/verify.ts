@@ -22,6 +22,8 @@ export interface LogVerification {
 
 /** The stored log is not what was written: opening it is refused, and the message says where. */
 export class LogDamage extends Error {
+  /** What the store's guard looks for: damage is not retried. */
+  readonly damage = true;
   constructor(
     message: string,
     readonly index?: number,

@@ -4,7 +4,7 @@ import { sha256 } from '../crypto/encoding.ts';
 import { FUTURE_TOLERANCE_MS, LEGAL_BASES, type AttestationInput, type LegalBasis } from '../domain/oversight.ts';
 import { WritError } from '../errors.ts';
 import { attestationSchema } from '../http/schemas.ts';
-import { checkJson } from '../http/validate.ts';
+import { checkJson, parseJsonOnly } from '../http/validate.ts';
 import { canonicalize } from '../log/canonical.ts';
 
 /**
@@ -47,12 +47,9 @@ export function decodeUpload(body: Buffer, declaredGzip: boolean): unknown[] {
       throw new WritError('invalid_request', 'the body is not valid gzip', { field: 'body' });
     }
   }
-  let events: unknown;
-  try {
-    events = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new WritError('malformed_json', 'the upload is not a JSON array of decision events', { field: 'body' });
-  }
+  // Not UTF-8, or a key given twice, refuses the whole upload, as for every body; anything else
+  // refuses one event at a time (mapEvents).
+  const events = parseJsonOnly(raw);
   const parsed = uploadSchema.safeParse(events);
   if (!parsed.success) throw new WritError('invalid_request', 'the upload must be a JSON array of at most 10,000 decision events', { field: 'body' });
   return parsed.data;
@@ -114,8 +111,14 @@ export function toAttestation(raw: unknown, mapping: OpaMapping): { ok: true; in
     evidence_digest: sha256(`${canonicalize(event.input ?? null)}|${canonicalize(event.result ?? null)}`).toString('hex'),
     context: { engine: 'opa', path: (event.path ?? '').slice(0, 500), ...(reasons.length ? { reason: reasons.join('; ').slice(0, 1000) } : {}), ...(event.labels ? { labels: event.labels } : {}) },
   } as const;
-  // The same rules as a direct attestation, on what the event became.
+  // The same rules as a direct attestation, on what the event became: its context is shown to
+  // people, so it is free text (no controls, no bidi overrides).
   const checked = attestationSchema.safeParse({ ...input, touchpoint_id: 'opa', sequence_number: 0 });
   if (!checked.success) return { ok: false, decision_id: event.decision_id, reason: `${checked.error.issues[0]!.path.join('.')}: ${checked.error.issues[0]!.message}` };
+  try {
+    checkJson(input.context, 'context', 1, { freeText: true });
+  } catch (err) {
+    return { ok: false, decision_id: event.decision_id, reason: (err as Error).message };
+  }
   return { ok: true, input };
 }

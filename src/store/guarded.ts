@@ -42,6 +42,8 @@ export class GuardedStore implements Store {
     private inner: Store,
     private readonly reopen: () => Promise<Store>,
     private readonly report: (message: string) => void = () => {},
+    /** Keeps a finding of damage where the next start will see it (the data directory's DAMAGED note). */
+    private readonly recordDamage: (reason: string) => Promise<void> = async () => {},
   ) {}
 
   get health(): StorageHealth {
@@ -89,12 +91,16 @@ export class GuardedStore implements Store {
     await this.inner.close();
   }
 
-  /** Marks the store damaged from outside (a check found what the driver could not). */
+  /**
+   * Marks the store damaged (a check found what the driver could not): writes are refused from
+   * now on, and the finding is kept for the next start, which then refuses to serve the directory.
+   */
   markDamaged(reason: string): void {
     if (this.status.state === 'damaged') return;
     this.epoch++;
     this.status = { ...this.status, state: 'damaged', reason, since: new Date().toISOString() };
     this.report(`storage is damaged and refuses writes: ${reason}. Stop Writ, run \`writ log verify\`, and restore the latest backup (\`writ restore FILE --data DIR\`).`);
+    void this.recordDamage(reason).catch((err) => this.report(`could not keep the damage note: ${(err as Error).message}`));
   }
 
   private async write(run: () => Promise<void>): Promise<void> {
@@ -139,9 +145,10 @@ export class GuardedStore implements Store {
     return this.writable ? undefined : this.refusal();
   }
 
+  /** What a client is told: fixed words (the reason, with its paths, is for /api/v1/status and the console). */
   private refusal(): WritError {
-    if (this.status.state === 'damaged') return new WritError('storage_corrupt', `storage is damaged and refuses writes: ${this.status.reason ?? 'unknown damage'}`, {});
-    return new WritError('storage_unavailable', `storage is not accepting writes right now${this.status.reason ? ` (${this.status.reason})` : ''}; nothing was recorded`, { retry_after: 1 });
+    if (this.status.state === 'damaged') return new WritError('storage_corrupt', 'storage is damaged and refuses writes; the operator has been told', {});
+    return new WritError('storage_unavailable', 'storage is not accepting writes right now; this request was not acknowledged, retry shortly', { retry_after: 1 });
   }
 
   private failed(err: unknown): void {
@@ -177,10 +184,8 @@ export class GuardedStore implements Store {
     try {
       for (const verify of this.verifiers) await verify();
     } catch (err) {
-      if ((err as Error).name === 'LogDamage') {
-        this.status.state = 'ok';
-        return this.markDamaged((err as Error).message);
-      }
+      // Damage does not heal by trying again; anything else (the disk still full) may.
+      if ((err as { damage?: boolean }).damage === true) return this.markDamaged((err as Error).message);
       return this.retryLater(err);
     }
     this.epoch++;

@@ -10,6 +10,8 @@ export class Faults {
   private plan: Array<'before' | 'after'> = [];
   reopenFailures = 0;
   opened = 0;
+  /** The real driver most recently opened, for a test that damages the data underneath. */
+  driver: Store | undefined;
 
   /** The next `n` writes fail; with `landed` the driver writes them first. */
   failWrites(n = 1, options: { landed?: boolean } = {}): void {
@@ -22,6 +24,7 @@ export class Faults {
       void driver.close();
       throw ioError('reopen refused by the test');
     }
+    this.driver = driver;
     const write = async (run: () => Promise<void>) => {
       const fault = this.plan.shift();
       if (fault === 'before') throw ioError('injected write failure');

@@ -14,11 +14,12 @@ export const healthz = defineRoute({
   handle({ writ }) {
     const storage = writ.store.health;
     if (storage.state === 'ok' && !writ.log.fault) return { status: 200, body: { status: 'ok', log_size: writ.log.size } };
-    return {
-      status: 503,
-      headers: { 'retry-after': '1' },
-      body: { status: storage.state === 'damaged' ? 'damaged' : 'unavailable', reason: storage.reason ?? writ.log.fault ?? 'storage is recovering', log_size: writ.log.size },
-    };
+    // Anyone may ask, so the answer is in fixed words; the details (paths, errors) are in /api/v1/status.
+    const reason =
+      storage.state === 'damaged'
+        ? 'storage is damaged; writes are refused until an operator restores it'
+        : 'a write failed; writes are refused until the database is reopened and re-verified';
+    return { status: 503, headers: { 'retry-after': '1' }, body: { status: storage.state === 'damaged' ? 'damaged' : 'unavailable', reason, log_size: writ.log.size } };
   },
 });
 
