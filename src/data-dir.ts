@@ -34,6 +34,8 @@ const RESTORE_HINT = 'Restore the latest backup into a new directory (`writ rest
 export interface OpenedDataDir {
   store: GuardedStore;
   meta: Meta | undefined;
+  /** What an inspecting command must tell its user although it went on (damage found at this open). */
+  warnings: string[];
 }
 
 export async function openDataDir(
@@ -64,24 +66,47 @@ export async function openDataDir(
     const driver = await openLevel(data, options.create);
     return options.wrapDriver ? options.wrapDriver(driver) : driver;
   };
+  // LevelDB replaces a damaged write-ahead log as it opens the database: the log as it was is
+  // copied first, and kept if LevelDB dropped anything from it.
+  const walCopy = await copyWriteAheadLogs(data);
   const driver = await open();
   const dropped = await recoveryWarnings(dbPath(data));
+  const warnings: string[] = [];
   if (dropped.length > 0) {
-    await driver.close();
+    const kept = walCopy && path.join(data, `wal-damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    if (walCopy && kept) await fs.rename(walCopy, kept);
     const message = [
       `LevelDB found its write-ahead log damaged when it opened ${dbPath(data)} and dropped records:`,
       ...dropped.map((line) => `  ${line}`),
+      ...(kept ? [`The write-ahead log as it was before is kept in ${kept}.`] : []),
       'Records acknowledged to clients may be lost. If Writ stopped while its disk was full or failing, the dropped bytes may be only writes it refused to acknowledge:',
       `check with \`writ log verify --data ${data}\`, and if that passes and you accept the risk, delete ${path.join(data, DAMAGED_FILE)} to start.`,
       `Otherwise: ${RESTORE_HINT}.`,
     ].join('\n');
     // LevelDB has already replaced the damaged log, so the next start would not see this: keep it.
     await writeDamageNote(data, message);
-    throw new StartupError(message);
+    if (!options.inspect) {
+      await driver.close();
+      throw new StartupError(message);
+    }
+    warnings.push(message);
+  } else if (walCopy) {
+    await fs.rm(walCopy, { recursive: true, force: true });
   }
   await securePermissions(data);
   const store = new GuardedStore(driver, open, options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`));
-  return { store, meta: await getJson<Meta>(store, 'meta/instance') };
+  return { store, meta: await getJson<Meta>(store, 'meta/instance'), warnings };
+}
+
+/** Copies LevelDB's write-ahead log files (a few MB at most) aside; undefined when there are none. */
+async function copyWriteAheadLogs(data: string): Promise<string | undefined> {
+  const logs = (await fs.readdir(dbPath(data)).catch(() => [] as string[])).filter((f) => f.endsWith('.log'));
+  if (logs.length === 0) return undefined;
+  const copy = path.join(data, 'wal-at-open');
+  await fs.rm(copy, { recursive: true, force: true });
+  await fs.mkdir(copy, { mode: 0o700 });
+  for (const file of logs) await fs.copyFile(path.join(dbPath(data), file), path.join(copy, file));
+  return copy;
 }
 
 /** Damage found once is kept beside the database, where every later start sees it. */

@@ -1,6 +1,7 @@
 /**
- * One table of reason codes and the one place that maps them to HTTP statuses.
- * Only statuses below 500 expose their message; anything else is reported as `internal_error`.
+ * One table of reason codes and the one place that maps them to HTTP statuses. A WritError's
+ * message is written for the client (fixed words for 5xx); anything else thrown is reported as
+ * `internal_error` and its message stays in the server's log.
  */
 export const REASON_STATUS = {
   invalid_request: 400,

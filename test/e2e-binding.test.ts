@@ -38,6 +38,13 @@ test('a token approved for a value spends at most that value, in that currency, 
   t.is((await consume({ value: 5, currency: 'EUR' })).status, 200);
 });
 
+test('a value decided without a currency binds the use to no currency', async (t) => {
+  const { a, now } = await approvedTransfer({ value: 5 });
+  const consume = (use: Record<string, unknown>) => a.call('POST', '/api/v1/tokens/consume', { token: now.token, ...transfer, use });
+  t.is((await consume({ value: 5, currency: 'JPY' })).status, 403, 'it cannot become 5 of some other unit');
+  t.is((await consume({ value: 5 })).status, 200);
+});
+
 test('a money request that names no value is critical, so leaving it out never buys a single approval', async (t) => {
   const a = await agent(w, { trust_tier: 'T2' });
   const res = await a.call('POST', '/api/v1/permissions', transfer);

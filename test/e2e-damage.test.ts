@@ -41,12 +41,17 @@ test('a flipped byte in LevelDB\'s write-ahead log after kill -9 is refused at s
   t.regex(first.out, /write-ahead log damaged/);
   t.regex(first.out, /dropping \d+ bytes/);
   t.regex(first.out, /writ restore FILE --data NEWDIR/);
+  const kept = (await fs.readdir(data)).find((f) => f.startsWith('wal-damaged-'));
+  t.truthy(kept, 'the write-ahead log as it was is kept as evidence');
+  t.deepEqual(await fs.readFile(path.join(data, kept!, wal)), bytes);
   // LevelDB has already replaced the damaged log: the refusal must not depend on seeing it again.
   const second = await serve(data);
   t.is(second.code, 1);
   t.regex(second.out, /found damaged at an earlier start/);
   const verify = await writCli('log', 'verify', '--data', data);
-  t.not(verify.out, '', 'an operator can still inspect the directory');
+  t.regex(verify.out, /log .*: (OK|FAILED)/, 'an operator can still inspect the directory');
+  const backup = await writCli('backup', '--out', path.join(await tempDir(), 'before-anything.backup'), '--data', data);
+  t.is(backup.code, 0, 'and copy it before trying anything');
 });
 
 test('a log entry missing after the latest checkpoint is refused at start, naming its index', async (t) => {
@@ -117,3 +122,25 @@ function bind(driver: Store): Store {
     close: () => driver.close(),
   };
 }
+
+test("a proof's checkpoint does not move where the start-up check begins: a hole before it is still found", async (t) => {
+  const data = await tempDir();
+  const server = await spawnWrit(data);
+  const admin = caller(server.url, ADMIN);
+  const key = (await admin('POST', '/api/v1/agents', { name: 'p' })).body.api_key;
+  const agentCall = caller(server.url, key);
+  for (let i = 0; i < 10; i++) await agentCall('POST', '/api/v1/permissions', email);
+  const settled = Number((await admin('POST', '/api/v1/log/checkpoint')).text.split('\n')[1]);
+  let last = 0;
+  for (let i = 0; i < 10; i++) last = (await agentCall('POST', '/api/v1/permissions', email)).body.log.index;
+  const proof = (await caller(server.url)('GET', `/api/v1/log/proof/${last}`)).body;
+  t.true(proof.tree_size > settled + 5, 'the proof was signed a checkpoint of its own, beyond the settled one');
+  server.child.kill('SIGKILL');
+  await server.exited;
+  const store = await LevelStore.open(path.join(data, 'db'));
+  await store.batch([{ type: 'del', key: KEYS.entry(settled + 5) }], { sync: true });
+  await store.close();
+  const refused = await serve(data);
+  t.is(refused.code, 1);
+  t.regex(refused.out, new RegExp(`log entry ${settled + 5}: entry ${settled + 5} is missing`));
+});

@@ -34,7 +34,8 @@ export async function backup(args: string[]): Promise<number> {
     source = Readable.fromWeb(res.body as never);
   } else {
     const data = path.resolve(values.data!);
-    const { store, meta } = await openDataDir(data, { create: false });
+    // A directory found damaged can still be copied: that is what one does before trying anything.
+    const { store, meta } = await openDataDir(data, { create: false, inspect: true });
     if (!meta) {
       await store.close();
       throw new Error(`${data} holds no Writ data`);

@@ -8,8 +8,9 @@ import { parseFlags } from './args.ts';
 export async function logVerify(args: string[]): Promise<number> {
   const { values } = parseFlags(args, { data: { type: 'string' }, json: { type: 'boolean' } });
   const data = path.resolve(values.data ?? process.env.WRIT_DATA ?? './data');
-  const { store, meta } = await openDataDir(data, { create: false, inspect: true });
+  const { store, meta, warnings } = await openDataDir(data, { create: false, inspect: true });
   try {
+    for (const warning of warnings) process.stderr.write(`writ: ${warning}\n`);
     if (!meta) {
       process.stderr.write(`writ: ${data} holds no Writ log\n`);
       return 1;
@@ -23,7 +24,7 @@ export async function logVerify(args: string[]): Promise<number> {
       const where = result.problem?.index !== undefined ? `index ${result.problem.index}` : `checkpoint of size ${result.problem?.checkpoint_size}`;
       process.stdout.write(`log ${meta.origin}: FAILED at ${where}: ${result.problem?.message}\n`);
     }
-    return result.ok ? 0 : 1;
+    return result.ok && warnings.length === 0 ? 0 : 1;
   } finally {
     await store.close();
   }

@@ -203,7 +203,12 @@ export class Oversight implements EventSink {
             continue;
           }
           seen.add(key);
-          const numbered: AttestationInput = { ...partial, touchpoint_id: touchpoint, sequence_number: tp && tp.attestations > 0 ? tp.last_sequence + 1 : 0 };
+          // Numbers stay exact (below 2^53 − 1), as for attestations sent directly.
+          const sequence = tp && tp.attestations > 0 ? tp.last_sequence + 1 : 0;
+          if (sequence >= Number.MAX_SAFE_INTEGER) {
+            throw new WritError('attestation_out_of_order', `touchpoint ${touchpoint} has used every sequence number; an admin can reset it`, { field: 'sequence_number', highest_seen: tp!.last_sequence });
+          }
+          const numbered: AttestationInput = { ...partial, touchpoint_id: touchpoint, sequence_number: sequence };
           const s = this.stage(attester, numbered, tp, digest, sha256(canonicalize(numbered)).toString('base64'));
           s.done.catch(() => (refused = true));
           tp = s.next;

@@ -61,6 +61,8 @@ export function tokenBounds(request: { scope: Scope; value?: number | undefined;
     bounds.max_value = typeof scoped === 'number' ? Math.min(scoped, request.value) : request.value;
   }
   if (request.currency !== undefined) bounds.currency = request.currency;
+  // A value decided without a currency binds the use to none: it cannot become a value in another unit.
+  else if (request.value !== undefined && bounds.currency === undefined) bounds.currency_allowed = false;
   return bounds;
 }
 

@@ -44,11 +44,17 @@ const MAX_BACKOFF_MS = 10 * 60_000;
 const SEND_TIMEOUT_MS = 10_000;
 const PARALLEL = 8;
 
-/** A URL as it may be shown and logged: query values and any fragment replaced by "…". */
+/**
+ * A URL as it may be shown and logged: past the first path segment, query values and any fragment
+ * replaced by "…", because chat services carry the credential in the path
+ * (https://hooks.slack.com/services/T…/B…/secret).
+ */
 export function redactedUrl(url: string): string {
   const u = new URL(url);
+  const [first, ...rest] = u.pathname.split('/').filter(Boolean);
+  const path = first === undefined ? '/' : `/${first}${rest.length ? '/…' : ''}`;
   const query = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=…`).join('&');
-  return `${u.origin}${u.pathname}${query ? `?${query}` : ''}${u.hash ? '#…' : ''}`;
+  return `${u.origin}${path}${query ? `?${query}` : ''}${u.hash ? '#…' : ''}`;
 }
 
 export function signature(secret: string, timestamp: number, body: string): string {

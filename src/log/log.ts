@@ -227,6 +227,8 @@ export class TransparencyLog {
     this.lastLeaf = tail.lastLeaf;
     this.durable = { size: tail.frontier.size, root: tail.frontier.root() };
     if (tail.latest && (!this.latest || tail.latest.size >= this.latest.size)) this.latest = tail.latest;
+    // Nothing should be waiting (a failure rejects every pending append), but nothing may hang either.
+    for (const w of this.pending?.waiters ?? []) w.reject(unavailable());
     this.pending = undefined;
     this.broken = undefined;
   }
@@ -252,8 +254,9 @@ export class TransparencyLog {
   /**
    * Signs a checkpoint of the durable tree unless the latest one already covers it. A checkpoint
    * is only ever extended: it is signed over what is on disk, never below the latest one, and
-   * stored (synced) before anyone sees it. The store first settles its recent writes into its
-   * checksummed tables, so what a checkpoint covers no longer depends on the write-ahead log.
+   * stored (synced) before anyone sees it. For all but proofs' checkpoints the store first settles
+   * its recent writes into its tables, so what such a checkpoint covers no longer depends on the
+   * write-ahead log (the start-up check begins there).
    */
   checkpoint(options: { force?: boolean; ephemeral?: boolean } = {}): Promise<Checkpoint> {
     const run = async (): Promise<Checkpoint> => {
@@ -264,7 +267,9 @@ export class TransparencyLog {
       if (this.latest && size < this.latest.size) {
         throw new Error(`refusing to sign a checkpoint of size ${size} below the latest one (${this.latest.size})`);
       }
-      await this.store.settle();
+      // A proof's checkpoint is not settled (strangers may ask for one a second); the start-up
+      // check then begins at the latest one that was (see verifyTail).
+      if (!options.ephemeral) await this.store.settle();
       const text = formatCheckpoint({ origin: this.origin, size, rootHash: root });
       const note = signNote(text, { name: this.origin, privateKey: this.key.privateKey, publicKeyRaw: this.key.publicRaw });
       const ops: BatchOp[] = [{ type: 'put', key: KEYS.checkpoint(size), value: note }];
@@ -346,9 +351,4 @@ export function nodeReader(store: Store): NodeReader {
     if (value === undefined) throw new WritError('storage_corrupt', `log tree node ${level}/${index} is missing from the store`);
     return Buffer.from(value, 'base64');
   };
-}
-
-export function parseStoredCheckpoint(note: string): Checkpoint {
-  const [, size, root] = note.split('\n');
-  return { size: Number(size), root: root ?? '', note };
 }

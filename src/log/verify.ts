@@ -108,10 +108,12 @@ export async function verifyLog(store: Store, logKey: NoteVerifier): Promise<Log
 }
 
 /**
- * The tail a log opens on: the latest signed checkpoint (its signature checked), the frontier it
- * commits to rebuilt from stored nodes, then every entry after it checked up to the stored size.
- * `acknowledged` is what this process already answered for (after a failed write): the store must
- * still hold at least that, with the same root.
+ * The tail a log opens on. The latest checkpoint Writ settled (its entries moved out of LevelDB's
+ * write-ahead log before it was signed) is where the check starts: the frontier it commits to is
+ * rebuilt from stored nodes, then every entry after it is checked up to the stored size, and the
+ * latest checkpoint of all (perhaps one signed for a proof, not settled) must match the tree at its
+ * size. `acknowledged` is what this process already answered for (after a failed write): the
+ * store must still hold at least that, with the same root.
  */
 export async function verifyTail(
   store: Store,
@@ -119,42 +121,53 @@ export async function verifyTail(
   acknowledged?: { size: number; root: Buffer },
 ): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined; latest: Checkpoint | undefined }> {
   const size = await storedSize(store);
-  let latest: Checkpoint | undefined;
-  for await (const [, note] of store.iterate({ ...KEYS.checkpointRange, reverse: true, limit: 1 })) {
+  const signed: Array<Checkpoint & { settled: boolean }> = [];
+  for await (const [, note] of store.iterate({ ...KEYS.checkpointRange, reverse: true })) {
+    let cp: { size: number; root: string };
     try {
-      latest = { ...verifiedCheckpoint(note, logKey), note };
+      cp = verifiedCheckpoint(note, logKey);
     } catch (err) {
-      throw new LogDamage(`the latest stored checkpoint does not verify against the log key: ${(err as Error).message}`);
+      throw new LogDamage(`a stored checkpoint does not verify against the log key: ${(err as Error).message}`);
     }
+    const settled = (await store.get(KEYS.ephemeral(cp.size))) === undefined;
+    signed.push({ ...cp, note, settled });
+    if (settled) break;
   }
-  const from = latest?.size ?? 0;
+  const latest = signed[0];
+  const start = signed.find((cp) => cp.settled);
+  const from = start?.size ?? 0;
   if (acknowledged && size < acknowledged.size) {
     throw new LogDamage(`the store holds ${size} log entries but ${acknowledged.size} were acknowledged: entries from ${size} on are lost`, size);
   }
-  if (size < from) throw new LogDamage(`the store holds ${size} log entries but a checkpoint of ${from} entries was signed: entries from ${size} on are lost`, size);
+  if (latest && size < latest.size) throw new LogDamage(`the store holds ${size} log entries but a checkpoint of ${latest.size} entries was signed: entries from ${size} on are lost`, size);
   let frontier: Frontier;
   let prev = '';
   try {
     frontier = await Frontier.fromNodes(from, nodeReader(store));
     if (from > 0) prev = (await nodeReader(store)(0, from - 1)).toString('base64');
   } catch (err) {
-    throw new LogDamage(`the tree under the latest checkpoint (${from} entries) cannot be read: ${(err as Error).message}`);
+    throw new LogDamage(`the tree under the checkpoint of ${from} entries cannot be read: ${(err as Error).message}`);
   }
-  if (latest && frontier.root().toString('base64') !== latest.root) {
+  if (start && frontier.root().toString('base64') !== start.root) {
     throw new LogDamage(`the stored tree of the first ${from} entries does not match the signed checkpoint of that size`);
   }
+  // The roots this check must agree with, at the sizes where it will pass them.
+  const expected = new Map<number, { root: string; what: string }>();
+  if (latest && latest !== start) expected.set(latest.size, { root: latest.root, what: `the signed checkpoint of ${latest.size} entries` });
+  if (acknowledged && acknowledged.size >= from) expected.set(acknowledged.size, { root: acknowledged.root.toString('base64'), what: `the tree of ${acknowledged.size} entries this process acknowledged` });
   const state = { frontier, prev };
-  const rootAt = (n: number) => (n === acknowledged?.size ? (acknowledgedRoot = state.frontier.root().toString('base64')) : undefined);
-  let acknowledgedRoot: string | undefined;
+  let mismatch: string | undefined;
+  const rootAt = (n: number) => {
+    const want = expected.get(n);
+    if (want && !mismatch && state.frontier.root().toString('base64') !== want.root) mismatch = want.what;
+  };
   rootAt(from);
   const problem = await checkEntries(store, { from, to: size }, state, rootAt);
   if (problem) throw new LogDamage(`log entry ${problem.index}: ${problem.message}`, problem.index);
-  if (acknowledged && acknowledgedRoot !== undefined && acknowledgedRoot !== acknowledged.root.toString('base64')) {
-    throw new LogDamage(`the stored tree of the first ${acknowledged.size} entries is not the one this process acknowledged`);
-  }
+  if (mismatch) throw new LogDamage(`the stored tree does not match ${mismatch}`);
   // An entry past the recorded size means the size itself was lost.
   if ((await store.get(KEYS.entry(size))) !== undefined) throw new LogDamage(`log entry ${size} is stored beyond the recorded size of ${size}`, size);
-  return { frontier: state.frontier, lastLeaf: size > 0 ? Buffer.from(state.prev, 'base64') : undefined, latest };
+  return { frontier: state.frontier, lastLeaf: size > 0 ? Buffer.from(state.prev, 'base64') : undefined, latest: latest ? { size: latest.size, root: latest.root, note: latest.note } : undefined };
 }
 
 /** Opens a stored checkpoint note with the log key and returns its size and root. */

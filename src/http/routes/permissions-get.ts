@@ -14,7 +14,8 @@ export default defineRoute({
     200: { description: 'Current state (with the token while approved and unused)', schema: permissionSchema },
     404: { description: 'No such permission for this agent' },
   },
-  errors: ['not_found'],
+  // Reading may apply a due timeout, which is a write.
+  errors: ['not_found', 'overloaded'],
   async handle({ writ, params, query, principal, signal }) {
     const id = params.id!;
     const { record, token, approval } = query.wait
