@@ -14,13 +14,13 @@ function key(): SigningKey {
 }
 
 test('an append made right after a batch completes is still written', async (t) => {
+  t.timeout(10_000, 'the append never completed');
   const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key(), commitWindowMs: 1 });
   const first = log.append('a', {});
   await log.flush();
   await first;
   await null;
-  const second = await Promise.race([log.append('b', {}), new Promise((r) => setTimeout(() => r('stuck'), 1000))]);
-  t.not(second, 'stuck');
+  await log.append('b', {});
   t.is(log.size, 2);
 });
 
@@ -76,8 +76,8 @@ test('an append whose companion work throws leaves the log exactly as it was', a
 });
 
 test('a flush with nothing pending leaves the log writing what comes next', async (t) => {
+  t.timeout(10_000, 'the append after the flush never completed');
   const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key(), commitWindowMs: 1 });
   await log.flush();
-  const next = await Promise.race([log.append('after', {}), new Promise((r) => setTimeout(() => r('stuck'), 5000))]);
-  t.not(next, 'stuck');
+  t.is((await log.append('after', {})).index, 0);
 });

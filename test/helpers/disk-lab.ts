@@ -28,14 +28,17 @@ async function start(): Promise<unknown> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   server = child;
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  for (;;) {
-    const url = /Writ is listening on (http:\/\/\S+)/.exec(output)?.[1];
-    if (url) return { url };
-    if (child.exitCode !== null) return { error: `server exited ${child.exitCode}: ${output}` };
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  // Answered when the banner names the port, or when the server exits first.
+  return new Promise((resolve) => {
+    const seen = (c: Buffer) => {
+      output += c.toString();
+      const url = /Writ is listening on (http:\/\/\S+)/.exec(output)?.[1];
+      if (url) resolve({ url });
+    };
+    child.stdout!.on('data', seen);
+    child.stderr!.on('data', seen);
+    child.once('exit', (code) => resolve({ error: `server exited ${code}: ${output}` }));
+  });
 }
 
 async function stop(): Promise<unknown> {

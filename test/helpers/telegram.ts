@@ -5,7 +5,6 @@ import emulatorModule from 'telegram-test-api';
 
 // A CommonJS module whose default export ESM sees one level down.
 const TelegramServer = ((emulatorModule as unknown as { default?: unknown }).default ?? emulatorModule) as unknown as typeof Emulator;
-import { sleep } from './writ.ts';
 
 /**
  * The `telegram-test-api` emulator on loopback, behind a small recording proxy: the proxy lets a

@@ -125,7 +125,7 @@ export async function approver(w: TestWrit, name = 'approver') {
   return { id: res.body.id as string, key: res.body.api_key as string, call: caller(w.url, res.body.api_key) };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pauseFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Polls `check` until it returns something truthy, and returns that. Tests wait on conditions
@@ -137,7 +137,7 @@ export async function eventually<T>(check: () => T | Promise<T>, what: string, m
     const value = await check();
     if (value) return value as NonNullable<T>;
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(pause);
+    await pauseFor(pause);
   }
 }
 
