@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import path from 'node:path';
+import { LineCounter, isMap, isScalar, parseDocument, type Scalar } from 'yaml';
 import { LEGAL_BASES } from './domain/oversight.ts';
 
 /**
- * Configuration is parsed once, from flags then environment then defaults, and checked before
- * anything starts; every bad or unknown key is reported at once with the name a user typed.
+ * Configuration is parsed once, from flags, the environment, a configuration file and defaults,
+ * and checked before anything starts; every bad or unknown key is reported at once with the name
+ * a user typed.
  */
 const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -76,7 +78,40 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_MAX_BODY_BYTES: 'maxBodyBytes',
 };
 
-const KEY_TO_ENV = Object.fromEntries(Object.entries(ENV_KEYS).map(([env, key]) => [key, env]));
+/** What each setting does, for `writ --help`, `writ config check` and the README (one line each). */
+export const SETTING_HELP: Partial<Record<keyof Config, string>> = {
+  port: 'listen port (0 = any free port)',
+  host: 'listen address',
+  data: 'data directory: LevelDB and key files (0700/0600)',
+  policies: 'policy directory (must exist), reloaded on change',
+  adminToken: 'admin key, at least 16 characters, stored as an HMAC (default: a generated key, printed once)',
+  publicUrl: 'the URL clients use (issuer, discovery); default: from the listen address',
+  logOrigin: 'the log\'s origin line, fixed at first start (default writ.local/<random>)',
+  tokenTtlDefault: 'token lifetime when a request gives no ttl (s)',
+  tokenTtlMax: 'largest ttl accepted (s)',
+  approvalTimeout: 'a pending request expires after this (s)',
+  criticalDelay: 'delay after a critical quorum, cancellable (s)',
+  checkpointInterval: 'a checkpoint is signed this often when the log grew (s)',
+  commitWindowMs: 'group-commit window of log appends (ms)',
+  policyTimeoutMs: 'an evaluation slower than this is a deny, and the policy worker restarts (ms)',
+  webhookRetryBaseMs: 'first retry delay of outgoing webhooks, doubling up to 10 min (ms)',
+  opaAgentClassPath: 'OPA decision logs: where in input the agent class is',
+  opaDefaultLegalBasis: 'OPA decision logs: the legal basis when result.legal_basis is absent',
+  telegramBotToken: 'the bot\'s token from @BotFather (unset: no bot)',
+  telegramApiRoot: 'Bot API server',
+  telegramMode: 'polling or webhook',
+  telegramWebhookUrl: 'webhook mode: the public URL of /api/v1/telegram/webhook',
+  maxBodyBytes: 'larger request bodies get 413',
+};
+
+/** Settings whose values are never printed (config check, logs). */
+export const SECRET_SETTINGS = new Set<keyof Config>(['adminToken', 'telegramBotToken']);
+
+const KEY_TO_ENV = Object.fromEntries(Object.entries(ENV_KEYS).map(([env, key]) => [key, env])) as Record<keyof Config, string>;
+
+/** A setting's name in a configuration file: its variable without WRIT_, in lower case (`approval_timeout_seconds`). */
+export const fileKeyOf = (key: keyof Config): string => KEY_TO_ENV[key]!.slice('WRIT_'.length).toLowerCase();
+const FILE_KEYS = new Map(Object.values(ENV_KEYS).map((key) => [fileKeyOf(key), key]));
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -85,39 +120,130 @@ export class ConfigError extends Error {
   }
 }
 
-/** Flags win over the environment, which wins over defaults. */
-export function loadConfig(
+export type ConfigSource = 'flag' | 'environment' | 'file' | 'default';
+
+/** A configuration file: YAML (what deployment tools around Writ speak), settings by their file names. */
+export interface ConfigFile {
+  path: string;
+  text: string;
+}
+
+/**
+ * Flags win over the environment, which wins over the configuration file, which wins over the
+ * defaults. Every problem is reported at once, named as the user wrote it: `--port`, `WRIT_PORT`,
+ * or `writ.yaml:3: port`.
+ */
+export function resolveConfig(
   flags: Record<string, unknown> = {},
   env: NodeJS.ProcessEnv = process.env,
-): Config {
+  file?: ConfigFile,
+): { config: Config; sources: Record<string, ConfigSource> } {
   const problems: string[] = [];
   const input: Record<string, unknown> = {};
+  const sources: Record<string, ConfigSource> = {};
+  const fileLines = new Map<string, number>();
+  if (file) {
+    for (const { key, value, line } of readConfigFile(file, problems)) {
+      input[key] = value;
+      sources[key] = 'file';
+      fileLines.set(key, line);
+    }
+  }
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('WRIT_') || value === undefined || value === '') continue;
     const key = ENV_KEYS[name];
-    if (key) input[key] = value;
-    else if (!IGNORED_ENV.has(name)) problems.push(`${name}: unknown setting`);
+    if (key) {
+      input[key] = value;
+      sources[key] = 'environment';
+    } else if (!IGNORED_ENV.has(name)) problems.push(`${name}: unknown setting${suggest(name, Object.keys(ENV_KEYS))}`);
   }
-  for (const [key, value] of Object.entries(flags)) if (value !== undefined) input[key] = value;
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    input[key] = value;
+    sources[key] = 'flag';
+  }
   const parsed = ConfigSchema.safeParse(input);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '');
-      const label = KEY_TO_ENV[key] && !(key in flags) ? KEY_TO_ENV[key] : `--${kebab(key)}`;
-      problems.push(
-        issue.code === 'unrecognized_keys'
-          ? `unknown setting(s): ${issue.keys.map((k) => `--${kebab(k)}`).join(', ')}`
-          : `${label}: ${issue.message}`,
-      );
+      const label =
+        sources[key] === 'flag' || !KEY_TO_ENV[key as keyof Config]
+          ? `--${kebab(key)}`
+          : sources[key] === 'file'
+            ? `${file!.path}:${fileLines.get(key)}: ${fileKeyOf(key as keyof Config)}`
+            : KEY_TO_ENV[key as keyof Config];
+      problems.push(issue.code === 'unrecognized_keys' ? `unknown setting(s): ${issue.keys.map((k) => `--${kebab(k)}`).join(', ')}` : `${label}: ${issue.message}`);
     }
   }
   if (problems.length) throw new ConfigError(problems);
   const config = parsed.data!;
-  return { ...config, data: path.resolve(config.data), policies: path.resolve(config.policies) };
+  for (const key of Object.keys(config)) sources[key] ??= 'default';
+  return { config: { ...config, data: path.resolve(config.data), policies: path.resolve(config.policies) }, sources };
 }
 
-/** Variables read by later features or by the tooling, not by the server's config. */
-const IGNORED_ENV = new Set(['WRIT_URL', 'WRIT_API_KEY', 'WRIT_OPA']);
+export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env, file?: ConfigFile): Config {
+  return resolveConfig(flags, env, file).config;
+}
+
+/** The settings of a YAML file, each with its line; problems (syntax, unknown keys, nesting) are collected with file:line. */
+function readConfigFile(file: ConfigFile, problems: string[]): Array<{ key: keyof Config; value: unknown; line: number }> {
+  const lines = new LineCounter();
+  const doc = parseDocument(file.text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const at = (offset: number | undefined) => `${file.path}:${offset === undefined ? 1 : lines.linePos(offset).line}`;
+  for (const error of doc.errors) problems.push(`${at(error.pos[0])}: ${error.message.split('\n')[0]}`);
+  if (doc.errors.length) return [];
+  if (doc.contents === null) return [];
+  if (!isMap(doc.contents)) {
+    problems.push(`${at(doc.contents.range?.[0])}: a configuration file is a mapping of settings (port: 8080)`);
+    return [];
+  }
+  const out: Array<{ key: keyof Config; value: unknown; line: number }> = [];
+  for (const pair of doc.contents.items) {
+    const node = pair.key as Scalar | null;
+    const name = node && isScalar(node) ? String(node.value) : '';
+    const line = lines.linePos(node?.range?.[0] ?? 0).line;
+    const key = FILE_KEYS.get(name);
+    if (!key) {
+      problems.push(`${file.path}:${line}: unknown setting "${name}"${suggest(name, [...FILE_KEYS.keys()])}`);
+      continue;
+    }
+    if (!isScalar(pair.value)) {
+      problems.push(`${file.path}:${line}: ${name} must be a single value`);
+      continue;
+    }
+    // Values are taken as the environment gives them: text, checked and converted by the same schema.
+    const value = pair.value.value;
+    out.push({ key, value: value === null ? undefined : String(value), line });
+  }
+  return out;
+}
+
+/** `did you mean …?` for a name close to a known one (edit distance of at most a third of its length). */
+export function suggest(name: string, known: Iterable<string>): string {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? ` (did you mean ${best}?)` : '';
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) from a to b: typos are mostly one of these. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** Variables read by the commands rather than the server's configuration. */
+const IGNORED_ENV = new Set(['WRIT_URL', 'WRIT_KEY', 'WRIT_API_KEY', 'WRIT_OPA', 'WRIT_CONFIG', 'WRIT_PROFILE']);
 
 export function kebab(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

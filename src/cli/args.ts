@@ -1,14 +1,32 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { suggest } from '../config.ts';
 
-/** A mistake in how the command was called: printed with the usage, exit code 2. */
+/** A mistake in how the command was called: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parseFlags<T extends Options>(args: string[], options: T): ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>> {
+/**
+ * Flags of one command, strictly: an unknown flag is refused with the closest known one, and
+ * more positional arguments than the command takes are refused too.
+ */
+export function parseFlags<T extends Options>(
+  args: string[],
+  options: T,
+  positionals: { max?: number } = {},
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>> {
+  let parsed;
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const message = (err as Error).message;
+    const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(message)?.[1];
+    if (unknown) throw new UsageError(`unknown flag ${unknown}${suggest(unknown, Object.keys(options).map((k) => `--${k}`))}`);
+    throw new UsageError(message.split('. To specify')[0]!);
   }
+  const max = positionals.max ?? Infinity;
+  if (parsed.positionals.length > max) {
+    throw new UsageError(max === 0 ? `unexpected argument ${parsed.positionals[0]}` : `unexpected argument ${parsed.positionals[max]} (this command takes ${max})`);
+  }
+  return parsed;
 }

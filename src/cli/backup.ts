@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { backupStream, restoreBackup } from '../backup.ts';
 import { openDataDir } from '../data-dir.ts';
 import { UsageError, parseFlags } from './args.ts';
+import { REMOTE_FLAGS, UnreachableError, targetOf } from './remote.ts';
 
 /**
  * `writ backup --out FILE`: from a running server (--url, admin key), which is how a live instance
@@ -13,19 +14,20 @@ import { UsageError, parseFlags } from './args.ts';
  * `writ restore FILE --data DIR`: into a new directory, verified before it is put in place.
  */
 export async function backup(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(args, { out: { type: 'string' }, url: { type: 'string' }, data: { type: 'string' }, 'admin-key': { type: 'string' } });
-  if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  const { values } = parseFlags(args, { out: { type: 'string' }, data: { type: 'string' }, ...REMOTE_FLAGS, 'admin-key': { type: 'string' } }, { max: 0 });
   if (!values.out) throw new UsageError('--out FILE is required');
-  if (!values.url === !values.data) throw new UsageError('say where from: --url of a running server, or --data of a stopped one');
   const out = path.resolve(values.out);
   if (await fs.stat(out).catch(() => undefined)) throw new UsageError(`${out} exists; choose a new file`);
   const tmp = `${out}.partial`;
   let source: Readable;
   let close = async () => {};
-  if (values.url) {
-    const key = values['admin-key'] ?? process.env.WRIT_ADMIN_TOKEN;
-    if (!key) throw new UsageError('--url needs an admin key: --admin-key or WRIT_ADMIN_TOKEN');
-    const res = await fetch(new URL('/api/v1/backup', values.url), { headers: { authorization: `Bearer ${key}` } });
+  if (!values.data) {
+    // A running server, reached as every remote command reaches it (--url, WRIT_URL, a profile).
+    const target = await targetOf({ ...values, key: values.key ?? values['admin-key'] });
+    if (!target.key) throw new UsageError('a backup through a server needs an admin key: --key, WRIT_KEY, writ login or WRIT_ADMIN_TOKEN');
+    const res = await fetch(`${target.url}/api/v1/backup`, { headers: { authorization: `Bearer ${target.key}` } }).catch((err: Error & { cause?: { code?: string } }) => {
+      throw new UnreachableError(`cannot reach Writ at ${target.url}: ${err.cause?.code ?? err.message}; is it running (writ serve), and is --url right?`);
+    });
     if (!res.ok || !res.body) {
       const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
       process.stderr.write(`writ: backup refused (${res.status}): ${body.error?.message ?? res.statusText}\n`);
@@ -58,8 +60,8 @@ export async function backup(args: string[]): Promise<number> {
 }
 
 export async function restore(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(args, { data: { type: 'string' } });
-  if (positionals.length !== 1) throw new UsageError('name one backup file: writ restore FILE --data DIR');
+  const { values, positionals } = parseFlags(args, { data: { type: 'string' } }, { max: 1 });
+  if (positionals.length !== 1) throw new UsageError('name the backup file: writ restore FILE --data DIR');
   if (!values.data) throw new UsageError('--data DIR is required: the new data directory to restore into');
   const data = path.resolve(values.data);
   const restored = await restoreBackup(path.resolve(positionals[0]!), data);

@@ -4,31 +4,28 @@ import { rotateReceiptKey } from '../crypto/rotation.ts';
 import { TransparencyLog } from '../log/log.ts';
 import { openDataDir } from '../data-dir.ts';
 import { UsageError, parseFlags } from './args.ts';
+import { REMOTE_FLAGS, call, print, targetOf } from './remote.ts';
 
 /**
  * `writ keys rotate`: against a running server (--url, admin key) or, with the server stopped,
  * directly on its data directory. Either way the rotation is a log entry.
  */
 export async function keysRotate(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { data: { type: 'string' }, url: { type: 'string' }, 'admin-key': { type: 'string' } });
-  if (values.url) {
-    const key = values['admin-key'] ?? process.env.WRIT_ADMIN_TOKEN;
-    if (!key) throw new UsageError('--url needs an admin key: --admin-key or WRIT_ADMIN_TOKEN');
-    const res = await fetch(new URL('/api/v1/keys/rotate', values.url), { method: 'POST', headers: { authorization: `Bearer ${key}` } });
-    const body = (await res.json()) as { retired?: string; current?: string; error?: { message: string } };
-    if (!res.ok) {
-      process.stderr.write(`writ: rotation refused (${res.status}): ${body.error?.message ?? 'unknown error'}\n`);
-      return 1;
-    }
-    process.stdout.write(`rotated: new key ${body.current}; ${body.retired} stays in the JWKS for 90 days\n`);
+  const { values } = parseFlags(args, { data: { type: 'string' }, ...REMOTE_FLAGS, 'admin-key': { type: 'string' } }, { max: 0 });
+  if (!values.data) {
+    // A running server: through its API, with the admin key from --key, WRIT_KEY, a profile or WRIT_ADMIN_TOKEN.
+    const target = await targetOf({ ...values, key: values.key ?? values['admin-key'] });
+    if (!target.key) throw new UsageError('rotating through a server needs an admin key: --key, WRIT_KEY, writ login or WRIT_ADMIN_TOKEN');
+    const body = await call<{ retired: string; current: string }>(target, 'POST', '/api/v1/keys/rotate');
+    print(values.json, body, () => `rotated: new key ${body.current}; ${body.retired} stays in the JWKS for 90 days`);
     return 0;
   }
-  const data = path.resolve(values.data ?? process.env.WRIT_DATA ?? './data');
+  const data = path.resolve(values.data);
   let opened;
   try {
     opened = await openDataDir(data, { create: false });
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n  while the server runs, rotate through it: writ keys rotate --url <server url>`);
+    throw new Error(`${(err as Error).message}\n  while the server runs, rotate through it: writ keys rotate [--url <server url>]`);
   }
   const { store, meta } = opened;
   try {

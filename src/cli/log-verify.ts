@@ -6,7 +6,7 @@ import { parseFlags } from './args.ts';
 
 /** `writ log verify`: exit 0 when every hash, link and checkpoint holds; 1 naming the first bad index. */
 export async function logVerify(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { data: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = parseFlags(args, { data: { type: 'string' }, json: { type: 'boolean' } }, { max: 0 });
   const data = path.resolve(values.data ?? process.env.WRIT_DATA ?? './data');
   const { store, meta, warnings } = await openDataDir(data, { create: false, inspect: true });
   try {

@@ -1,16 +1,11 @@
 import { loadConfig } from '../config.ts';
 import { startServer } from '../writ.ts';
-import { UsageError, parseFlags } from './args.ts';
+import { parseFlags } from './args.ts';
+import { SERVE_FLAGS, configFile, serveFlags } from './config-check.ts';
 
 export async function serve(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(args, {
-    port: { type: 'string' },
-    host: { type: 'string' },
-    data: { type: 'string' },
-    policies: { type: 'string' },
-  });
-  if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
-  const config = loadConfig(values);
+  const { values } = parseFlags(args, SERVE_FLAGS, { max: 0 });
+  const config = loadConfig(serveFlags(values), process.env, await configFile(values.config));
   const say = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   // Listening for signals from the very start: one that comes while Writ is starting stops it as
   // soon as it is up, instead of killing it halfway through opening its data directory.

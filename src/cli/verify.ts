@@ -9,7 +9,7 @@ export async function verify(args: string[]): Promise<number> {
     issuer: { type: 'string' },
     audience: { type: 'string' },
     'check-expiry': { type: 'boolean' },
-  });
+  }, { max: 1 });
   const [input] = positionals;
   if (!input) throw new UsageError('verify needs a receipt (the JWS, a file holding it, or - for stdin)');
   if (!values.jwks) throw new UsageError('verify needs --jwks <url or file>');

@@ -1,0 +1,261 @@
+import type { ParseArgsConfig } from 'node:util';
+import { UsageError, parseFlags } from './args.ts';
+import { REMOTE_FLAGS, call, print, targetOf, type Target } from './remote.ts';
+
+/**
+ * The commands that script a running server, so nothing needs curl: principals, approvals and
+ * permissions. Each is one API call (or a few) and prints what a person needs next; `--json`
+ * prints the server's answer as it is.
+ */
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface Command {
+  name: string;
+  usage: string;
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+interface Remote {
+  name: string;
+  /** Positional arguments, in order (all required). */
+  args?: string[];
+  flags?: Options;
+  flagUsage?: string;
+  summary: string;
+  run(c: { target: Target; args: string[]; values: Record<string, string | boolean | undefined> }): Promise<void>;
+}
+
+const remoteUsage = '[--url URL] [--key KEY] [--profile NAME] [--json]';
+
+export function remote(spec: Remote): Command {
+  const positional = spec.args ?? [];
+  return {
+    name: spec.name,
+    usage: `writ ${spec.name}${positional.map((a) => ` ${a}`).join('')}${spec.flagUsage ? ` ${spec.flagUsage}` : ''} ${remoteUsage}`,
+    summary: spec.summary,
+    async run(argv) {
+      const { values, positionals } = parseFlags(argv, { ...REMOTE_FLAGS, ...spec.flags }, { max: positional.length });
+      if (positionals.length < positional.length) throw new UsageError(`${spec.name} needs ${positional.slice(positionals.length).join(' ')}`);
+      await spec.run({ target: await targetOf(values), args: positionals, values: values as Record<string, string | boolean | undefined> });
+      return 0;
+    },
+  };
+}
+
+const json = (values: Record<string, unknown>) => values.json === true;
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+const enc = encodeURIComponent;
+
+/** A key is shown once: say so, and say how to use it. */
+const keyLines = (key: string) => [`  key:  ${key}`, '        (shown once; only its hash is kept: store it now)'];
+
+const REVOKE_FLAGS: Options = { reason: { type: 'string' }, comment: { type: 'string' } };
+const REVOKE_USAGE = '[--reason compromised|superseded|policy_violation|decommissioned|other] [--comment TEXT]';
+
+function revoke(scope: string, noun: string): Remote {
+  return {
+    name: `${noun} revoke`,
+    args: ['ID'],
+    flags: REVOKE_FLAGS,
+    flagUsage: REVOKE_USAGE,
+    summary: `Revoke ${noun === 'agents' ? 'an agent: its keys, tokens and open approvals' : noun === 'approvers' ? 'an approver: its keys, link and votes on open approvals' : 'an attester: its keys'}, at once, in one log entry`,
+    async run({ target, args, values }) {
+      const body = { scope, id: args[0], reason: str(values.reason) ?? 'other', ...(str(values.comment) ? { comment: str(values.comment) } : {}) };
+      const done = await call(target, 'POST', '/api/v1/oap/revocations', body);
+      print(json(values), done, () => {
+        const parts = [`${done.revoked_keys} key(s)`];
+        if (done.tokens_revoked !== undefined) parts.push(`${done.tokens_revoked} token(s)`, `${done.approvals_closed} open approval(s)`);
+        if (done.votes_voided !== undefined) parts.push(`${done.votes_voided} vote(s) on open approvals`);
+        return `revoked ${scope} ${done.id} (${done.reason}): ${parts.join(', ')}; log entry ${done.log_index}`;
+      });
+    },
+  };
+}
+
+function rotate(collection: string, noun: string): Remote {
+  return {
+    name: `${collection} rotate`,
+    args: ['ID'],
+    summary: `Issue a new key for ${noun}; its current keys stop working at once (what it did stays)`,
+    async run({ target, args, values }) {
+      const done = await call(target, 'POST', `/api/v1/${collection}/${enc(args[0]!)}/keys`);
+      print(json(values), done, () => [`new key for ${done.id}; retired: ${done.retired_key_ids.join(', ') || 'none'}`, ...keyLines(done.api_key)].join('\n'));
+    },
+  };
+}
+
+export const ADMIN_COMMANDS: Command[] = [
+  remote({
+    name: 'agents create',
+    args: ['NAME'],
+    flags: { class: { type: 'string' }, 'trust-tier': { type: 'string' }, quiet: { type: 'boolean', short: 'q' } },
+    flagUsage: '[--class CLASS] [--trust-tier T1|T2|T3|T4|T5|unregistered] [--quiet]',
+    summary: 'Register an agent and print its API key (once); --quiet prints only the key',
+    async run({ target, args, values }) {
+      const body = { name: args[0], ...(str(values.class) ? { class: str(values.class) } : {}), ...(str(values['trust-tier']) ? { trust_tier: str(values['trust-tier']) } : {}) };
+      const agent = await call(target, 'POST', '/api/v1/agents', body);
+      if (values.quiet) return void process.stdout.write(`${agent.api_key}\n`);
+      print(json(values), agent, () => [`agent ${agent.id}: ${agent.name} (class ${agent.class}, trust tier ${agent.trust_tier})`, ...keyLines(agent.api_key)].join('\n'));
+    },
+  }),
+  remote(revoke('agent', 'agents')),
+  remote({
+    name: 'agents revoke-key',
+    args: ['KEY_ID'],
+    flags: REVOKE_FLAGS,
+    flagUsage: REVOKE_USAGE,
+    summary: 'Revoke one agent key (the 16 hex digits after writ_agent_), and what it obtained; the agent stays',
+    async run({ target, args, values }) {
+      const done = await call(target, 'POST', '/api/v1/oap/revocations', { scope: 'agent_key', id: args[0], reason: str(values.reason) ?? 'compromised' });
+      print(json(values), done, () => `revoked key ${done.id}: ${done.tokens_revoked} token(s), ${done.approvals_closed} open approval(s); log entry ${done.log_index}`);
+    },
+  }),
+  remote(rotate('agents', 'an agent')),
+  remote({
+    name: 'approvers create',
+    args: ['NAME'],
+    flags: { 'telegram-user-id': { type: 'string' } },
+    flagUsage: '[--telegram-user-id N]',
+    summary: 'Register an approver; prints its key and the Telegram link code',
+    async run({ target, args, values }) {
+      const id = str(values['telegram-user-id']);
+      const approver = await call(target, 'POST', '/api/v1/approvers', { name: args[0], ...(id !== undefined ? { telegram_user_id: Number(id) } : {}) });
+      print(json(values), approver, () =>
+        [`approver ${approver.id}: ${approver.name}`, ...keyLines(approver.api_key), `  link: send /start ${approver.link_code} to the bot in a private chat (single use, 24 hours)`].join('\n'),
+      );
+    },
+  }),
+  remote({
+    name: 'approvers link-code',
+    args: ['ID'],
+    summary: 'A new Telegram link code for an approver (the previous one stops working)',
+    async run({ target, args, values }) {
+      const code = await call(target, 'POST', `/api/v1/approvers/${enc(args[0]!)}/link-code`);
+      print(json(values), code, () => `send /start ${code.link_code} to the bot in a private chat (until ${code.expires_at})`);
+    },
+  }),
+  remote(revoke('approver', 'approvers')),
+  remote(rotate('approvers', 'an approver')),
+  remote({
+    name: 'attesters create',
+    args: ['NAME'],
+    flags: { touchpoint: { type: 'string' } },
+    flagUsage: '--touchpoint ID',
+    summary: 'Register an attester (an external policy engine) for one touchpoint; prints its key',
+    async run({ target, args, values }) {
+      const attester = await call(target, 'POST', '/api/v1/attesters', { name: args[0], touchpoint_id: str(values.touchpoint) });
+      print(json(values), attester, () => [`attester ${attester.id}: ${attester.name}, touchpoint ${attester.touchpoint_id}`, ...keyLines(attester.api_key)].join('\n'));
+    },
+  }),
+  remote(revoke('attester', 'attesters')),
+  remote(rotate('attesters', 'an attester')),
+  remote({
+    name: 'resource-servers create',
+    args: ['NAME'],
+    summary: 'Register a resource server: it spends the tokens of requests that name it as audience',
+    async run({ target, args, values }) {
+      const server = await call(target, 'POST', '/api/v1/resource-servers', { name: args[0] });
+      print(json(values), server, () => [`resource server ${server.id}: ${server.name} (requests name it with "audience": "${server.id}")`, ...keyLines(server.api_key)].join('\n'));
+    },
+  }),
+  remote(rotate('resource-servers', 'a resource server')),
+  remote({
+    name: 'approvals list',
+    flags: { status: { type: 'string' } },
+    flagUsage: '[--status pending|approved|denied|expired|cancelled|delay|all]',
+    summary: 'The approval queue (default: open ones), each with the request it decides',
+    async run({ target, values }) {
+      const answer = await call(target, 'GET', `/api/v1/approvals${str(values.status) ? `?status=${enc(str(values.status)!)}` : ''}`);
+      const approvals = (answer.approvals ?? answer.items) as any[];
+      print(json(values), answer, () =>
+        approvals.length === 0
+          ? 'no approvals'
+          : approvals.map((a) => `${a.id}  ${a.status.padEnd(9)} ${a.tier.padEnd(9)} ${a.action} ${a.resource}${a.request?.value !== undefined ? ` ${a.request.value}${a.request.currency ? ` ${a.request.currency}` : ''}` : ''}  (${a.request?.agent.name ?? a.agent_id})`).join('\n'),
+      );
+    },
+  }),
+  remote({
+    name: 'approvals show',
+    args: ['ID'],
+    summary: 'One approval with everything it decides: agent, action, resource, value, scope, context, digest, votes',
+    async run({ target, args, values }) {
+      const a = await call(target, 'GET', `/api/v1/approvals/${enc(args[0]!)}`);
+      print(json(values), a, () => approvalText(a));
+    },
+  }),
+  remote({
+    name: 'approvals approve',
+    args: ['ID'],
+    flags: { comment: { type: 'string' }, digest: { type: 'string' } },
+    flagUsage: '[--comment TEXT] [--digest REQUEST_DIGEST]',
+    summary: 'Approve; with --digest the vote counts only if it is still the request you were shown',
+    async run({ target, args, values }) {
+      const body = { ...(str(values.comment) ? { comment: str(values.comment) } : {}), ...(str(values.digest) ? { request_digest: str(values.digest) } : {}) };
+      const a = await call(target, 'POST', `/api/v1/approvals/${enc(args[0]!)}/approve`, body);
+      print(json(values), a, () => `${a.id}: ${a.status}${a.status === 'delay' ? ` until ${a.delay_until} (any approver can cancel)` : ''} (${a.votes.filter((v: { vote: string }) => v.vote === 'approve').length} of ${a.required})`);
+    },
+  }),
+  remote({
+    name: 'approvals deny',
+    args: ['ID'],
+    flags: { reason: { type: 'string' } },
+    flagUsage: '[--reason TEXT]',
+    summary: 'Deny; one deny ends the approval',
+    async run({ target, args, values }) {
+      const a = await call(target, 'POST', `/api/v1/approvals/${enc(args[0]!)}/deny`, str(values.reason) ? { reason: str(values.reason) } : {});
+      print(json(values), a, () => `${a.id}: ${a.status}`);
+    },
+  }),
+  remote({
+    name: 'approvals cancel',
+    args: ['ID'],
+    flags: { reason: { type: 'string' } },
+    flagUsage: '[--reason TEXT]',
+    summary: 'Cancel a critical approval during its delay',
+    async run({ target, args, values }) {
+      const a = await call(target, 'POST', `/api/v1/approvals/${enc(args[0]!)}/cancel`, str(values.reason) ? { reason: str(values.reason) } : {});
+      print(json(values), a, () => `${a.id}: ${a.status}`);
+    },
+  }),
+  remote({
+    name: 'permissions show',
+    args: ['ID'],
+    flags: { wait: { type: 'string' } },
+    flagUsage: '[--wait SECONDS]',
+    summary: "A permission's state, decision, receipt and trace (an agent sees its own; an admin any); --wait long-polls while pending",
+    async run({ target, args, values }) {
+      const p = await call(target, 'GET', `/api/v1/permissions/${enc(args[0]!)}${str(values.wait) ? `?wait=${enc(str(values.wait)!)}` : ''}`);
+      print(json(values), p, () =>
+        [
+          `${p.id}: ${p.status} (decision ${p.decision}${p.policy_decision !== p.decision ? `, policies said ${p.policy_decision}` : ''}, tier ${p.tier})`,
+          `  ${p.action} on ${p.resource}${p.value !== undefined ? ` for ${p.value}${p.currency ? ` ${p.currency}` : ''}` : ''}`,
+          ...(p.reasons.length ? [`  reasons: ${p.reasons.join('; ')}`] : []),
+          ...(p.failure ? [`  failure: ${p.failure.code} at ${p.failure.step}`] : []),
+          ...(p.token ? [`  token: ${p.token}`] : []),
+          ...(p.receipt ? [`  receipt: ${p.receipt}`] : []),
+          `  policy set ${p.policy.hash}${p.policy.determining.length ? `, determined by ${p.policy.determining.join(', ')}` : ''}`,
+          `  trace: ${p.trace.map((s: { step: string; outcome: string }) => `${s.step}:${s.outcome}`).join(' ')}`,
+        ].join('\n'),
+      );
+    },
+  }),
+];
+
+function approvalText(a: any): string {
+  const r = a.request;
+  const lines = [`${a.id}: ${a.status} (${a.tier}, ${a.votes.filter((v: { vote: string }) => v.vote === 'approve').length} of ${a.required} approvals)`];
+  if (r) {
+    lines.push(`  agent:    ${r.agent.name} (${r.agent.id}, class ${r.agent.class}, trust tier ${r.agent.trust_tier})`);
+    lines.push(`  action:   ${r.action} on ${r.resource}`);
+    if (r.value !== undefined) lines.push(`  value:    ${r.value}${r.currency ? ` ${r.currency}` : ''}`);
+    if (Object.keys(r.scope).length) lines.push(`  scope:    ${JSON.stringify(r.scope)}`);
+    if (Object.keys(r.context).length) lines.push(`  context:  ${JSON.stringify(r.context)}`);
+    lines.push(`  escalated by: ${r.policy.escalated_by.join(', ') || '(no policy named)'}`);
+    lines.push(`  digest:   ${r.digest}  (approve with --digest to bind your vote to it)`);
+  }
+  for (const v of a.votes) lines.push(`  vote:     ${v.vote} by ${v.name} at ${v.at}${v.comment ? `: ${v.comment}` : ''}`);
+  if (a.status === 'pending') lines.push(`  expires:  ${a.expires_at}`);
+  if (a.delay_until) lines.push(`  runs at:  ${a.delay_until} unless an approver cancels`);
+  return lines.join('\n');
+}
