@@ -115,12 +115,13 @@ export const ADMIN_COMMANDS: Command[] = [
   remote({
     name: 'approvers create',
     args: ['NAME'],
-    flags: { 'telegram-user-id': { type: 'string' } },
-    flagUsage: '[--telegram-user-id N]',
-    summary: 'Register an approver; prints its key and the Telegram link code',
+    flags: { 'telegram-user-id': { type: 'string' }, quiet: { type: 'boolean', short: 'q' } },
+    flagUsage: '[--telegram-user-id N] [--quiet]',
+    summary: 'Register an approver; prints its key and the Telegram link code (--quiet: only the key)',
     async run({ target, args, values }) {
       const id = str(values['telegram-user-id']);
       const approver = await call(target, 'POST', '/api/v1/approvers', { name: args[0], ...(id !== undefined ? { telegram_user_id: Number(id) } : {}) });
+      if (values.quiet) return void process.stdout.write(`${approver.api_key}\n`);
       print(json(values), approver, () =>
         [`approver ${approver.id}: ${approver.name}`, ...keyLines(approver.api_key), `  link: send /start ${approver.link_code} to the bot in a private chat (single use, 24 hours)`].join('\n'),
       );
@@ -140,11 +141,12 @@ export const ADMIN_COMMANDS: Command[] = [
   remote({
     name: 'attesters create',
     args: ['NAME'],
-    flags: { touchpoint: { type: 'string' } },
-    flagUsage: '--touchpoint ID',
-    summary: 'Register an attester (an external policy engine) for one touchpoint; prints its key',
+    flags: { touchpoint: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } },
+    flagUsage: '--touchpoint ID [--quiet]',
+    summary: 'Register an attester (an external policy engine) for one touchpoint; prints its key (--quiet: only the key)',
     async run({ target, args, values }) {
       const attester = await call(target, 'POST', '/api/v1/attesters', { name: args[0], touchpoint_id: str(values.touchpoint) });
+      if (values.quiet) return void process.stdout.write(`${attester.api_key}\n`);
       print(json(values), attester, () => [`attester ${attester.id}: ${attester.name}, touchpoint ${attester.touchpoint_id}`, ...keyLines(attester.api_key)].join('\n'));
     },
   }),
@@ -153,9 +155,12 @@ export const ADMIN_COMMANDS: Command[] = [
   remote({
     name: 'resource-servers create',
     args: ['NAME'],
+    flags: { quiet: { type: 'boolean', short: 'q' } },
+    flagUsage: '[--quiet]',
     summary: 'Register a resource server: it spends the tokens of requests that name it as audience',
     async run({ target, args, values }) {
       const server = await call(target, 'POST', '/api/v1/resource-servers', { name: args[0] });
+      if (values.quiet) return void process.stdout.write(`${server.api_key}\n`);
       print(json(values), server, () => [`resource server ${server.id}: ${server.name} (requests name it with "audience": "${server.id}")`, ...keyLines(server.api_key)].join('\n'));
     },
   }),

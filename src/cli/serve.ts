@@ -24,18 +24,16 @@ export async function serve(args: string[]): Promise<number> {
     `  verifier:  ${writ.logVerifierKey}`,
     `  discovery: ${writ.baseUrl()}/.well-known/openid-configuration`,
   ];
+  const next = (key: string) => [
+    '',
+    'Next: keep the admin key in a profile, then register an agent (trust tier T2: the shipped policies let it move money, with an approval):',
+    `  npx writ login --url ${writ.baseUrl()} --key ${key}`,
+    '  npx writ agents create my-agent --trust-tier T2',
+  ];
   if (server.adminKey) {
-    lines.push(
-      '',
-      'Admin API key (shown once, stored only as a hash; keep it somewhere safe):',
-      `  ${server.adminKey}`,
-      '',
-      'Next: register an agent',
-      `  curl -s -X POST ${writ.baseUrl()}/api/v1/agents -H "Authorization: Bearer <admin key>" \\`,
-      `    -H 'Content-Type: application/json' -d '{"name":"my-agent"}'`,
-    );
+    lines.push('', 'Admin API key (shown once, stored only as a hash; keep it somewhere safe):', `  ${server.adminKey}`, ...next(server.adminKey));
   } else if (config.adminToken) {
-    lines.push('  admin:     the key in WRIT_ADMIN_TOKEN');
+    lines.push('  admin:     the key in WRIT_ADMIN_TOKEN', ...next('"$WRIT_ADMIN_TOKEN"'));
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   // Only now, with the key on the console, does the next start keep it instead of making another.

@@ -1,0 +1,306 @@
+import test from 'ava';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureOpa } from './helpers/opa.ts';
+import { ROOT, eventually, spawnWrit, tempDir } from './helpers/writ.ts';
+
+// The README is a script: every `sh` block runs, in order, in one shell against a fresh server,
+// and each `# →` line under a command says the shape of what it prints. A README that drifts
+// from the product fails here.
+
+const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+const TOUR_ADMIN_KEY = 'change-me-to-a-long-secret';
+
+interface Block {
+  lang: string;
+  body: string;
+  line: number;
+}
+
+function blocks(markdown: string): Block[] {
+  const found: Block[] = [];
+  const lines = markdown.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)\s*$/.exec(lines[i]!);
+    if (!open) continue;
+    const start = i;
+    const body: string[] = [];
+    for (i++; i < lines.length && lines[i] !== '```'; i++) body.push(lines[i]!);
+    found.push({ lang: open[1]!, body: body.join('\n'), line: start + 1 });
+  }
+  return found;
+}
+
+interface Step {
+  command: string;
+  expect?: string;
+  line: number;
+}
+
+/** A block's commands (a trailing backslash continues one), each with the `# →` text under it. */
+function steps(block: Block): Step[] {
+  const out: Step[] = [];
+  const lines = block.body.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === '') continue;
+    const arrow = /^#\s*→\s?(.*)$/.exec(line);
+    if (arrow) {
+      const last = out.at(-1);
+      if (!last) throw new Error(`README line ${block.line + i + 1}: an expectation before any command`);
+      let text = arrow[1]!;
+      while (i + 1 < lines.length && /^#\s{2,}\S/.test(lines[i + 1]!)) text += ` ${lines[++i]!.replace(/^#\s+/, '')}`;
+      last.expect = last.expect === undefined ? text : `${last.expect}\n${text}`;
+      continue;
+    }
+    if (line.startsWith('#')) continue;
+    let command = line;
+    const first = i;
+    while ((command.endsWith('\\') || openQuote(command)) && i + 1 < lines.length) command += `\n${lines[++i]!}`;
+    out.push({ command, line: block.line + first + 1 });
+  }
+  return out;
+}
+
+/** Whether a shell command is still inside a quoted string at its end, as bash reads it. */
+function openQuote(command: string): boolean {
+  let quote: string | undefined;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+    } else if (c === '\\') i++;
+    else if (quote === '"') {
+      if (c === '"') quote = undefined;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === '#' && /\s/.test(command[i - 1] ?? ' ')) {
+      const end = command.indexOf('\n', i);
+      if (end < 0) break;
+      i = end;
+    }
+  }
+  return quote !== undefined;
+}
+
+/** Values the reader pastes from what an earlier command printed: the latest one seen wins. */
+const PASTED: Array<{ placeholder: RegExp; seen: RegExp; wrap?: (v: string) => string }> = [
+  { placeholder: /writ_agent_…/g, seen: /writ_agent_[0-9a-f]+\.[A-Za-z0-9_-]+/g },
+  { placeholder: /writ_approver_…/g, seen: /writ_approver_[0-9a-f]+\.[A-Za-z0-9_-]+/g },
+  { placeholder: /writ_attester_…/g, seen: /writ_attester_[0-9a-f]+\.[A-Za-z0-9_-]+/g },
+  { placeholder: /\bperm_…/g, seen: /\bperm_[A-Za-z0-9_-]+/g },
+  { placeholder: /\bappr_…/g, seen: /\bappr_[A-Za-z0-9_-]+/g },
+  { placeholder: /\bwtk_…/g, seen: /\bwtk_[A-Za-z0-9_-]+/g },
+  { placeholder: /\beyJ…/g, seen: /\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g },
+  { placeholder: /--digest …/g, seen: /(?<="request_digest":"|digest:\s+)[A-Za-z0-9+/]{43}=/g, wrap: (v) => `--digest ${v}` },
+];
+
+class Paste {
+  private latest = new Map<RegExp, string>();
+  saw(output: string): void {
+    for (const p of PASTED) {
+      const all = output.match(p.seen);
+      if (all?.length) this.latest.set(p.placeholder, all.at(-1)!);
+    }
+  }
+  into(command: string, where: string): string {
+    let text = command;
+    for (const p of PASTED) {
+      if (text.search(p.placeholder) < 0) continue;
+      const value = this.latest.get(p.placeholder);
+      if (value === undefined) throw new Error(`${where}: ${p.placeholder.source} is to be pasted from an earlier output, and none printed one`);
+      text = text.replace(p.placeholder, p.wrap ? p.wrap(value) : value);
+    }
+    return text;
+  }
+}
+
+/** One shell for the whole README, as a reader's terminal; stderr is folded into what it prints. */
+class Shell {
+  private out = '';
+  private waiting?: () => void;
+  constructor(private readonly bash: ChildProcessWithoutNullStreams) {
+    bash.stdout.on('data', (chunk: Buffer) => {
+      this.out += chunk.toString();
+      this.waiting?.();
+    });
+    bash.stdin.write('exec 2>&1\n');
+  }
+  static start(env: NodeJS.ProcessEnv): Shell {
+    return new Shell(spawn('bash', ['--noprofile', '--norc'], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }));
+  }
+  async run(command: string): Promise<{ code: number; output: string }> {
+    const mark = `__readme_step_${Math.random().toString(36).slice(2)}__`;
+    this.out = '';
+    this.bash.stdin.write(`{\n${command}\n} </dev/null\nprintf '\\n${mark}%s\\n' "$?"\n`);
+    const done = new RegExp(`\\n${mark}(\\d+)\\n`);
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const found = done.exec(this.out);
+      if (Date.now() > deadline) throw new Error(`no end after two minutes; the command printed:\n${this.out}`);
+      if (found) return { code: Number(found[1]), output: this.out.slice(0, found.index) };
+      if (this.bash.exitCode !== null) throw new Error(`the shell exited (${this.bash.exitCode}):\n${this.out}`);
+      await new Promise<void>((resolve) => {
+        this.waiting = resolve;
+        setTimeout(resolve, 1000).unref();
+      });
+    }
+  }
+  close(): void {
+    this.bash.kill('SIGKILL');
+  }
+}
+
+const ELLIPSIS = /…/g;
+
+/** A JSON expectation lists keys the answer must have (anywhere) and literal values they must hold. */
+function checkJson(expect: string, output: string): string | undefined {
+  let answer: unknown;
+  try {
+    answer = JSON.parse(output);
+  } catch {
+    return `expected JSON, got:\n${output}`;
+  }
+  const pairs = new Map<string, unknown[]>();
+  const collect = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(collect);
+    else if (value && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        pairs.set(k, [...(pairs.get(k) ?? []), v]);
+        collect(v);
+      }
+    }
+  };
+  collect(answer);
+  if (!/"error"/.test(expect) && answer && typeof answer === 'object' && 'error' in answer) return `an error where the README shows none:\n${output}`;
+  for (const m of expect.matchAll(/"([\w.-]+)"\s*:\s*("(?:[^"\\…]|\\.)*"|-?\d+(?:\.\d+)?|true|false|null)?(?=\s*[,}\]…])?/g)) {
+    const [, key, literal] = m;
+    const values = pairs.get(key!);
+    if (!values) return `no "${key}" in:\n${output}`;
+    if (literal !== undefined && !/…/.test(literal)) {
+      const want = JSON.parse(literal) as unknown;
+      if (!values.some((v) => v === want)) return `"${key}" is ${values.map((v) => JSON.stringify(v)).join(' / ')}, the README says ${literal}`;
+    }
+  }
+  return undefined;
+}
+
+/** A text expectation is a line pattern: `…` stands for anything, runs of spaces for any spacing. */
+function checkText(expect: string, output: string): string | undefined {
+  const pattern = expect
+    .split(ELLIPSIS)
+    .map((part) => part.trim().split(/\s+/).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\s+'))
+    .join('[\\s\\S]*?');
+  return new RegExp(pattern).test(output) ? undefined : `expected a line like "${expect}", got:\n${output}`;
+}
+
+function check(expect: string, output: string): string | undefined {
+  return /^\s*[{[]/.test(expect) ? checkJson(expect, output.trim()) : checkText(expect, output);
+}
+
+/** What a reader types, made to reach this server: its port, and the CLI of this checkout. */
+function localize(command: string, url: string): string {
+  const port = new URL(url).port;
+  return command
+    .replace(/\b(localhost|127\.0\.0\.1):8080\b/g, `127.0.0.1:${port}`)
+    .replace(/\bnpx writ\b/g, `'${process.execPath}' '${path.join(ROOT, 'bin/writ.js')}'`);
+}
+
+/** A shell environment like a new user's: no WRIT_ variable, a home and config directory of its own. */
+async function userEnv(): Promise<NodeJS.ProcessEnv> {
+  const home = await tempDir('writ-readme-home-');
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('WRIT_')) env[name] = value;
+  return { ...env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') };
+}
+
+const all = blocks(README);
+
+test('the README opens with the two commands: start with the embedded defaults, run the whole suite', (t) => {
+  const first = all[0]!;
+  t.is(first.lang, 'sh');
+  const commands = steps(first).map((s) => s.command.replace(/\s+#.*$/, '').trim());
+  t.deepEqual(commands, ['npm ci && npm start', 'npm ci && npm test']);
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.truthy(pkg.scripts.start);
+  t.truthy(pkg.scripts.test);
+  // CI runs exactly the README's test command.
+  t.regex(fs.readFileSync(path.join(ROOT, '.ci/run'), 'utf8'), /npm test/);
+});
+
+test('every sh block of the README runs, in order, against a fresh server and prints what the README shows', async (t) => {
+  t.timeout(300_000);
+  ensureOpa();
+  const data = await tempDir();
+  const server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: TOUR_ADMIN_KEY });
+  const shell = Shell.start(await userEnv());
+  const paste = new Paste();
+  try {
+    let ran = 0;
+    for (const block of all.slice(1).filter((b) => b.lang === 'sh')) {
+      for (const step of steps(block)) {
+        const where = `README line ${step.line}`;
+        const command = localize(paste.into(step.command, where), server.url);
+        const { code, output } = await shell.run(command);
+        t.is(code, 0, `${where}: \`${step.command}\` exited ${code}:\n${output}`);
+        if (step.expect !== undefined) {
+          const problem = check(localize(step.expect, server.url), output);
+          t.is(problem, undefined, `${where}: \`${step.command}\`: ${problem}`);
+        }
+        paste.saw(output);
+        ran++;
+      }
+    }
+    t.true(ran > 10, `only ${ran} README commands found`);
+  } finally {
+    shell.close();
+    server.child.kill('SIGTERM');
+    await server.exited;
+  }
+});
+
+test('the README shows the banner a server started with WRIT_ADMIN_TOKEN prints, line for line', async (t) => {
+  const shown = all.find((b) => b.lang === 'console' && /^\$ .*npm start/m.test(b.body));
+  t.truthy(shown, 'a console block of `npm start`');
+  const server = await spawnWrit(await tempDir(), { WRIT_ADMIN_TOKEN: TOUR_ADMIN_KEY });
+  await eventually(() => server.output().includes('writ agents create'), 'the whole banner');
+  server.child.kill('SIGTERM');
+  await server.exited;
+  // Paths, names and keys differ by machine; each line's words before the first value must not.
+  const shape = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.startsWith('$ ') && !/^\{/.test(l))
+      .map((l) => l.replace(/https?:\/\/\S+/g, 'URL').replace(/(^\s*\w+:)\s+.*$/, '$1').replace(/\s+/g, ' ').trim());
+  // From its first line on, leaving out log lines the server writes meanwhile.
+  const printed = server.output();
+  const banner = printed
+    .slice(printed.indexOf('Writ is listening'))
+    .split('\n')
+    .filter((l) => !/^(\{|\d{4}-\d\d-\d\dT|\[\d\d:\d\d)/.test(l))
+    .join('\n');
+  const want = shape(shown!.body);
+  t.deepEqual(shape(banner).slice(0, want.length), want);
+});
+
+test("the banner's Next: lines work as printed on a first start, with the key it made", async (t) => {
+  const server = await spawnWrit(await tempDir(), { WRIT_ADMIN_TOKEN: '' });
+  const shell = Shell.start(await userEnv());
+  try {
+    const printed = await eventually(() => (/npx writ agents create/.test(server.output()) ? server.output() : undefined), 'the whole banner');
+    const next = printed.slice(printed.indexOf('Next:')).split('\n').slice(1).filter((l) => /^\s+npx writ /.test(l));
+    t.is(next.length, 2, printed);
+    let last = '';
+    for (const line of next) {
+      const { code, output } = await shell.run(localize(line.trim(), server.url));
+      t.is(code, 0, `${line.trim()}:\n${output}`);
+      last = output;
+    }
+    t.regex(last, /agent agt_\S+: my-agent \(class default, trust tier T2\)/);
+    t.regex(last, /key:\s+writ_agent_/);
+  } finally {
+    shell.close();
+    server.child.kill('SIGTERM');
+    await server.exited;
+  }
+});
