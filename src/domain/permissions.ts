@@ -108,6 +108,11 @@ const K = {
   agentOpen: (agentId: string, id: string) => `agent-open/${agentId}/${id}`,
   agentOpenRange: (agentId: string) => ({ gte: `agent-open/${agentId}/`, lt: `agent-open/${agentId}/~` }),
   agentOpenBuilt: 'meta/agent-open-index',
+  permissionRange: { gte: 'perm/', lt: 'perm/~' },
+  /** Every permission an agent asked for (value empty), so one agent's list is a range scan. */
+  agentPermission: (agentId: string, id: string) => `agent-perm/${agentId}/${id}`,
+  agentPermissionPrefix: (agentId: string) => `agent-perm/${agentId}/`,
+  agentPermissionBuilt: 'meta/agent-perm-index',
 };
 
 const TOKEN_PREFIX = 'wtk_';
@@ -141,6 +146,21 @@ export class Permissions {
       }
       await this.o.store.batch(ops, { sync: true });
     }
+    if ((await this.o.store.get(K.agentPermissionBuilt)) === undefined) await this.indexPermissionsByAgent();
+  }
+
+  /** Indexes every agent's permissions, for a store an older version wrote; the marker goes last, so a start that stops midway does it again. */
+  private async indexPermissionsByAgent(): Promise<void> {
+    let ops: BatchOp[] = [];
+    for await (const [, raw] of this.o.store.iterate(K.permissionRange)) {
+      const record = JSON.parse(raw) as PermissionRecord;
+      if (!record.oversight) ops.push(put(K.agentPermission(record.agent.id, record.id), ''));
+      if (ops.length >= 1000) {
+        await this.o.store.batch(ops, { sync: true });
+        ops = [];
+      }
+    }
+    await this.o.store.batch([...ops, put(K.agentPermissionBuilt, '1')], { sync: true });
   }
 
   /**
@@ -290,6 +310,7 @@ export class Permissions {
       ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
     }
     if (record.status !== 'denied') ops.push(put(K.agentOpen(record.agent.id, record.id), input.keyId));
+    ops.push(put(K.agentPermission(record.agent.id, record.id), ''));
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
     let receipt: string | undefined;
     await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
