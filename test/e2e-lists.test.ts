@@ -225,7 +225,7 @@ test('an admin lists every agent\'s permissions and narrows them by agent, statu
 test('a token past its expiry is listed as expired', async (t) => {
   const e = await agent(w);
   const short = await ask(e, { ...send, ttl: 1 });
-  t.deepEqual((await walk(e.call, `${P}?status=approved`)).ids, [short.id]);
+  t.is(short.status, 'approved');
   await eventually(async () => (await walk(e.call, `${P}?status=expired`)).ids.includes(short.id), 'the token to expire');
   t.deepEqual((await walk(e.call, `${P}?status=approved`)).ids, []);
 });
