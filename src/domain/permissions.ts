@@ -3,7 +3,7 @@ import { randomToken, sha256, sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { Appended, TransparencyLog } from '../log/log.ts';
 import type { ActionRequest, Json, PolicyFailureCode, PolicyLanguage, Tier } from '../policy/types.ts';
-import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
+import { getJson, put, type BatchOp, type Range, type Store } from '../store/store.ts';
 import * as machine from './approvals.ts';
 import type { Approval } from './approvals.ts';
 import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
@@ -17,7 +17,8 @@ import { scopeViolations, tokenBounds } from './scope.ts';
  * whose batch also carries the new records, so state and log never disagree after a crash; work on
  * one permission is serialised by a per-permission mutex.
  */
-export type PermissionStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'used' | 'revoked';
+export const PERMISSION_STATUSES = ['pending', 'approved', 'denied', 'expired', 'used', 'revoked'] as const;
+export type PermissionStatus = (typeof PERMISSION_STATUSES)[number];
 export type TraceEntry = { step: string; outcome: string; ms: number; reason?: string; failure?: PolicyFailureCode };
 
 export interface PermissionRecord extends ActionRequest {
@@ -59,6 +60,29 @@ export interface PermissionRecord extends ActionRequest {
   /** Set for an escalation from an external engine (oversight mode): no token, witness receipts. */
   oversight?: { attestation_id: string; touchpoint_id: string; attester_id: string; attestation: Record<string, unknown>; issuer: string };
 }
+
+/** One page of a list: its items, and the id to continue after while the range may hold more. */
+export interface Page<T> {
+  items: T[];
+  after?: string;
+}
+
+/** What a list of permissions is narrowed to. */
+export interface PermissionFilter {
+  /** Only this agent's: its index is scanned, not every permission. */
+  agent?: string | undefined;
+  status?: PermissionStatus | undefined;
+  /** `category.operation`, or `category.*` for every operation of a category. */
+  action?: string | undefined;
+  /** Created at or after this RFC 3339 date-time. */
+  since?: string | undefined;
+}
+
+/**
+ * Keys one page reads at most: a filter that matches little answers a short (even empty) page
+ * that continues, rather than let one request read the whole database.
+ */
+export const PAGE_SCAN_LIMIT = 1000;
 
 export interface ApprovalWithRequest {
   approval: Approval;
@@ -108,6 +132,11 @@ const K = {
   agentOpen: (agentId: string, id: string) => `agent-open/${agentId}/${id}`,
   agentOpenRange: (agentId: string) => ({ gte: `agent-open/${agentId}/`, lt: `agent-open/${agentId}/~` }),
   agentOpenBuilt: 'meta/agent-open-index',
+  permissionRange: { gte: 'perm/', lt: 'perm/~' },
+  /** Every permission an agent asked for (value empty), so one agent's list is a range scan. */
+  agentPermission: (agentId: string, id: string) => `agent-perm/${agentId}/${id}`,
+  agentPermissionPrefix: (agentId: string) => `agent-perm/${agentId}/`,
+  agentPermissionBuilt: 'meta/agent-perm-index',
 };
 
 const TOKEN_PREFIX = 'wtk_';
@@ -141,6 +170,21 @@ export class Permissions {
       }
       await this.o.store.batch(ops, { sync: true });
     }
+    if ((await this.o.store.get(K.agentPermissionBuilt)) === undefined) await this.indexPermissionsByAgent();
+  }
+
+  /** Indexes every agent's permissions, for a store an older version wrote; the marker goes last, so a start that stops midway does it again. */
+  private async indexPermissionsByAgent(): Promise<void> {
+    let ops: BatchOp[] = [];
+    for await (const [, raw] of this.o.store.iterate(K.permissionRange)) {
+      const record = JSON.parse(raw) as PermissionRecord;
+      if (!record.oversight) ops.push(put(K.agentPermission(record.agent.id, record.id), ''));
+      if (ops.length >= 1000) {
+        await this.o.store.batch(ops, { sync: true });
+        ops = [];
+      }
+    }
+    await this.o.store.batch([...ops, put(K.agentPermissionBuilt, '1')], { sync: true });
   }
 
   /**
@@ -290,6 +334,7 @@ export class Permissions {
       ops.push(put(K.approval(approval.id), approval), put(K.open(approval.id), ''));
     }
     if (record.status !== 'denied') ops.push(put(K.agentOpen(record.agent.id, record.id), input.keyId));
+    ops.push(put(K.agentPermission(record.agent.id, record.id), ''));
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
     let receipt: string | undefined;
     await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
@@ -473,27 +518,61 @@ export class Permissions {
     });
   }
 
-  /** Approvals with the request each decides, newest first (`pending`: every open one, oldest first). */
-  async listApprovals(status: machine.ApprovalStatus | 'all', limit: number): Promise<ApprovalWithRequest[]> {
-    const approvals: Approval[] = [];
-    if (status === 'pending') {
-      for await (const [key] of this.o.store.iterate({ ...K.openRange, limit })) {
-        const a = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
-        if (a) approvals.push(machine.settle(a, Date.now()).approval);
-      }
-    } else {
-      for await (const [, raw] of this.o.store.iterate({ ...K.approvalRange, reverse: true })) {
-        const a = machine.settle(JSON.parse(raw) as Approval, Date.now()).approval;
-        if (status === 'all' || a.status === status) approvals.push(a);
-        if (approvals.length >= limit) break;
-      }
-    }
-    const wanted = status === 'pending' ? approvals.filter((a) => machine.OPEN_STATUSES.includes(a.status)) : approvals;
-    const records = await this.o.store.getMany(wanted.map((a) => K.permission(a.permission_id)));
-    return wanted.flatMap((approval, i) => {
+  /**
+   * One page of permissions in id order (oldest first), each as stored with its expiry applied and
+   * its receipt; a due approval timeout is left to its timer (a list writes nothing). With
+   * `filter.agent` only that agent's index is read; `since` is where the scan starts, since ids
+   * sort by creation time.
+   */
+  async permissionsPage(filter: PermissionFilter, limit: number, after?: string): Promise<Page<PermissionRecord>> {
+    const prefix = filter.agent === undefined ? 'perm/' : K.agentPermission(filter.agent, '');
+    const since = filter.since === undefined ? undefined : Date.parse(filter.since);
+    const from = since === undefined ? prefix : `${prefix}${sortableIdFloor('perm', since)}`;
+    const gte = after === undefined || `${prefix}${after}` < from ? from : `${prefix}${after}\u0000`;
+    const source = entries(this.o.store, prefix, { gte, lt: `${prefix}~` }, filter.agent === undefined ? undefined : K.permission);
+    const category = filter.action?.endsWith('.*') ? filter.action.slice(0, -1) : undefined;
+    const page = await collectPage(source, limit, (raw) => {
+      const record = effective(JSON.parse(raw) as PermissionRecord);
+      if (filter.status !== undefined && record.status !== filter.status) return undefined;
+      if (filter.action !== undefined && (category === undefined ? record.action !== filter.action : !record.action.startsWith(category))) return undefined;
+      if (since !== undefined && Date.parse(record.created_at) < since) return undefined;
+      return record;
+    });
+    const signed = page.items.filter((r) => r.anchor && r.status !== 'revoked');
+    const receipts = await this.o.store.getMany(signed.map((r) => K.receipt(r.id)));
+    signed.forEach((record, i) => {
+      const receipt = receipts[i];
+      if (receipt !== undefined) record.receipt = receipt;
+    });
+    return page;
+  }
+
+  /**
+   * One page of approvals with the request each decides: `pending` is every open one (delays
+   * included), oldest first; any other status newest first.
+   */
+  async approvalsPage(status: machine.ApprovalStatus | 'all', limit: number, after?: string): Promise<Page<ApprovalWithRequest>> {
+    const now = Date.now();
+    const source =
+      status === 'pending'
+        ? entries(this.o.store, 'appr-open/', { gte: after === undefined ? K.openRange.gte : `${K.open(after)}\u0000`, lt: K.openRange.lt }, K.approval)
+        : entries(this.o.store, 'appr/', { gte: K.approvalRange.gte, lt: after === undefined ? K.approvalRange.lt : K.approval(after), reverse: true });
+    const page = await collectPage(source, limit, (raw) => {
+      const approval = machine.settle(JSON.parse(raw) as Approval, now).approval;
+      const wanted = status === 'all' || (status === 'pending' ? machine.OPEN_STATUSES.includes(approval.status) : approval.status === status);
+      return wanted ? approval : undefined;
+    });
+    const records = await this.o.store.getMany(page.items.map((a) => K.permission(a.permission_id)));
+    const items = page.items.flatMap((approval, i) => {
       const raw = records[i];
       return raw === undefined ? [] : [{ approval, permission: summary(JSON.parse(raw) as PermissionRecord) }];
     });
+    return { items, ...(page.after !== undefined ? { after: page.after } : {}) };
+  }
+
+  /** The first page of approvals (see approvalsPage), for surfaces that show a queue at once. */
+  async listApprovals(status: machine.ApprovalStatus | 'all', limit: number): Promise<ApprovalWithRequest[]> {
+    return (await this.approvalsPage(status, limit)).items;
   }
 
   /** An approval with the permission it decides, for approval surfaces (cards, REST). */
@@ -705,6 +784,56 @@ function openApproval(record: PermissionRecord, now: number): Approval {
   };
   record.approval_id = approval.id;
   return approval;
+}
+
+/** The least id `sortableId` can make at or after `ms`: where a scan for what was created since then starts. */
+function sortableIdFloor(prefix: string, ms: number): string {
+  return `${prefix}_${Math.max(0, Math.ceil(ms)).toString(16).padStart(12, '0')}`;
+}
+
+/**
+ * A range's ids (its keys less `prefix`), each with its record: the value itself or, for an index,
+ * the record under `recordKey(id)`, read a chunk at a time (undefined where none is left).
+ */
+async function* entries(store: Store, prefix: string, range: Range, recordKey?: (id: string) => string): AsyncGenerator<[string, string | undefined]> {
+  if (!recordKey) {
+    for await (const [key, raw] of store.iterate(range)) yield [key.slice(prefix.length), raw];
+    return;
+  }
+  let ids: string[] = [];
+  const records = async function* () {
+    const raws = await store.getMany(ids.map(recordKey));
+    for (const [i, id] of ids.entries()) yield [id, raws[i]] as [string, string | undefined];
+  };
+  for await (const [key] of store.iterate(range)) {
+    ids.push(key.slice(prefix.length));
+    if (ids.length === 100) {
+      yield* records();
+      ids = [];
+    }
+  }
+  yield* records();
+}
+
+/**
+ * Reads a range until it has `limit` items that `pick` keeps, the range ends, or PAGE_SCAN_LIMIT
+ * keys were read. `after` is where the next page starts, and is set only while more may follow:
+ * after the last item when one more was found, after the last key read when the budget ran out.
+ */
+async function collectPage<T>(source: AsyncIterable<[string, string | undefined]>, limit: number, pick: (raw: string) => T | undefined): Promise<Page<T>> {
+  const items: T[] = [];
+  let lastItem = '';
+  let scanned = 0;
+  for await (const [id, raw] of source) {
+    const item = raw === undefined ? undefined : pick(raw);
+    if (item !== undefined && items.length === limit) return { items, after: lastItem };
+    if (item !== undefined) {
+      items.push(item);
+      lastItem = id;
+    }
+    if (++scanned >= PAGE_SCAN_LIMIT) return { items, after: id };
+  }
+  return { items };
 }
 
 function anchor(record: PermissionRecord, at: Appended, issuer: string): void {

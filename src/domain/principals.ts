@@ -4,6 +4,7 @@ import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
 import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
 import { KeyedMutex } from './lock.ts';
+import type { Page } from './permissions.ts';
 
 /**
  * Agents, approvers, attesters and admins, and their API keys. A key looks like
@@ -108,6 +109,10 @@ const K = {
   telegramUsers: { gte: 'tg/user/', lt: 'tg/user/~' },
   admin: 'admin/default',
 };
+
+/** The principals an admin can list, each with where its records are kept. */
+type Listed = { agent: Agent; approver: Approver; attester: Attester; resource_server: ResourceServer };
+const LISTED: { [R in keyof Listed]: (id: string) => string } = { agent: K.agent, approver: K.approver, attester: K.attester, resource_server: K.resourceServer };
 
 const ADMIN_HASH_ALG = 'hmac-sha256';
 
@@ -271,6 +276,19 @@ export class Principals {
 
   getApprover(id: string): Promise<Approver | undefined> {
     return getJson<Approver>(this.store, K.approver(id));
+  }
+
+  /**
+   * One page of one kind of principal, in key order: ids are random, so the order is stable but
+   * not the order of registration. `after` is where the next page starts, set while more follow.
+   */
+  async list<R extends keyof Listed>(role: R, limit: number, after?: string): Promise<Page<Listed[R]>> {
+    const prefix = LISTED[role]('');
+    const items: Listed[R][] = [];
+    for await (const [, raw] of this.store.iterate({ gte: after === undefined ? prefix : `${LISTED[role](after)}\u0000`, lt: `${prefix}~`, limit: limit + 1 })) {
+      items.push(JSON.parse(raw) as Listed[R]);
+    }
+    return items.length > limit ? { items: items.slice(0, limit), after: items[limit - 1]!.id } : { items };
   }
 
   async listAttesters(): Promise<Attester[]> {

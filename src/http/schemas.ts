@@ -35,6 +35,13 @@ const displayName = z.string().min(1).max(200).regex(NAME_PATTERN, 'must not con
  * as 0 and " 7", "1e3" or "0x10" as numbers, and a parameter is taken as written or refused.
  */
 export const wholeNumberParam = z.string().regex(/^\d{1,15}$/, 'must be a whole number of at least 0, in at most 15 decimal digits').transform(Number);
+/** A list's page size: 1 to 200, 50 when not given. */
+export const limitParam = wholeNumberParam.pipe(z.number().min(1).max(200)).default(50).describe('Items per page, 1 to 200 (default 50)');
+/** Only its alphabet is checked here; what it says is checked against the list it is passed to (routes/cursor.ts). */
+export const cursorParam = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,512}$/, "must be a previous page's next_cursor, as given")
+  .describe("The previous page's next_cursor, with the same filters");
 export const secondsParam = z.string().regex(/^\d{1,15}(\.\d{1,15})?$/, 'must be a number of seconds of at least 0, in decimal digits').transform(Number);
 
 export const permissionRequestSchema = z
@@ -334,5 +341,15 @@ export const telegramHealthSchema = z.union([
     last_error: z.object({ at: timestamp, message: z.string() }).optional(),
   }),
 ]);
+
+/**
+ * A page of a list. `next_cursor` is present while more may follow; a page can hold fewer than
+ * `limit` items (even none) and still have one, when its scan reached its bound first.
+ */
+export const nextCursorSchema = z.string().optional().describe('Pass as `cursor` for the next page; absent on the last');
+export const pageOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: nextCursorSchema });
+
+/** A permission in a list: as GET /api/v1/permissions/:id shows it, without the token (lists never carry one) or the approval. */
+export const listedPermissionSchema = permissionSchema.omit({ token: true, approval: true }).meta({ id: 'ListedPermission' });
 
 export const jwkSchema = z.object({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: z.string(), kid: z.string(), alg: z.literal('EdDSA'), use: z.literal('sig') }).meta({ id: 'Jwk' });

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { WritError } from '../../errors.ts';
 import { defineRoute } from '../route.ts';
-import { approvalSchema, wholeNumberParam } from '../schemas.ts';
+import { approvalSchema, cursorParam, limitParam, nextCursorSchema } from '../schemas.ts';
 import { approvalView } from './approval-view.ts';
+import { nextCursor, positionOf } from './cursor.ts';
 
 export const list = defineRoute({
   method: 'GET',
@@ -11,11 +12,19 @@ export const list = defineRoute({
   auth: ['approver', 'admin'],
   query: z.strictObject({
     status: z.enum(['pending', 'approved', 'denied', 'expired', 'cancelled', 'delay', 'all']).default('pending'),
-    limit: wholeNumberParam.pipe(z.number().min(1).max(500)).default(100),
+    limit: limitParam,
+    cursor: cursorParam.optional(),
   }),
-  responses: { 200: { description: 'Approvals, oldest open first', schema: z.object({ approvals: z.array(approvalSchema) }) } },
+  responses: {
+    200: {
+      description: '`pending`: oldest open first; any other status newest first. `next_cursor` as in every list (the envelope keeps its name `approvals`)',
+      schema: z.object({ approvals: z.array(approvalSchema), next_cursor: nextCursorSchema }),
+    },
+  },
   async handle({ writ, query }) {
-    return { status: 200, body: { approvals: (await writ.permissions.listApprovals(query.status, query.limit)).map(approvalView) } };
+    const filters = { status: query.status };
+    const page = await writ.permissions.approvalsPage(query.status, query.limit, positionOf(query.cursor, 'approvals', filters));
+    return { status: 200, body: { approvals: page.items.map(approvalView), ...nextCursor('approvals', filters, page.after) } };
   },
 });
 

@@ -6,7 +6,9 @@ import * as log from './log.ts';
 import permissionsCancel from './permissions-cancel.ts';
 import permissionsCreate from './permissions-create.ts';
 import permissionsGet from './permissions-get.ts';
+import permissionsList from './permissions-list.ts';
 import * as principals from './principals-create.ts';
+import * as registers from './principals-list.ts';
 import * as system from './system.ts';
 import tokensConsume from './tokens-consume.ts';
 import tokensRevoke from './tokens-revoke.ts';
@@ -29,7 +31,12 @@ export const ROUTES: Route[] = [
   principals.approverKeys,
   principals.attesterKeys,
   principals.resourceServerKeys,
+  registers.agents,
+  registers.approvers,
+  registers.attesters,
+  registers.resourceServers,
   permissionsCreate,
+  permissionsList,
   permissionsGet,
   permissionsCancel,
   tokensConsume,
