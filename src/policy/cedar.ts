@@ -18,6 +18,8 @@ export interface CedarSource {
 export interface CedarPolicyInfo {
   id: string;
   file: string;
+  /** Where the policy starts in its file (coverage reports point there). */
+  line: number;
   effect: 'permit' | 'forbid';
   tier: Tier;
 }
@@ -119,7 +121,7 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource, optio
       }
       texts[id] = text;
       offsets.set(id, { source, base });
-      policies.set(id, { id, file: source.file, effect: json.json.effect, tier: tier as Tier });
+      policies.set(id, { id, file: source.file, line: at.line, effect: json.json.effect, tier: tier as Tier });
     });
   }
 
