@@ -1,6 +1,6 @@
 import v8 from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { CedarValueJson, DetailedError, EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
+import type { CedarValueJson, DetailedError, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { TIERS, lineColumn, maxTier, type PolicyOutcome, type PolicyProblem, type PolicyRequest, type Tier } from './types.ts';
 
 /**
@@ -18,6 +18,8 @@ export interface CedarSource {
 export interface CedarPolicyInfo {
   id: string;
   file: string;
+  /** Where the policy starts in its file (coverage reports point there). */
+  line: number;
   effect: 'permit' | 'forbid';
   tier: Tier;
 }
@@ -119,7 +121,7 @@ export function compileCedar(sources: CedarSource[], schema?: CedarSource, optio
       }
       texts[id] = text;
       offsets.set(id, { source, base });
-      policies.set(id, { id, file: source.file, effect: json.json.effect, tier: tier as Tier });
+      policies.set(id, { id, file: source.file, line: at.line, effect: json.json.effect, tier: tier as Tier });
     });
   }
 
@@ -237,8 +239,21 @@ function pick(attrs: Record<string, string>, reads: Set<string> | undefined): Re
   return out;
 }
 
-export function evaluateCedar(set: CedarSet, request: PolicyRequest): PolicyOutcome {
+export function evaluateCedar(set: CedarSet, request: PolicyRequest, extraEntities: EntityJson[] = []): PolicyOutcome {
   const colon = request.resource.indexOf(':');
+  const entities: EntityJson[] = [
+    {
+      uid: { type: 'Agent', id: request.agent.id },
+      attrs: pick({ class: request.agent.class, trust_tier: request.agent.trust_tier }, set.reads),
+      parents: [],
+    },
+    {
+      uid: { type: 'Resource', id: request.resource },
+      attrs: pick({ type: request.resource.slice(0, colon), id: request.resource.slice(colon + 1) }, set.reads),
+      parents: [],
+    },
+    ...(set.schemaId ? [] : actionEntities(request.action)),
+  ];
   const answer = cedar.statefulIsAuthorized({
     principal: { type: 'Agent', id: request.agent.id },
     action: { type: 'Action', id: request.action },
@@ -246,19 +261,7 @@ export function evaluateCedar(set: CedarSet, request: PolicyRequest): PolicyOutc
     context: cedarContext(request, set.reads),
     preparsedPolicySetId: set.setId,
     ...(set.schemaId ? { preparsedSchemaName: set.schemaId, validateRequest: true } : {}),
-    entities: [
-      {
-        uid: { type: 'Agent', id: request.agent.id },
-        attrs: pick({ class: request.agent.class, trust_tier: request.agent.trust_tier }, set.reads),
-        parents: [],
-      },
-      {
-        uid: { type: 'Resource', id: request.resource },
-        attrs: pick({ type: request.resource.slice(0, colon), id: request.resource.slice(colon + 1) }, set.reads),
-        parents: [],
-      },
-      ...(set.schemaId ? [] : actionEntities(request.action)),
-    ],
+    entities: extraEntities.length ? withExtraEntities(entities, extraEntities) : entities,
   });
   if (answer.type === 'failure') return { outcome: 'error', code: 'policy_error', errors: answer.errors.map((e) => `cedar: ${e.message}`) };
   const { decision, diagnostics } = answer.response;
@@ -271,6 +274,47 @@ export function evaluateCedar(set: CedarSet, request: PolicyRequest): PolicyOutc
   }
   const tier = maxTier(determining.map((id) => set.policies.get(id)?.tier ?? 'standard'));
   return { outcome: 'allow', tier, determining, reasons: [], languages: ['cedar'] };
+}
+
+/** The attributes Writ derives from the request itself; `--entities` may add attributes, never replace these. */
+export const REQUEST_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = { Agent: ['class', 'trust_tier'], Resource: ['type', 'id'] };
+
+const uidOf = (uid: EntityUidJson): { type: string; id: string } => ('__entity' in uid ? uid.__entity : uid);
+const uidKey = (uid: EntityUidJson): string => {
+  const { type, id } = uidOf(uid);
+  return `${type}::${JSON.stringify(id)}`;
+};
+
+/**
+ * Local evaluation's extra entities (`writ policy eval --entities`). One Writ builds too (the
+ * request's Agent, Resource or Action) is merged into Writ's: its attributes and tags are added,
+ * its parents joined, and the attributes Writ derives from the request keep Writ's values (the
+ * CLI refuses an attempt to replace them, so Cedar and Rego see the same request). Any other
+ * entity is passed to Cedar as given.
+ */
+export function withExtraEntities(built: EntityJson[], extra: EntityJson[]): EntityJson[] {
+  const merged = new Map(built.map((e) => [uidKey(e.uid), e]));
+  for (const entity of extra) {
+    const key = uidKey(entity.uid);
+    const ours = merged.get(key);
+    if (!ours) {
+      merged.set(key, entity);
+      continue;
+    }
+    const parents = new Map([...ours.parents, ...entity.parents].map((p) => [uidKey(p), p]));
+    const tags = { ...entity.tags, ...ours.tags };
+    merged.set(key, { uid: ours.uid, attrs: { ...entity.attrs, ...ours.attrs }, parents: [...parents.values()], ...(Object.keys(tags).length ? { tags } : {}) });
+  }
+  return [...merged.values()];
+}
+
+/** Attributes of the request's own Agent and Resource that `extra` would replace (`Agent::"agt_test".trust_tier`). */
+export function replacedRequestAttributes(request: PolicyRequest, extra: EntityJson[]): string[] {
+  const own = new Map([
+    [uidKey({ type: 'Agent', id: request.agent.id }), REQUEST_ATTRIBUTES.Agent!],
+    [uidKey({ type: 'Resource', id: request.resource }), REQUEST_ATTRIBUTES.Resource!],
+  ]);
+  return extra.flatMap((e) => (own.get(uidKey(e.uid)) ?? []).filter((name) => name in e.attrs).map((name) => `${uidOf(e.uid).type}::${JSON.stringify(uidOf(e.uid).id)}.${name}`));
 }
 
 export function formatCedar(text: string): { formatted?: string; error?: string } {

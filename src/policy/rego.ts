@@ -42,6 +42,23 @@ export function instantiateRego(module: RegoModule): RegoEvaluator {
   return { id: module.id, policy };
 }
 
+/**
+ * `extra` over a module's own data, as `opa eval -d` merges data files: objects merge key by key,
+ * and a key both define with anything but objects is a conflict (an error naming its path).
+ */
+export function mergeData(base: unknown, extra: Record<string, unknown>, at = 'data'): Record<string, unknown> {
+  // Without a prototype, a "__proto__" key in the JSON is a key like any other.
+  const merged: Record<string, unknown> = Object.assign(Object.create(null), isObject(base) ? base : {});
+  for (const [key, value] of Object.entries(extra)) {
+    const here = `${at}.${key}`;
+    if (!(key in merged)) merged[key] = value;
+    else if (isObject(merged[key]) && isObject(value)) merged[key] = mergeData(merged[key], value, here);
+    else throw new Error(`${here} is defined by the policy bundle and by the data given`);
+  }
+  return merged;
+}
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
 /** The input document, exactly as SPEC names it. */
 export function regoInput(request: PolicyRequest): Record<string, unknown> {
   return {

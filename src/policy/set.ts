@@ -3,9 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { sha256 } from '../crypto/encoding.ts';
 import { readBundle } from './bundle.ts';
+import type { EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { compileCedar, evaluateCedar, type CedarSet } from './cedar.ts';
 import { HOW_TO_GET_OPA, buildRego } from './opa.ts';
-import { evaluateRego, instantiateRego, type RegoEvaluator, type RegoModule } from './rego.ts';
+import { evaluateRego, instantiateRego, mergeData, type RegoEvaluator, type RegoModule } from './rego.ts';
 import { failure, maxTier, type PolicyDecision, type PolicyLanguage, type PolicyOutcome, type PolicyProblem, type PolicyRequest } from './types.ts';
 
 /**
@@ -125,8 +126,17 @@ export interface Evaluator {
   explain(request: PolicyRequest): { outcome: PolicyDecision; parts: Array<{ engine: string; outcome: PolicyOutcome; ms: number }> };
 }
 
+/**
+ * What a local evaluation (`writ policy eval`) may add to a request: Cedar entities beside the
+ * ones Writ builds, and a document for OPA's `data`. The server never takes either from a request.
+ */
+export interface LocalInputs {
+  entities?: EntityJson[];
+  data?: Record<string, unknown>;
+}
+
 /** Makes a set evaluable in this thread (Cedar preparsed, Rego Wasm instantiated). */
-export function instantiate(artifacts: PolicyArtifacts): Evaluator {
+export function instantiate(artifacts: PolicyArtifacts, local: LocalInputs = {}): Evaluator {
   const files = artifacts.cedar.filter((s) => s.file.endsWith('.cedar'));
   let cedar: CedarSet | undefined;
   if (files.length) {
@@ -134,9 +144,9 @@ export function instantiate(artifacts: PolicyArtifacts): Evaluator {
     if (!compiled.set) throw new Error(compiled.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n'));
     cedar = compiled.set;
   }
-  const rego: RegoEvaluator[] = artifacts.rego.map(instantiateRego);
+  const rego: RegoEvaluator[] = artifacts.rego.map((m) => instantiateRego(local.data ? { ...m, data: mergeData(m.data, local.data) } : m));
   const engines: Array<{ engine: string; run: (r: PolicyRequest) => PolicyOutcome }> = [
-    ...(cedar ? [{ engine: 'cedar', run: (r: PolicyRequest) => evaluateCedar(cedar, r) }] : []),
+    ...(cedar ? [{ engine: 'cedar', run: (r: PolicyRequest) => evaluateCedar(cedar, r, local.entities) }] : []),
     ...rego.map((e) => ({ engine: `rego:${e.id}`, run: (r: PolicyRequest) => evaluateRego(e, r) })),
   ];
   const notLoaded = artifacts.unloaded.length
