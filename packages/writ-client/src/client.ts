@@ -22,7 +22,7 @@ export interface Permission {
   reasons: string[];
   /** One-time token, present while approved and unused. */
   token?: string;
-  /** Compact JWS receipt; check it with `verifyReceipt` from `writ/verify`. */
+  /** Compact JWS receipt; check it with `verifyReceipt` from `writ-verify`. */
   receipt?: string;
   expires_at: string;
   created_at: string;
