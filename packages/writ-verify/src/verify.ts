@@ -6,7 +6,8 @@
  * a JWKS URL, so it runs unchanged in browsers, Deno, Cloudflare Workers, Bun and Node.
  *
  * Error messages are fixed strings: nothing from the receipt or the key set is echoed back, except
- * the name of a claim that failed an issuer/audience check.
+ * the name of a claim that failed an issuer/audience check. A JWKS that could not be fetched names
+ * the caller's own `jwksUrl`, and carries the failure in `cause`.
  */
 import { verifyAsync } from '@noble/ed25519';
 // `.js` rather than this repository's `.ts`: declarations keep the specifier, and TypeScript before 5.0 cannot follow a `.ts` one.
@@ -85,12 +86,15 @@ export class ReceiptVerificationError extends Error {
   readonly code: ReceiptVerificationErrorCode;
   /** For `claim_mismatch`: which claim (`iss` or `aud`). */
   readonly claim?: string;
+  /** For `jwks_unavailable` from a `jwksUrl`: that URL (`cause` says what went wrong there). */
+  readonly url?: string;
 
-  constructor(code: ReceiptVerificationErrorCode, message: string, claim?: string) {
-    super(message);
+  constructor(code: ReceiptVerificationErrorCode, message: string, extra: { claim?: string; url?: string; cause?: unknown } = {}) {
+    super(message, 'cause' in extra ? { cause: extra.cause } : undefined);
     this.name = 'ReceiptVerificationError';
     this.code = code;
-    if (claim !== undefined) this.claim = claim;
+    if (extra.claim !== undefined) this.claim = extra.claim;
+    if (extra.url !== undefined) this.url = extra.url;
   }
 }
 
@@ -201,21 +205,24 @@ async function fetchJwks(url: string, fetchImpl: typeof fetch): Promise<CacheEnt
   const job = (async (): Promise<CacheEntry> => {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), JWKS_FETCH_TIMEOUT_MS);
+    const unavailable = (why: string, cause: unknown) =>
+      new ReceiptVerificationError('jwks_unavailable', `JWKS could not be fetched from ${url} (${why})`, { url, cause });
     let body: unknown;
     try {
       const res = await fetchImpl(url, {
         headers: { accept: 'application/jwk-set+json, application/json' },
         signal: controller.signal,
       });
-      if (!res.ok) throw new ReceiptVerificationError('jwks_unavailable', 'JWKS could not be fetched');
+      if (!res.ok) throw unavailable(`HTTP ${res.status}`, new Error(`HTTP ${res.status} ${res.statusText}`.trim()));
       body = await res.json();
     } catch (err) {
       if (err instanceof ReceiptVerificationError) throw err;
-      throw new ReceiptVerificationError('jwks_unavailable', 'JWKS could not be fetched');
+      const why = controller.signal.aborted ? 'no answer in time' : err instanceof SyntaxError ? 'the answer is not JSON' : 'the request failed';
+      throw unavailable(why, err);
     } finally {
       clearTimeout(timer);
     }
-    if (!isJwks(body)) throw new ReceiptVerificationError('jwks_unavailable', 'JWKS is not a valid key set');
+    if (!isJwks(body)) throw new ReceiptVerificationError('jwks_unavailable', 'JWKS is not a valid key set', { url });
     const entry: CacheEntry = { keys: usableKeys(body), fetchedAt: Date.now() };
     jwksCache.set(url, entry);
     return entry;
@@ -243,8 +250,8 @@ async function remoteCandidates(url: string, fetchImpl: typeof fetch, kid: strin
 // ---------------------------------------------------------------------------------------------
 // Verification
 
-function fail(code: ReceiptVerificationErrorCode, message: string, claim?: string): never {
-  throw new ReceiptVerificationError(code, message, claim);
+function fail(code: ReceiptVerificationErrorCode, message: string, extra?: { claim: string }): never {
+  throw new ReceiptVerificationError(code, message, extra);
 }
 
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -329,11 +336,11 @@ export async function verifyReceipt(jws: string, options: VerifyOptions): Promis
   const claims = payload as ReceiptClaims;
 
   if (options.issuer !== undefined && claims.iss !== options.issuer) {
-    fail('claim_mismatch', 'receipt claim "iss" does not match', 'iss');
+    fail('claim_mismatch', 'receipt claim "iss" does not match', { claim: 'iss' });
   }
   if (options.audience !== undefined) {
     const ok = Array.isArray(aud) ? aud.includes(options.audience) : aud === options.audience;
-    if (!ok) fail('claim_mismatch', 'receipt claim "aud" does not match', 'aud');
+    if (!ok) fail('claim_mismatch', 'receipt claim "aud" does not match', { claim: 'aud' });
   }
 
   // exp is the first instant the receipt is no longer current (RFC 7519 §4.1.4).
