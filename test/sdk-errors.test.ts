@@ -104,9 +104,10 @@ test('a server that accepts but never answers rejects with WritUnavailableError 
 
 test("a long poll is not cut short by timeoutMs: the server's wait is added to it", async (t) => {
   const a = await agent(w, { trust_tier: 'T3' });
-  // Writ holds each poll for up to 3 s, twice the 1.5 s allowed for an answer.
-  const client = new WritClient({ url: w.url, apiKey: a.key, timeoutMs: 1500 });
-  const error = await t.throwsAsync(client.requestPermission({ action: 'bank.transfer', resource: 'account:poll', value: 1, waitForApproval: true, timeout: 4 }), {
+  // Writ holds the poll for 5 s, twice the 2.5 s allowed for an answer (which is the margin left
+  // for a loaded machine once the wait is added).
+  const client = new WritClient({ url: w.url, apiKey: a.key, timeoutMs: 2500 });
+  const error = await t.throwsAsync(client.requestPermission({ action: 'bank.transfer', resource: 'account:poll', value: 1, waitForApproval: true, timeout: 6 }), {
     instanceOf: WritTimeoutError,
   });
   t.is(error!.permission.status, 'pending');
