@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { ADMIN, caller, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
 /** `writ backup` copies a live instance consistently; `writ restore` is the way back from a damaged disk. */

@@ -1,6 +1,6 @@
 import test from 'ava';
 import path from 'node:path';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { LevelStore } from '../src/store/level.ts';
 import { agent, approver, caller, startWrit, type TestWrit } from './helpers/writ.ts';
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { compactVerify, createLocalJWKSet } from 'jose';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { ADMIN, agent, caller, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
 const writ = writCli;

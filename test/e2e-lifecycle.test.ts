@@ -1,5 +1,5 @@
 import test from 'ava';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { agent, approver, eventually, startWrit, type TestWrit } from './helpers/writ.ts';
 
 /**

@@ -5,7 +5,7 @@ import { KEYS } from '../src/log/log.ts';
 import { openNote, parseCheckpoint, parseVerifierKey } from '../src/log/note.ts';
 import { leafHash, verifyInclusion } from '../src/log/merkle.ts';
 import { canonicalBytes } from '../src/log/canonical.ts';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { ADMIN, agent, caller, eventually, spawnWrit, startWrit, tempDir, writCli } from './helpers/writ.ts';
 
 const logVerify = (data: string) => writCli('log', 'verify', '--data', data);

@@ -3,7 +3,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { WritError } from '../src/errors.ts';
 import { OpaIngest } from '../src/oversight/opa-ingest.ts';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { ADMIN, caller, eventually, spawnWrit, startWrit, tempDir, writCli, type TestWrit } from './helpers/writ.ts';
 
 /**

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { ensureOpa } from './helpers/opa.ts';
 import { ROOT, approver, caller, eventually, startWrit, tempDir } from './helpers/writ.ts';
 

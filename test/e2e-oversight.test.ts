@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { LevelStore } from '../src/store/level.ts';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { attestationFromCedar, submitAttestation } from '../adapters/cedar/attest.ts';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { ADMIN, agent, approver, caller, eventually, spawnWrit, startWrit, tempDir, writCli, type TestWrit } from './helpers/writ.ts';

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { verifyReceipt } from '../src/sdk/verify.ts';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { Faults } from './helpers/faults.ts';
 import { agent, approver, caller, eventually, startWrit, tempDir, type TestWrit } from './helpers/writ.ts';
 

@@ -1,0 +1,176 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT, agent, startWrit, tempDir } from './helpers/writ.ts';
+
+/**
+ * writ-client and writ-verify as a user gets them: packed with `npm pack`, installed from the
+ * tarballs into a fresh project outside this repository, used there by plain Node (no TypeScript
+ * loader) and by TypeScript through their declarations.
+ *
+ * It packs the packages' `dist/` that `npm run build` made (`npm test` builds first):
+ * `--ignore-scripts` skips their prepack build, which would rewrite `dist/` while other test
+ * files import it.
+ */
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * No npm_* variables, so an `npm test` around this cannot point the inner npm at this repository
+ * (npm_config_local_prefix); no NODE_OPTIONS, so no TypeScript loader comes along.
+ */
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_') && name !== 'NODE_OPTIONS'));
+
+const run = (file: string, args: string[], cwd: string) => execFileAsync(file, args, { cwd, env: cleanEnv, maxBuffer: 16 * 1024 * 1024 });
+
+interface Packed {
+  name: string;
+  filename: string;
+  files: Array<{ path: string }>;
+}
+
+let packed: Map<string, Packed>;
+let project: string;
+
+test.before(async () => {
+  const work = await tempDir('writ-packages-');
+  const tarballs = path.join(work, 'tarballs');
+  project = path.join(work, 'project');
+  await Promise.all([fs.mkdir(project), fs.mkdir(tarballs)]);
+  const [ours, noble] = await Promise.all([
+    run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, '-w', 'writ-client', '-w', 'writ-verify'], ROOT),
+    // The verifier's dependency, packed again from the copy `npm ci` installed (byte for byte the
+    // registry's tarball), so the install below needs no network: npm ci's cache holds tarballs,
+    // not the metadata an offline install would need to resolve `^3.2.0`.
+    run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, path.join(ROOT, 'node_modules/@noble/ed25519')], ROOT),
+  ]);
+  const all = [...(JSON.parse(ours.stdout) as Packed[]), ...(JSON.parse(noble.stdout) as Packed[])];
+  packed = new Map(all.map((p) => [p.name, p]));
+  await fs.writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'writ-consumer', private: true, type: 'module' }));
+  const tarball = (name: string) => path.join(tarballs, packed.get(name)!.filename);
+  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball('@noble/ed25519'), tarball('writ-client'), tarball('writ-verify')], project);
+});
+
+test('each tarball holds the built ESM, its declarations, package.json and README, and nothing else', (t) => {
+  const files = (name: string) => packed.get(name)!.files.map((f) => f.path).sort();
+  t.deepEqual(files('writ-client'), ['README.md', 'dist/client.d.ts', 'dist/client.js', 'package.json']);
+  t.deepEqual(files('writ-verify'), ['README.md', 'dist/receipt-claims.d.ts', 'dist/receipt-claims.js', 'dist/verify.d.ts', 'dist/verify.js', 'package.json']);
+});
+
+test('installed, neither depends on the server: writ-client needs nothing, writ-verify only @noble/ed25519', async (t) => {
+  const installed = path.join(project, 'node_modules');
+  t.deepEqual((await fs.readdir(installed)).filter((entry) => !entry.startsWith('.')).sort(), ['@noble', 'writ-client', 'writ-verify']);
+  const manifest = async (name: string) => JSON.parse(await fs.readFile(path.join(installed, name, 'package.json'), 'utf8'));
+  t.is((await manifest('writ-client')).dependencies, undefined);
+  t.deepEqual((await manifest('writ-verify')).dependencies, { '@noble/ed25519': '^3.2.0' });
+
+  const importsOf = async (name: string, file: string) =>
+    [...(await fs.readFile(path.join(installed, name, 'dist', file), 'utf8')).matchAll(/(?:\bfrom|\bimport)\s*\(?\s*['"]([^'"]+)['"]/g)].map((m) => m[1]);
+  t.deepEqual(await importsOf('writ-client', 'client.js'), []);
+  t.deepEqual(await importsOf('writ-verify', 'verify.js'), ['@noble/ed25519', './receipt-claims.js']);
+  t.deepEqual(await importsOf('writ-verify', 'receipt-claims.js'), []);
+});
+
+/** A URL nothing listens on: a port the system just handed out, and closed again. */
+async function closedPortUrl(): Promise<string> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+const CONSUMER = `
+import { WritClient, WritUnavailableError } from 'writ-client';
+import { ReceiptVerificationError, verifyReceipt } from 'writ-verify';
+
+const [url, apiKey, downUrl] = process.argv.slice(2);
+const writ = new WritClient({ url, apiKey });
+const permission = await writ.requestPermission({ action: 'email.send', resource: 'email:packed@acme.com', scope: { max_emails: 1 } });
+const jwksUrl = url + '/.well-known/jwks.json';
+const verified = await verifyReceipt(permission.receipt, { jwksUrl, issuer: url });
+const used = await writ.consume({ token: permission.token, action: 'email.send', resource: 'email:packed@acme.com', use: { emails: 1 } });
+const spent = await verifyReceipt(used.receipt, { jwksUrl, issuer: url });
+
+const [header, , signature] = permission.receipt.split('.');
+const altered = Buffer.from(JSON.stringify({ ...verified.claims, resource: 'email:evil@acme.com' })).toString('base64url');
+const forged = await verifyReceipt(header + '.' + altered + '.' + signature, { jwksUrl }).then(() => 'verified', (e) => (e instanceof ReceiptVerificationError ? e.code : String(e)));
+const down = await new WritClient({ url: downUrl, apiKey }).getPermission(permission.id).then(
+  () => null,
+  (e) => ({ unavailable: e instanceof WritUnavailableError, url: e.url }),
+);
+
+console.log(JSON.stringify({
+  loader: { execArgv: process.execArgv, nodeOptions: process.env.NODE_OPTIONS ?? null },
+  resolved: [import.meta.resolve('writ-client'), import.meta.resolve('writ-verify')],
+  permission: { id: permission.id, status: permission.status },
+  verified: { claims: verified.claims, kid: verified.kid, expired: verified.expired },
+  spent: spent.claims.permission_id,
+  forged,
+  down,
+}));
+`;
+
+test('plain Node, with no TypeScript loader, imports both from the project, gets a permission from a real Writ and verifies its receipt with the JWKS', async (t) => {
+  const w = await startWrit();
+  t.teardown(() => w.close());
+  const a = await agent(w);
+  const downUrl = await closedPortUrl();
+  await fs.writeFile(path.join(project, 'consumer.mjs'), CONSUMER);
+  const { stdout } = await run(process.execPath, ['consumer.mjs', w.url, a.key, downUrl], project);
+  const out = JSON.parse(stdout);
+
+  t.deepEqual(out.loader, { execArgv: [], nodeOptions: null });
+  const installed = `file://${path.join(await fs.realpath(project), 'node_modules')}/`;
+  t.deepEqual(out.resolved, [`${installed}writ-client/dist/client.js`, `${installed}writ-verify/dist/verify.js`], 'the installed copies, not this repository');
+
+  t.is(out.permission.status, 'approved');
+  t.like(out.verified.claims, { iss: w.url, permission_id: out.permission.id, action: 'email.send', resource: 'email:packed@acme.com', decision: 'allow' });
+  t.false(out.verified.expired);
+  const jwks = (await w.call('GET', '/.well-known/jwks.json')).body as { keys: Array<{ kid: string }> };
+  t.true(jwks.keys.some((k) => k.kid === out.verified.kid), 'verified by a key of the server');
+  t.is(out.spent, out.permission.id);
+  t.is(out.forged, 'bad_signature');
+  t.deepEqual(out.down, { unavailable: true, url: `${downUrl}/api/v1/permissions/${out.permission.id}` });
+});
+
+test('the installed declarations type-check a TypeScript consumer that has no Node types', async (t) => {
+  await fs.writeFile(
+    path.join(project, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', lib: ['ES2022', 'DOM'], types: [], strict: true, noEmit: true, skipLibCheck: false },
+      files: ['typed.ts'],
+    }),
+  );
+  await fs.writeFile(
+    path.join(project, 'typed.ts'),
+    `import { WritApiError, WritClient, WritUnavailableError, type Permission } from 'writ-client';
+import { ReceiptVerificationError, verifyReceipt, type AuthorizerClaims, type ReceiptClaims } from 'writ-verify';
+
+export async function approved(writ: WritClient): Promise<ReceiptClaims | string> {
+  try {
+    const p: Permission = await writ.requestPermission({ action: 'email.send', resource: 'email:x@acme.com' });
+    const { claims } = await verifyReceipt(p.receipt ?? '', { jwksUrl: 'https://writ.example/.well-known/jwks.json' });
+    const authorizer: AuthorizerClaims | undefined = claims.iss_role === 'authorizer' ? (claims as AuthorizerClaims) : undefined;
+    return authorizer ?? claims;
+  } catch (e) {
+    if (e instanceof WritUnavailableError) return \`retry after \${e.retryAfter ?? 1} s: \${e.url}\`;
+    if (e instanceof WritApiError) return \`\${e.status} \${e.reasonCode}\`;
+    if (e instanceof ReceiptVerificationError) return e.code;
+    throw e;
+  }
+}
+// @ts-expect-error: the declarations are precise, not any: a receipt is a string.
+void verifyReceipt(42, { jwksUrl: 'x' });
+`,
+  );
+  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+  const result = await run(process.execPath, [tsc, '-p', project], project).then(
+    () => 'ok',
+    (e: { stdout?: string }) => e.stdout ?? String(e),
+  );
+  t.is(result, 'ok');
+});
