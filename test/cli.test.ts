@@ -90,6 +90,40 @@ test('approvals are listed, shown with their request and digest, and approved fr
   t.regex(perm.out, /token: wtk_/);
 });
 
+test('lists page like the API: --limit and --cursor, or --all for every page; an agent lists only its own permissions', async (t) => {
+  const names = ['list-a', 'list-b', 'list-c'];
+  for (const name of names) t.is((await run('agents', 'create', name)).code, 0);
+  const firstPage = await run('agents', 'list', '--limit', '2');
+  t.is(firstPage.code, 0, firstPage.out);
+  const more = /--cursor (\S+), or --all/.exec(firstPage.out);
+  t.truthy(more, firstPage.out);
+  t.is(firstPage.out.split('\n').filter((l) => /^agt_/.test(l)).length, 2);
+  const everything = JSON.parse((await run('agents', 'list', '--all', '--limit', '2', '--json')).out) as { items: Array<{ id: string; name: string }> };
+  for (const name of names) t.true(everything.items.some((a) => a.name === name), `${name} is listed`);
+  t.is(new Set(everything.items.map((a) => a.id)).size, everything.items.length, 'no agent twice across pages');
+  t.false(JSON.stringify(everything).includes('writ_agent_'), 'no key in a list');
+  const next = await run('agents', 'list', '--limit', '2', '--cursor', more![1]!);
+  t.is(next.code, 0, next.out);
+  t.false(next.out.includes(firstPage.out.split('\n')[0]!.split(' ')[0]!), 'the next page starts after the first');
+  const both = await run('agents', 'list', '--all', '--cursor', more![1]!);
+  t.is(both.code, 2);
+
+  const mine = await agent(w);
+  const other = await agent(w);
+  await mine.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:mine@acme.com' });
+  await other.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:other@acme.com' });
+  const own = await writCliWith({ WRIT_URL: w.url, WRIT_KEY: mine.key }, 'permissions', 'list', '--all');
+  t.is(own.code, 0, own.out);
+  t.regex(own.out, /approved\s+allow\s+standard\s+email\.send email:mine@acme\.com/);
+  t.false(own.out.includes('other@acme.com'));
+  const filtered = await run('permissions', 'list', '--agent', other.id, '--action', 'email.*', '--json');
+  t.deepEqual((JSON.parse(filtered.out) as { items: Array<{ resource: string }> }).items.map((p) => p.resource), ['email:other@acme.com']);
+  for (const kind of ['approvers', 'attesters', 'resource-servers']) t.is((await run(kind, 'list')).code, 0, kind);
+  const badFilter = await run('permissions', 'list', '--status', 'maybe');
+  t.is(badFilter.code, 1);
+  t.regex(badFilter.out, /422 .*status/);
+});
+
 test('writ log proof --verify checks an inclusion proof offline, and fails against another log key', async (t) => {
   const a = await agent(w);
   const { log } = (await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:proof@acme.com' })).body;

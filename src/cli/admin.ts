@@ -13,6 +13,8 @@ export interface Command {
   name: string;
   usage: string;
   summary: string;
+  /** Everything `writ <command> --help` says beyond the usage line, when the summary is not enough. */
+  help?: string;
   run(args: string[]): Promise<number>;
 }
 
@@ -85,6 +87,53 @@ function rotate(collection: string, noun: string): Remote {
   };
 }
 
+const revokedNote = (p: { revoked?: { at: string; reason: string } }) => (p.revoked ? `  REVOKED ${p.revoked.at} (${p.revoked.reason})` : '');
+
+interface List {
+  name: string;
+  path: string;
+  /** Where the page's items are in the answer (`items` unless the route predates the lists). */
+  envelope?: string;
+  /** Query filters, each a flag of the same name, with what it takes. */
+  filters?: Record<string, string>;
+  summary: string;
+  empty: string;
+  line(item: any): string;
+}
+
+/**
+ * A list, a page at a time as the server gives it (`--limit`, `--cursor`), or every page with
+ * `--all`; the human form says how to ask for the next page.
+ */
+function list(spec: List): Remote {
+  const filters = Object.keys(spec.filters ?? {});
+  const envelope = spec.envelope ?? 'items';
+  return {
+    name: spec.name,
+    flags: { ...Object.fromEntries(filters.map((f) => [f, { type: 'string' }])), limit: { type: 'string' }, cursor: { type: 'string' }, all: { type: 'boolean' } },
+    flagUsage: `${filters.map((f) => `[--${f} ${spec.filters![f]}]`).join(' ')}${filters.length ? ' ' : ''}[--limit 1-200] [--cursor CURSOR | --all]`,
+    summary: spec.summary,
+    async run({ target, values }) {
+      if (values.all && values.cursor) throw new UsageError('--all starts at the beginning: give it or --cursor, not both');
+      const query = new URLSearchParams();
+      for (const f of [...filters, 'limit']) if (str(values[f]) !== undefined) query.set(f, str(values[f])!);
+      const items: unknown[] = [];
+      let cursor = str(values.cursor);
+      let page: any;
+      do {
+        if (cursor !== undefined) query.set('cursor', cursor);
+        page = await call(target, 'GET', `${spec.path}${query.size ? `?${query}` : ''}`);
+        items.push(...(page[envelope] as unknown[]));
+        cursor = page.next_cursor;
+      } while (values.all && cursor !== undefined);
+      const answer = values.all ? { [envelope]: items } : page;
+      print(json(values), answer, () =>
+        [...(items.length ? items.map(spec.line) : [spec.empty]), ...(!values.all && page.next_cursor ? [`(more: the same command with --cursor ${page.next_cursor}, or --all)`] : [])].join('\n'),
+      );
+    },
+  };
+}
+
 export const ADMIN_COMMANDS: Command[] = [
   remote({
     name: 'agents create',
@@ -99,6 +148,15 @@ export const ADMIN_COMMANDS: Command[] = [
       print(json(values), agent, () => [`agent ${agent.id}: ${agent.name} (class ${agent.class}, trust tier ${agent.trust_tier})`, ...keyLines(agent.api_key)].join('\n'));
     },
   }),
+  remote(
+    list({
+      name: 'agents list',
+      path: '/api/v1/agents',
+      summary: 'Registered agents, revoked ones included, in a stable order',
+      empty: 'no agents',
+      line: (a) => `${a.id}  ${a.name}  class ${a.class}, trust tier ${a.trust_tier}${revokedNote(a)}`,
+    }),
+  ),
   remote(revoke('agent', 'agents')),
   remote({
     name: 'agents revoke-key',
@@ -127,6 +185,15 @@ export const ADMIN_COMMANDS: Command[] = [
       );
     },
   }),
+  remote(
+    list({
+      name: 'approvers list',
+      path: '/api/v1/approvers',
+      summary: 'Registered approvers, revoked ones included, and whether each is linked to Telegram',
+      empty: 'no approvers',
+      line: (a) => `${a.id}  ${a.name}  ${a.telegram ? `telegram ${a.telegram.username ? `@${a.telegram.username}` : a.telegram.user_id}` : 'not linked to telegram'}${revokedNote(a)}`,
+    }),
+  ),
   remote({
     name: 'approvers link-code',
     args: ['ID'],
@@ -152,6 +219,15 @@ export const ADMIN_COMMANDS: Command[] = [
   }),
   remote(revoke('attester', 'attesters')),
   remote(rotate('attesters', 'an attester')),
+  remote(
+    list({
+      name: 'attesters list',
+      path: '/api/v1/attesters',
+      summary: 'Registered attesters, revoked ones included, with the touchpoint each reports for',
+      empty: 'no attesters',
+      line: (a) => `${a.id}  ${a.name}  touchpoint ${a.touchpoint_id}${revokedNote(a)}`,
+    }),
+  ),
   remote({
     name: 'resource-servers create',
     args: ['NAME'],
@@ -165,21 +241,27 @@ export const ADMIN_COMMANDS: Command[] = [
     },
   }),
   remote(rotate('resource-servers', 'a resource server')),
-  remote({
-    name: 'approvals list',
-    flags: { status: { type: 'string' } },
-    flagUsage: '[--status pending|approved|denied|expired|cancelled|delay|all]',
-    summary: 'The approval queue (default: open ones), each with the request it decides',
-    async run({ target, values }) {
-      const answer = await call(target, 'GET', `/api/v1/approvals${str(values.status) ? `?status=${enc(str(values.status)!)}` : ''}`);
-      const approvals = (answer.approvals ?? answer.items) as any[];
-      print(json(values), answer, () =>
-        approvals.length === 0
-          ? 'no approvals'
-          : approvals.map((a) => `${a.id}  ${a.status.padEnd(9)} ${a.tier.padEnd(9)} ${a.action} ${a.resource}${a.request?.value !== undefined ? ` ${a.request.value}${a.request.currency ? ` ${a.request.currency}` : ''}` : ''}  (${a.request?.agent.name ?? a.agent_id})`).join('\n'),
-      );
-    },
-  }),
+  remote(
+    list({
+      name: 'resource-servers list',
+      path: '/api/v1/resource-servers',
+      summary: 'Registered resource servers, revoked ones included',
+      empty: 'no resource servers',
+      line: (a) => `${a.id}  ${a.name}${revokedNote(a)}`,
+    }),
+  ),
+  remote(
+    list({
+      name: 'approvals list',
+      path: '/api/v1/approvals',
+      envelope: 'approvals',
+      filters: { status: 'pending|approved|denied|expired|cancelled|delay|all' },
+      summary: 'The approval queue (default: open ones, oldest first), each with the request it decides',
+      empty: 'no approvals',
+      line: (a) =>
+        `${a.id}  ${a.status.padEnd(9)} ${a.tier.padEnd(9)} ${a.action} ${a.resource}${a.request?.value !== undefined ? ` ${a.request.value}${a.request.currency ? ` ${a.request.currency}` : ''}` : ''}  (${a.request?.agent.name ?? a.agent_id})`,
+    }),
+  ),
   remote({
     name: 'approvals show',
     args: ['ID'],
@@ -223,6 +305,16 @@ export const ADMIN_COMMANDS: Command[] = [
       print(json(values), a, () => `${a.id}: ${a.status}`);
     },
   }),
+  remote(
+    list({
+      name: 'permissions list',
+      path: '/api/v1/permissions',
+      filters: { status: 'STATUS', agent: 'AGENT_ID', action: 'ACTION|CATEGORY.*', since: 'RFC3339' },
+      summary: 'Permissions, oldest first (an agent sees its own, an admin all); filter by status, agent, action, since',
+      empty: 'no permissions',
+      line: (p) => `${p.id}  ${p.created_at}  ${p.status.padEnd(8)} ${p.decision.padEnd(8)} ${p.tier.padEnd(9)} ${p.action} ${p.resource}${p.value !== undefined ? ` ${p.value}${p.currency ? ` ${p.currency}` : ''}` : ''}`,
+    }),
+  ),
   remote({
     name: 'permissions show',
     args: ['ID'],

@@ -10,7 +10,7 @@ import { configCheck } from './config-check.ts';
 import { keysRotate } from './keys.ts';
 import { logProof } from './log-proof.ts';
 import { logVerify } from './log-verify.ts';
-import { policy } from './policy.ts';
+import { POLICY_HELP, policy } from './policy.ts';
 import { login, logout } from './profile.ts';
 import { RemoteError, UnreachableError } from './remote.ts';
 import { serve } from './serve.ts';
@@ -27,6 +27,19 @@ import { verify } from './verify.ts';
 const REMOTE = '[--url URL] [--key KEY] [--profile NAME] [--json]';
 const local = (name: string, usage: string, summary: string, run: (args: string[]) => Promise<number>): Command => ({ name, usage: `writ ${usage}`, summary, run });
 
+/** `writ policy <sub>`: its usage and flags are the section of POLICY_HELP that names it. */
+function policyCommand(sub: string, summary: string): Command {
+  const sections = POLICY_HELP.split(/\n(?=  writ policy )/);
+  const section = sections.find((s) => s.startsWith(`  writ policy ${sub} `));
+  if (!section) throw new Error(`POLICY_HELP has no section for policy ${sub}`);
+  const [first, ...more] = section.trimEnd().split('\n');
+  const continued = more.findIndex((l) => !/^\s{8,}\[/.test(l));
+  const usageLines = [first!, ...more.slice(0, continued < 0 ? more.length : continued)].map((l) => l.trim());
+  const help = more.slice(continued < 0 ? more.length : continued).map((l) => l.replace(/^ {6}/, '')).join('\n');
+  const dir = /\((DIR: [^)]*)\)/.exec(sections[0]!)?.[1];
+  return { name: `policy ${sub}`, usage: usageLines.join(' ').replace(/\s+/g, ' '), summary, help: `${help}${dir ? `\n${dir}` : ''}`, run: (a) => policy([sub, ...a]) };
+}
+
 const COMMANDS: Command[] = [
   local('serve', 'serve [--config writ.yaml] [--port 8080] [--host 127.0.0.1] [--data ./data] [--policies ./policies]', 'Run the server (settings: flags > WRIT_* > the --config file > defaults)', serve),
   local('config check', 'config check [--config writ.yaml] [--port …] [--host …] [--data …] [--policies …] [--json]', 'Print the configuration serve would use, where each value comes from, secrets redacted', configCheck),
@@ -36,10 +49,10 @@ const COMMANDS: Command[] = [
   local('verify', 'verify RECEIPT|FILE|- --jwks URL|FILE [--issuer URL] [--audience AUD] [--check-expiry]', 'Check a receipt offline and print its claims', verify),
   local('backup', `backup --out FILE (--data ./data | ${REMOTE})`, 'A consistent snapshot of a live server (or a stopped one\'s directory); it holds the keys', backup),
   local('restore', 'restore FILE --data NEWDIR', 'Restore a backup into a new directory, verifying the whole log first', restore),
-  local('policy check', 'policy check [--policies DIR]', 'Parse, validate against the Cedar schema and compile Rego; file:line:col for every problem', (a) => policy(['check', ...a])),
-  local('policy test', 'policy test [--policies DIR] [FILE…]', 'Run *.test.json cases against the policy set', (a) => policy(['test', ...a])),
-  local('policy fmt', 'policy fmt [--policies DIR] [--check]', 'Format Cedar and Rego in place, or list what would change', (a) => policy(['fmt', ...a])),
-  local('policy eval', 'policy eval --request FILE|- [--policies DIR]', 'Decide one request: decision, tier, determining policies, each engine', (a) => policy(['eval', ...a])),
+  policyCommand('check', 'Parse, validate against the Cedar schema and compile Rego, as steps; file:line:col for every problem'),
+  policyCommand('test', 'Run *.test.json cases against the policy set: text, JSON or JUnit, traces, coverage'),
+  policyCommand('fmt', 'Format Cedar and Rego in place, or list what would change'),
+  policyCommand('eval', 'Decide one request: decision, tier, determining policies, each engine'),
   local('login', 'login --key KEY [--url http://127.0.0.1:8080] [--profile NAME]', 'Keep a server URL and key as a profile (~/.config/writ/profiles.json, mode 0600)', login),
   local('logout', 'logout [--profile NAME]', 'Forget a profile', logout),
   ...ADMIN_COMMANDS,
@@ -103,7 +116,7 @@ function usage(): string {
   return `${lines.join('\n')}${environmentHelp()}`;
 }
 
-const commandHelp = (c: Command) => `usage: ${c.usage}\n\n${c.summary}.\n`;
+const commandHelp = (c: Command) => `usage: ${c.usage}\n\n${c.help ?? `${c.summary}.`}\n`;
 const groupHelp = (group: string) =>
   `${group}: ${GROUPS[group] ?? ''}\n\n${COMMANDS.filter((c) => c.name.startsWith(`${group} `))
     .map((c) => `  ${c.usage}\n      ${c.summary}`)

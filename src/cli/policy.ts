@@ -145,7 +145,7 @@ async function checkSteps(sources: PolicySource[]): Promise<CheckStep[]> {
 }
 
 async function check(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { policies: { type: 'string' }, format: { type: 'string' } });
+  const { values } = parseFlags(args, { policies: { type: 'string' }, format: { type: 'string' } }, { max: 0 });
   const format = formatOf(values.format, ['text', 'json'] as const);
   const dir = dirOf(values.policies);
   const sources = await readPolicySources(dir);
@@ -260,7 +260,7 @@ function coverageText(coverage: Coverage[], minimum: number | undefined, below: 
 }
 
 async function fmt(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { policies: { type: 'string' }, check: { type: 'boolean' } });
+  const { values } = parseFlags(args, { policies: { type: 'string' }, check: { type: 'boolean' } }, { max: 0 });
   const dir = dirOf(values.policies);
   const sources = await readPolicySources(dir);
   const changed: string[] = [];
@@ -318,7 +318,7 @@ async function readJson(file: string, what: string): Promise<unknown> {
 }
 
 async function evalCommand(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { policies: { type: 'string' }, request: { type: 'string' }, entities: { type: 'string' }, data: { type: 'string' } });
+  const { values } = parseFlags(args, { policies: { type: 'string' }, request: { type: 'string' }, entities: { type: 'string' }, data: { type: 'string' } }, { max: 0 });
   if (!values.request) throw new UsageError('eval needs --request FILE (a JSON request document, or - for stdin)');
   if ([values.request, values.entities, values.data].filter((f) => f === '-').length > 1) throw new UsageError('only one of --request, --entities and --data can read stdin (-)');
   const parsed = requestDocumentSchema.safeParse(await readJson(values.request, 'the request'));
