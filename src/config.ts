@@ -36,6 +36,8 @@ export const ConfigSchema = z
     telegramMode: z.enum(['polling', 'webhook']).default('polling'),
     telegramWebhookUrl: z.url().optional(),
     quiet: z.boolean().default(false),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict()
   .refine((c) => c.tokenTtlDefault <= c.tokenTtlMax, {
@@ -74,6 +76,8 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_TELEGRAM_MODE: 'telegramMode',
   WRIT_TELEGRAM_WEBHOOK_URL: 'telegramWebhookUrl',
   WRIT_MAX_BODY_BYTES: 'maxBodyBytes',
+  WRIT_LOG_LEVEL: 'logLevel',
+  WRIT_METRICS_TOKEN: 'metricsToken',
 };
 
 const KEY_TO_ENV = Object.fromEntries(Object.entries(ENV_KEYS).map(([env, key]) => [key, env]));
