@@ -40,6 +40,8 @@ export interface Writ {
   /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramBot;
   metrics: Metrics;
+  /** Start-up is finished once every service runs (`serving`); `stopping` from the first shutdown step. */
+  phase: 'starting' | 'serving' | 'stopping';
   logVerifierKey: string;
   baseUrl(): string;
   rotateKeys(): Promise<{ retired: string; current: string }>;
@@ -129,6 +131,7 @@ export async function openWrit(
       oversight,
       revocations: new Revocations({ principals, permissions, log }),
       metrics,
+      phase: 'starting',
       logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
       baseUrl,
       report,
@@ -221,10 +224,12 @@ export async function startServer(config: Config, report: (m: string) => void = 
     void writ.log.checkpoint().catch((err) => report(`checkpoint failed: ${(err as Error).message}`));
   }, config.checkpointInterval * 1000);
   checkpoints.unref();
+  writ.phase = 'serving';
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      writ.phase = 'stopping';
       clearInterval(checkpoints);
       shutdown.abort();
       writ.permissions.stop();

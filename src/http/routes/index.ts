@@ -20,6 +20,7 @@ import * as wellKnown from './well-known.ts';
 /** Every route the server answers; the OpenAPI document is generated from this list. */
 export const ROUTES: Route[] = [
   system.healthz,
+  system.readyz,
   metrics,
   system.openapi,
   principals.agents,
