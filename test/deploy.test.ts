@@ -60,9 +60,13 @@ test("the Dockerfile's Go is at least the one adapters/opa/go.mod asks for, and 
   t.regex(read('Dockerfile'), new RegExp(`CGO_ENABLED=0 go build .* ${target!.replace(/[./]/g, '\\$&')}`));
 });
 
-test('.dockerignore keeps local state and secrets out of the build context', (t) => {
-  const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+test('.dockerignore keeps local state and secrets out of the build context, and nothing the Dockerfile copies', (t) => {
+  const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
   for (const entry of ['node_modules', 'dist', 'data', '.git', 'adapters/opa/bin', 'writ.env']) t.true(ignored.includes(entry), entry);
+  const copied = instructions(read('Dockerfile'))
+    .filter((s) => s.op === 'COPY' && !s.args.startsWith('--from='))
+    .flatMap((s) => s.args.split(' ').slice(0, -1));
+  for (const source of copied) t.false(ignored.some((entry) => source === entry || source.startsWith(`${entry}/`)), `${source} reaches the build`);
 });
 
 test('compose.yaml runs the image with a named data volume, the port, and the admin token from an env file', (t) => {
