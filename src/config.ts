@@ -38,6 +38,8 @@ export const ConfigSchema = z
     telegramMode: z.enum(['polling', 'webhook']).default('polling'),
     telegramWebhookUrl: z.url().optional(),
     quiet: z.boolean().default(false),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict()
   .refine((c) => c.tokenTtlDefault <= c.tokenTtlMax, {
@@ -76,6 +78,8 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_TELEGRAM_MODE: 'telegramMode',
   WRIT_TELEGRAM_WEBHOOK_URL: 'telegramWebhookUrl',
   WRIT_MAX_BODY_BYTES: 'maxBodyBytes',
+  WRIT_LOG_LEVEL: 'logLevel',
+  WRIT_METRICS_TOKEN: 'metricsToken',
 };
 
 /** What each setting does, for `writ --help`, `writ config check` and the README (one line each). */

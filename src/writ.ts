@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import { publicBaseUrl, type Config } from './config.ts';
-import { KeyRing, openDataKey, openLogKey, type SigningKey } from './crypto/keys.ts';
+import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
@@ -12,11 +12,13 @@ import { Oversight } from './domain/oversight.ts';
 import { Revocations } from './domain/revocations.ts';
 import { startTelegram, type TelegramBot } from '../bot/index.ts';
 import { createApp, type Exchange } from './http/server.ts';
-import { TransparencyLog } from './log/log.ts';
+import { TransparencyLog, type LogOptions } from './log/log.ts';
 import { verifierKeyString } from './log/note.ts';
 import { PolicyStore } from './policy/policies.ts';
 import { openDataDir, StartupError } from './data-dir.ts';
 import { LogDamage } from './log/verify.ts';
+import { silentLogger, type Logger } from './ops/logger.ts';
+import { Metrics } from './ops/metrics.ts';
 import type { GuardedStore } from './store/guarded.ts';
 import { put, type Store } from './store/store.ts';
 
@@ -37,6 +39,9 @@ export interface Writ {
   revocations: Revocations;
   /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramBot;
+  metrics: Metrics;
+  /** Start-up is finished once every service runs (`serving`); `stopping` from the first shutdown step. */
+  phase: 'starting' | 'serving' | 'stopping';
   logVerifierKey: string;
   baseUrl(): string;
   rotateKeys(): Promise<{ retired: string; current: string }>;
@@ -48,6 +53,8 @@ export interface ServerHooks {
   wrapDriver?: (driver: Store) => Store;
   /** Sees every answer as it goes out (the test suite checks each against /openapi.json). */
   observe?: (exchange: Exchange) => void;
+  /** Where the access log goes (`writ serve` passes its logger); without one, nowhere. */
+  logger?: Logger;
 }
 
 /** Opens (and on first start initialises) everything under the data directory. */
@@ -74,7 +81,8 @@ export async function openWrit(
     const keys = await KeyRing.open(config.data);
     const logKey = await openLogKey(config.data);
     const dataKey = await openDataKey(config.data);
-    const log = await openLog(store, { origin: meta.origin, key: logKey, commitWindowMs: config.commitWindowMs }, config.data);
+    const metrics = new Metrics({ token: config.metricsToken });
+    const log = await openLog(store, { origin: meta.origin, key: logKey, commitWindowMs: config.commitWindowMs, onCommit: metrics.committed }, config.data);
     opened.push(() => log.close());
     let port = config.port;
     const baseUrl = () => publicBaseUrl(config, port);
@@ -103,6 +111,7 @@ export async function openWrit(
     const policies = await PolicyStore.open(config.policies, {
       report,
       timeoutMs: config.policyTimeoutMs,
+      onEvaluated: metrics.evaluated,
       onChange: async (before, after) => {
         await log.append('policy.activated', { hash_before: before.hash, hash_after: after.hash, files: after.files }, [
           { type: 'put', key: POLICY_HASH_KEY, value: after.hash },
@@ -121,11 +130,14 @@ export async function openWrit(
       webhooks,
       oversight,
       revocations: new Revocations({ principals, permissions, log }),
+      metrics,
+      phase: 'starting',
       logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
       baseUrl,
       report,
       rotateKeys: () => rotateReceiptKey(keys, log),
     };
+    metrics.watch(writ);
     await logCurrentReceiptKey(keys, log, store);
     const admin = await principals.bootstrapAdmin(config.adminToken);
     if (admin.notice) report(admin.notice);
@@ -138,7 +150,7 @@ export async function openWrit(
 }
 
 /** The log, opened after its tail was checked; damage is a start-up refusal that says what to do. */
-async function openLog(store: GuardedStore, options: { origin: string; key: SigningKey; commitWindowMs: number }, data: string): Promise<TransparencyLog> {
+async function openLog(store: GuardedStore, options: Omit<LogOptions, 'writeRefusal'>, data: string): Promise<TransparencyLog> {
   try {
     return await TransparencyLog.open(store, { ...options, writeRefusal: () => store.writeRefusal() });
   } catch (err) {
@@ -183,7 +195,7 @@ export async function startServer(config: Config, report: (m: string) => void = 
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown; that is many listeners by design.
   setMaxListeners(0, shutdown.signal);
-  const app = createApp(writ, shutdown.signal, hooks.observe);
+  const app = createApp(writ, shutdown.signal, { logger: hooks.logger ?? silentLogger(), ...(hooks.observe ? { observe: hooks.observe } : {}) });
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -212,10 +224,12 @@ export async function startServer(config: Config, report: (m: string) => void = 
     void writ.log.checkpoint().catch((err) => report(`checkpoint failed: ${(err as Error).message}`));
   }, config.checkpointInterval * 1000);
   checkpoints.unref();
+  writ.phase = 'serving';
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      writ.phase = 'stopping';
       clearInterval(checkpoints);
       shutdown.abort();
       writ.permissions.stop();

@@ -1,4 +1,5 @@
 import { loadConfig } from '../config.ts';
+import { createLogger, reporter } from '../ops/logger.ts';
 import { startServer } from '../writ.ts';
 import { parseFlags } from './args.ts';
 import { SERVE_FLAGS, configFile, serveFlags } from './config-check.ts';
@@ -6,7 +7,8 @@ import { SERVE_FLAGS, configFile, serveFlags } from './config-check.ts';
 export async function serve(args: string[]): Promise<number> {
   const { values } = parseFlags(args, SERVE_FLAGS, { max: 0 });
   const config = loadConfig(serveFlags(values), process.env, await configFile(values.config));
-  const say = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  const logger = createLogger(config.logLevel);
+  const say = reporter(logger);
   // Listening for signals from the very start: one that comes while Writ is starting stops it as
   // soon as it is up, instead of killing it halfway through opening its data directory.
   let signalled: string | undefined;
@@ -14,8 +16,9 @@ export async function serve(args: string[]): Promise<number> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => (onSignal ? onSignal(signal) : (signalled = signal)));
   }
-  const server = await startServer(config, say);
+  const server = await startServer(config, say, { logger });
   const { writ } = server;
+  logger.info({ url: server.url, data: config.data, policy_set: writ.policies.current.hash, log_size: writ.log.size }, 'listening');
   const lines = [
     `Writ is listening on ${server.url}`,
     `  data:      ${config.data}`,

@@ -10,6 +10,8 @@ import type { Writ } from '../writ.ts';
 export interface RouteContext<Body = unknown, Query = unknown> {
   writ: Writ;
   principal: Principal | undefined;
+  /** For handlers that authenticate themselves (the cascade): who asked, for the access log. */
+  identified: (principal: Principal) => void;
   body: Body;
   /** The parsed JSON body (read once, on first call); routes that validate it get `body` instead. */
   readBody: () => Promise<unknown>;
@@ -35,6 +37,8 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
   summary: string;
   /** Roles allowed; 'anyone' for public documents; 'cascade' when the handler authenticates as a step. */
   auth: readonly Role[] | 'anyone' | 'cascade';
+  /** A credential this route takes besides its roles' keys (the metrics scrape token); it stands for no principal. */
+  accepts?: (writ: Writ, authorization: string | undefined) => boolean;
   body?: B;
   query?: Q;
   /** The handler reads the body itself (`readBody`): bodies whose shape is someone else's. */

@@ -2,8 +2,10 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 import Koa from 'koa';
 import { WritError, toErrorBody } from '../errors.ts';
-import { requireRole } from '../domain/principals.ts';
+import { requireRole, type Principal } from '../domain/principals.ts';
 import type { Writ } from '../writ.ts';
+import { accessLog, type RequestFacts } from '../ops/access-log.ts';
+import type { Logger } from '../ops/logger.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
 import { parseJson, parseWith } from './validate.ts';
@@ -36,11 +38,18 @@ export interface Exchange {
   body: unknown;
 }
 
-export function createApp(writ: Writ, shutdown: AbortSignal, observe?: (exchange: Exchange) => void): Koa {
+export interface AppOptions {
+  logger: Logger;
+  observe?: (exchange: Exchange) => void;
+}
+
+export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }: AppOptions): Koa {
   const app = new Koa();
   app.proxy = false;
   const table = ROUTES.map(compile);
 
+  // Outermost, so it sees every answer as it went out, errors included.
+  app.use(accessLog(logger, writ.metrics));
   app.use(async (ctx, next) => {
     const requestId = crypto.randomUUID();
     ctx.set('X-Request-Id', requestId);
@@ -67,6 +76,8 @@ export function createApp(writ: Writ, shutdown: AbortSignal, observe?: (exchange
   app.use(async (ctx) => {
     const candidates = table.filter((c) => c.pattern.test(ctx.path));
     if (candidates.length === 0) throw new WritError('route_not_found', `no route ${ctx.path}`, { path: ctx.path });
+    const facts = ctx.state as RequestFacts;
+    facts.route = candidates[0]!.route.path;
     const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
     const hit = candidates.find((c) => c.route.method === method);
     if (!hit) {
@@ -76,6 +87,7 @@ export function createApp(writ: Writ, shutdown: AbortSignal, observe?: (exchange
       throw new WritError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; use ${allow.join(' or ')}`, { allow });
     }
     const { route } = hit;
+    facts.route = route.path;
     const match = hit.pattern.exec(ctx.path)!;
     const params: Record<string, string> = {};
     for (const [i, name] of hit.names.entries()) {
@@ -88,8 +100,9 @@ export function createApp(writ: Writ, shutdown: AbortSignal, observe?: (exchange
 
     // Authenticate before reading a body, so strangers cannot make us buffer one.
     let principal;
-    if (Array.isArray(route.auth)) {
+    if (Array.isArray(route.auth) && !route.accepts?.(writ, ctx.get('authorization') || undefined)) {
       principal = await writ.principals.authenticate(ctx.get('authorization') || undefined);
+      facts.principal = principal;
       requireRole(principal, route.auth);
     }
     // The cascade reads the body itself, in its validate_body step, after it has authenticated.
@@ -117,7 +130,10 @@ export function createApp(writ: Writ, shutdown: AbortSignal, observe?: (exchange
     }
     try {
       const rawRequest = (limit: number) => readRaw(ctx.req, limit);
-      const result = await route.handle({ writ, principal, body, readBody, rawRequest, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
+      const identified = (who: Principal) => {
+        facts.principal = who;
+      };
+      const result = await route.handle({ writ, principal, identified, body, readBody, rawRequest, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
       ctx.status = result.status;
       if (result.headers) ctx.set(result.headers);
       if (result.type) ctx.type = result.type;

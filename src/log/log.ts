@@ -65,7 +65,14 @@ const ON_DEMAND_INTERVAL_MS = 1000;
 
 interface Batch {
   ops: BatchOp[];
+  entries: CommittedEntry[];
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+}
+
+/** What an observer of durable batches sees of each entry. */
+export interface CommittedEntry {
+  type: string;
+  data: Record<string, unknown>;
 }
 
 export interface LogOptions {
@@ -74,6 +81,8 @@ export interface LogOptions {
   commitWindowMs?: number;
   /** Why the store refuses writes, while it does: appends are refused before they are sequenced. */
   writeRefusal?: () => WritError | undefined;
+  /** Sees each batch once it is durable, with how long its synced write took (metrics); it cannot affect the log. */
+  onCommit?: (entries: readonly CommittedEntry[], seconds: number) => void;
 }
 
 export class TransparencyLog {
@@ -93,6 +102,7 @@ export class TransparencyLog {
   private readonly key: SigningKey;
   private readonly commitWindowMs: number;
   private readonly writeRefusal: () => WritError | undefined;
+  private readonly onCommit: (entries: readonly CommittedEntry[], seconds: number) => void;
 
   private constructor(
     private readonly store: Store,
@@ -103,6 +113,7 @@ export class TransparencyLog {
     this.key = options.key;
     this.commitWindowMs = options.commitWindowMs ?? 2;
     this.writeRefusal = options.writeRefusal ?? (() => undefined);
+    this.onCommit = options.onCommit ?? (() => {});
     this.frontier = tail.frontier;
     this.lastLeaf = tail.lastLeaf;
     this.durable = { size: tail.frontier.size, root: tail.frontier.root() };
@@ -148,13 +159,14 @@ export class TransparencyLog {
       // 2. companions: may throw, and then nothing has changed.
       companions = typeof extra === 'function' ? extra(at) : extra;
       // 3. commit: from here on nothing throws.
-      const batch = (this.pending ??= { ops: [], waiters: [] });
+      const batch = (this.pending ??= { ops: [], entries: [], waiters: [] });
       for (const node of this.frontier.append(leaf)) {
         batch.ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
       }
       this.lastLeaf = leaf;
       batch.ops.push({ type: 'put', key: KEYS.entry(index), value: bytes.toString('utf8') });
       for (const op of companions) batch.ops.push(op);
+      batch.entries.push({ type, data });
       const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
       this.schedule();
       return done.then(() => at);
@@ -190,9 +202,12 @@ export class TransparencyLog {
           const root = this.frontier.root();
           batch.ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size }) });
           try {
+            const started = performance.now();
             await this.store.batch(batch.ops, { sync: true });
+            const seconds = (performance.now() - started) / 1000;
             this.durable = { size, root };
             for (const w of batch.waiters) w.resolve();
+            this.observe(batch.entries, seconds);
           } catch (err) {
             this.fail(err, batch);
           }
@@ -205,6 +220,14 @@ export class TransparencyLog {
     };
     this.writing = run();
     return this.writing;
+  }
+
+  private observe(entries: readonly CommittedEntry[], seconds: number): void {
+    try {
+      this.onCommit(entries, seconds);
+    } catch {
+      // an observer's failure is its own: the batch is durable either way
+    }
   }
 
   /** Fails the batch that did not make it and everything sequenced behind it. */

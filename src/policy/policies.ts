@@ -33,6 +33,7 @@ export class PolicyStore {
     private readonly onChange: (before: PolicySet, after: PolicySet) => Promise<void>,
     private readonly report: (message: string) => void,
     private readonly opa: string | undefined,
+    private readonly onEvaluated: (seconds: number, outcome: PolicyDecision['outcome']) => void,
   ) {
     this.status = PolicyStore.statusOf(active);
   }
@@ -49,6 +50,8 @@ export class PolicyStore {
       report?: (m: string) => void;
       timeoutMs?: number;
       opa?: string | undefined;
+      /** Sees how long each evaluation took, from the request to the worker's answer (metrics). */
+      onEvaluated?: (seconds: number, outcome: PolicyDecision['outcome']) => void;
     } = {},
   ): Promise<PolicyStore> {
     const report = options.report ?? (() => {});
@@ -63,12 +66,19 @@ export class PolicyStore {
       await engine.close();
       throw err;
     }
-    return new PolicyStore(dir, engine, set, options.onChange ?? (async () => {}), report, opa);
+    return new PolicyStore(dir, engine, set, options.onChange ?? (async () => {}), report, opa, options.onEvaluated ?? (() => {}));
   }
 
   /** Evaluates on the engine's worker against exactly this set; failures and timeouts are `error`. */
-  evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyDecision> {
-    return this.engine.evaluate(set.hash, request);
+  async evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyDecision> {
+    const started = performance.now();
+    const decision = await this.engine.evaluate(set.hash, request);
+    try {
+      this.onEvaluated((performance.now() - started) / 1000, decision.outcome);
+    } catch {
+      // an observer's failure is its own: the decision stands
+    }
+    return decision;
   }
 
   get current(): PolicySet {

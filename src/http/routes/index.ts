@@ -1,6 +1,7 @@
 import type { Route } from '../route.ts';
 import * as approvals from './approvals-decide.ts';
 import backup from './backup.ts';
+import metrics from './metrics.ts';
 import * as approvalsRead from './approvals-list.ts';
 import * as log from './log.ts';
 import permissionsCancel from './permissions-cancel.ts';
@@ -21,6 +22,8 @@ import * as wellKnown from './well-known.ts';
 /** Every route the server answers; the OpenAPI document is generated from this list. */
 export const ROUTES: Route[] = [
   system.healthz,
+  system.readyz,
+  metrics,
   system.openapi,
   principals.agents,
   principals.approvers,

@@ -17,9 +17,10 @@ export default defineRoute({
     201: { description: 'Decided (allow, deny) or pending human approval', schema: permissionSchema },
   },
   errors: ['invalid_action', 'invalid_resource', 'ttl_out_of_range'],
-  async handle({ writ, headers, readBody, signal }) {
+  async handle({ writ, headers, readBody, signal, identified }) {
     const ctx: CascadeContext = { writ, headers, readBody, now: new Date() };
     const { verdict, trace } = await runCascade(CASCADE, ctx);
+    if (ctx.principal) identified(ctx.principal);
     if (verdict.outcome === 'reject') {
       throw new WritError(verdict.error.code, verdict.error.message, { ...verdict.error.detail, trace });
     }

@@ -23,6 +23,32 @@ export const healthz = defineRoute({
   },
 });
 
+/** Why Writ is not ready, in fixed words (anyone may ask; the details are in /api/v1/status). */
+const NOT_READY = ['starting', 'stopping', 'storage_unavailable', 'storage_damaged', 'log_refusing_appends', 'policy_worker_not_ready'] as const;
+
+export const readyz = defineRoute({
+  method: 'GET',
+  path: '/readyz',
+  summary:
+    'Readiness: 200 once start-up has finished and Writ can serve requests (storage accepts writes, the log appends, the policy worker holds the active set); 503 with every reason it cannot, while starting, stopping or degraded',
+  auth: 'anyone',
+  responses: {
+    200: { description: 'Ready', schema: z.object({ status: z.literal('ready') }) },
+    503: { description: 'Not ready; `reasons` says why', schema: z.object({ status: z.literal('not_ready'), reasons: z.array(z.enum(NOT_READY)).min(1) }) },
+  },
+  handle({ writ }) {
+    const reasons: Array<(typeof NOT_READY)[number]> = [];
+    if (writ.phase !== 'serving') reasons.push(writ.phase);
+    const storage = writ.store.health.state;
+    if (storage === 'damaged') reasons.push('storage_damaged');
+    else if (storage !== 'ok') reasons.push('storage_unavailable');
+    if (writ.log.fault) reasons.push('log_refusing_appends');
+    if (!writ.policies.state.worker.ready) reasons.push('policy_worker_not_ready');
+    if (reasons.length === 0) return { status: 200, body: { status: 'ready' } };
+    return { status: 503, headers: { 'retry-after': '1' }, body: { status: 'not_ready', reasons } };
+  },
+});
+
 export const policies = defineRoute({
   method: 'GET',
   path: '/api/v1/policies',

@@ -1,0 +1,120 @@
+import test from 'ava';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { PINNED_OPA } from '../src/policy/opa.ts';
+import { ROOT } from './helpers/writ.ts';
+
+/**
+ * The deploy files describe this repository as it is: what the Dockerfile copies exists, the
+ * OPA it builds lands where Writ looks, the compose file and the systemd unit name the service,
+ * its data and its command, and the licence is the one package.json declares. (No container
+ * engine runs in the test suite: building the image is checked by hand, see docs/deploy.)
+ */
+const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
+
+/** Dockerfile instructions, with continuation lines joined. */
+function instructions(dockerfile: string): Array<{ op: string; args: string }> {
+  return dockerfile
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      const [op, ...rest] = line.split(/\s+/);
+      return { op: op!.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+test('the Dockerfile copies only paths that exist, and puts OPA where Writ looks for it', (t) => {
+  const steps = instructions(read('Dockerfile'));
+  const copies = steps.filter((s) => s.op === 'COPY');
+  for (const copy of copies.filter((c) => !c.args.startsWith('--from='))) {
+    const sources = copy.args.split(' ').slice(0, -1);
+    for (const source of sources) t.true(fs.existsSync(path.join(ROOT, source)), `COPY ${source}: exists in the repository`);
+  }
+  const opa = copies.find((c) => c.args.startsWith('--from=opa '));
+  t.is(opa?.args.split(' ').at(-1), path.relative(ROOT, PINNED_OPA), 'the opa binary goes to the pinned path');
+  const stages = steps.flatMap((s, i) => (s.op === 'FROM' ? [i] : []));
+  const runtime = steps.slice(stages.at(-1));
+  t.regex(runtime[0]!.args, /^node:20\b/);
+  t.is(runtime.find((s) => s.op === 'WORKDIR')?.args, '/opt/writ');
+  t.true(runtime.some((s) => s.op === 'RUN' && s.args.includes('npm ci --omit=dev')));
+  t.is(runtime.find((s) => s.op === 'USER')?.args, 'writ', 'not root');
+  t.is(runtime.find((s) => s.op === 'VOLUME')?.args, '/data');
+  t.regex(runtime.filter((s) => s.op === 'ENV').map((s) => s.args).join(' '), /WRIT_DATA=\/data\b.*WRIT_HOST=0\.0\.0\.0/);
+  t.is(runtime.find((s) => s.op === 'EXPOSE')?.args, '8080');
+  t.regex(runtime.find((s) => s.op === 'HEALTHCHECK')?.args ?? '', /\/healthz/);
+  t.deepEqual(JSON.parse(runtime.find((s) => s.op === 'ENTRYPOINT')!.args), ['node', 'bin/writ.js', 'serve'], 'exec form, so signals reach Writ');
+  t.true(fs.existsSync(path.join(ROOT, 'bin/writ.js')));
+});
+
+test("the Dockerfile's Go is at least the one adapters/opa/go.mod asks for, and builds what build.js builds", (t) => {
+  const wanted = /^go (\d+)\.(\d+)/m.exec(read('adapters/opa/go.mod'))!;
+  const image = /^FROM golang:(\d+)\.(\d+)\S* AS opa$/m.exec(read('Dockerfile'));
+  t.truthy(image, 'a golang stage named opa');
+  t.true(Number(image![1]) * 1000 + Number(image![2]) >= Number(wanted[1]) * 1000 + Number(wanted[2]));
+  const target = /'build', '-o', out, '(\S+)'/.exec(read('adapters/opa/build.js'))?.[1];
+  t.truthy(target);
+  t.regex(read('Dockerfile'), new RegExp(`CGO_ENABLED=0 go build .* ${target!.replace(/[./]/g, '\\$&')}`));
+});
+
+test('.dockerignore keeps local state and secrets out of the build context, and nothing the Dockerfile copies', (t) => {
+  const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  for (const entry of ['node_modules', 'dist', 'data', '.git', 'adapters/opa/bin', 'writ.env']) t.true(ignored.includes(entry), entry);
+  const copied = instructions(read('Dockerfile'))
+    .filter((s) => s.op === 'COPY' && !s.args.startsWith('--from='))
+    .flatMap((s) => s.args.split(' ').slice(0, -1));
+  for (const source of copied) t.false(ignored.some((entry) => source === entry || source.startsWith(`${entry}/`)), `${source} reaches the build`);
+});
+
+test('compose.yaml runs the image with a named data volume, the port, and the admin token from an env file', (t) => {
+  const compose = parse(read('compose.yaml')) as { services: Record<string, any>; volumes: Record<string, unknown> };
+  const writ = compose.services.writ;
+  t.truthy(writ, 'a service named writ');
+  t.is(writ.build, '.');
+  t.deepEqual(writ.ports, ['127.0.0.1:8080:8080']);
+  const [volume, mountedAt] = String(writ.volumes[0]).split(':');
+  t.is(mountedAt, '/data');
+  t.true(volume! in compose.volumes, 'a named volume');
+  t.deepEqual(writ.env_file, ['writ.env']);
+  t.regex(read('docs/deploy/writ.env.example'), /^WRIT_ADMIN_TOKEN=/m);
+});
+
+test('the systemd unit runs bin/writ.js as its own user, with its state directory as the data directory', (t) => {
+  const unit = read('docs/deploy/writ.service');
+  const sections = new Map<string, Map<string, string[]>>();
+  let current: Map<string, string[]> | undefined;
+  for (const raw of unit.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const section = /^\[(\w+)\]$/.exec(line);
+    if (section) sections.set(section[1]!, (current = new Map()));
+    else {
+      const [key, ...value] = line.split('=');
+      t.truthy(current, `${line} is in a section`);
+      current!.set(key!, [...(current!.get(key!) ?? []), value.join('=')]);
+    }
+  }
+  const service = sections.get('Service')!;
+  const one = (key: string) => service.get(key)?.[0];
+  t.is(one('ExecStart'), '/usr/bin/env node /opt/writ/bin/writ.js serve');
+  t.is(one('WorkingDirectory'), '/opt/writ');
+  t.is(one('User'), 'writ');
+  t.is(one('StateDirectory'), 'writ');
+  t.true(service.get('Environment')!.includes('WRIT_DATA=/var/lib/writ'), 'StateDirectory=writ is /var/lib/writ');
+  t.is(one('ReadWritePaths'), '/var/lib/writ');
+  t.is(one('KillSignal'), 'SIGTERM');
+  t.is(one('Restart'), 'on-failure');
+  t.true(Number(one('TimeoutStopSec')) >= 15, 'time to finish requests (10 s) and flush');
+  for (const key of ['NoNewPrivileges', 'ProtectSystem', 'ProtectHome', 'PrivateTmp']) t.truthy(one(key), key);
+  t.is(one('ProtectSystem'), 'strict');
+  t.is(sections.get('Install')?.get('WantedBy')?.[0], 'multi-user.target');
+});
+
+test('LICENSE is the Apache License 2.0 that package.json declares, word for word', (t) => {
+  t.is(JSON.parse(read('package.json')).license, 'Apache-2.0');
+  // The MD5 of https://www.apache.org/licenses/LICENSE-2.0.txt, as licence scanners know it.
+  t.is(crypto.createHash('md5').update(read('LICENSE')).digest('hex'), '3b83ef96387f14655fc854ddc3c6bd57');
+});
