@@ -42,13 +42,13 @@ const MAX_BACKOFF_MS = 30_000;
 export async function startTelegram(writ: Writ): Promise<TelegramBot> {
   const { config } = writ;
   const bot = new Telegraf(config.telegramBotToken!, { telegram: { apiRoot: config.telegramApiRoot, webhookReply: false }, handlerTimeout: 30_000 });
-  const outbox = new Outbox((m) => writ.report(m));
+  const outbox = new Outbox((m) => writ.report(m, 'warn'));
   const cards = new Cards(writ, writ.store, bot.telegram, outbox);
   const deps: BotDeps = { writ, cards };
 
   registerLinking(bot, deps);
   registerDecide(bot, deps);
-  bot.catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`));
+  bot.catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`, 'error'));
   writ.permissions.events.add(cards);
 
   let connected = false;
@@ -59,7 +59,7 @@ export async function startTelegram(writ: Writ): Promise<TelegramBot> {
   const secretDigest = sha256(secret);
   const ok = () => {
     // Back after an outage: bring every open approval's cards up to date.
-    if (!connected) void cards.resync().catch((err) => writ.report(`telegram resync: ${(err as Error).message}`));
+    if (!connected) void cards.resync().catch((err) => writ.report(`telegram resync: ${(err as Error).message}`, 'error'));
     connected = true;
     outbox.stats.last_ok_at = new Date().toISOString();
   };
@@ -100,7 +100,7 @@ export async function startTelegram(writ: Writ): Promise<TelegramBot> {
         failures = 0;
         for (const update of updates) {
           offset = update.update_id + 1;
-          await bot.handleUpdate(update).catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`));
+          await bot.handleUpdate(update).catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`, 'error'));
         }
         // Telegram holds an empty long poll open; a server that answers at once must not spin us.
         if (updates.length === 0) await sleep(100);

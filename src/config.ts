@@ -37,7 +37,6 @@ export const ConfigSchema = z
     telegramApiRoot: z.url().default('https://api.telegram.org'),
     telegramMode: z.enum(['polling', 'webhook']).default('polling'),
     telegramWebhookUrl: z.url().optional(),
-    quiet: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
   })
@@ -83,7 +82,7 @@ export const ENV_KEYS: Record<string, keyof Config> = {
 };
 
 /** What each setting does, for `writ --help`, `writ config check` and the README (one line each). */
-export const SETTING_HELP: Partial<Record<keyof Config, string>> = {
+export const SETTING_HELP: Record<keyof Config, string> = {
   port: 'listen port (0 = any free port)',
   host: 'listen address',
   data: 'data directory: LevelDB and key files (0700/0600)',
@@ -106,10 +105,12 @@ export const SETTING_HELP: Partial<Record<keyof Config, string>> = {
   telegramMode: 'polling or webhook',
   telegramWebhookUrl: 'webhook mode: the public URL of /api/v1/telegram/webhook',
   maxBodyBytes: 'larger request bodies get 413',
+  logLevel: 'the log threshold: fatal, error, warn, info, debug, trace or silent',
+  metricsToken: 'a credential that can only scrape GET /metrics, at least 16 characters (default: the admin key only)',
 };
 
 /** Settings whose values are never printed (config check, logs). */
-export const SECRET_SETTINGS = new Set<keyof Config>(['adminToken', 'telegramBotToken']);
+export const SECRET_SETTINGS = new Set<keyof Config>(['adminToken', 'telegramBotToken', 'metricsToken']);
 
 const KEY_TO_ENV = Object.fromEntries(Object.entries(ENV_KEYS).map(([env, key]) => [key, env])) as Record<keyof Config, string>;
 

@@ -4,6 +4,7 @@ import { getJson } from './store/store.ts';
 import type { Store } from './store/store.ts';
 import { GuardedStore } from './store/guarded.ts';
 import { LevelStore, recoveryWarnings } from './store/level.ts';
+import type { Report } from './report.ts';
 
 /**
  * The data directory: `db/` (LevelDB), `keys/` (key files), and a `DAMAGED` note when a start found
@@ -45,7 +46,7 @@ export async function openDataDir(
     create: boolean;
     /** Inspecting a directory found damaged earlier is how an operator decides what to do. */
     inspect?: boolean;
-    report?: (m: string) => void;
+    report?: Report;
     wrapDriver?: (driver: Store) => Store;
   },
 ): Promise<OpenedDataDir> {

@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from './ops/logger.ts';
 import { Metrics } from './ops/metrics.ts';
 import type { GuardedStore } from './store/guarded.ts';
 import { put, type Store } from './store/store.ts';
+import type { Report } from './report.ts';
 
 /**
  * One Writ instance: its stores, keys, log, policies and services, wired once at start and passed
@@ -45,7 +46,7 @@ export interface Writ {
   logVerifierKey: string;
   baseUrl(): string;
   rotateKeys(): Promise<{ retired: string; current: string }>;
-  report(message: string): void;
+  report: Report;
 }
 
 export interface ServerHooks {
@@ -60,7 +61,7 @@ export interface ServerHooks {
 /** Opens (and on first start initialises) everything under the data directory. */
 export async function openWrit(
   config: Config,
-  report: (m: string) => void,
+  report: Report,
   hooks: ServerHooks = {},
 ): Promise<{ writ: Writ; adminKey?: string; setPort(port: number): void }> {
   const policiesDir = await fs.stat(config.policies).catch(() => undefined);
@@ -74,7 +75,7 @@ export async function openWrit(
       const instance = crypto.randomBytes(6).toString('hex');
       meta = { instance_id: instance, origin: config.logOrigin ?? `writ.local/${instance}`, created_at: new Date().toISOString() };
       await store.batch([put('meta/instance', meta)], { sync: true });
-      report(`initialised a new data directory at ${config.data}`);
+      report(`initialised a new data directory at ${config.data}`, 'info');
     } else if (config.logOrigin && config.logOrigin !== meta.origin) {
       throw new StartupError(`WRIT_LOG_ORIGIN is ${config.logOrigin} but this log's origin is ${meta.origin}; a log's origin never changes`);
     }
@@ -140,7 +141,7 @@ export async function openWrit(
     metrics.watch(writ);
     await logCurrentReceiptKey(keys, log, store);
     const admin = await principals.bootstrapAdmin(config.adminToken);
-    if (admin.notice) report(admin.notice);
+    if (admin.notice) report(admin.notice, 'warn');
     await logPolicySetIfNew(writ);
     return { writ, ...(admin.key ? { adminKey: admin.key } : {}), setPort: (p) => (port = p) };
   } catch (err) {
@@ -189,7 +190,7 @@ export interface RunningServer {
 }
 
 /** Starts the HTTP server; `close` stops accepting, finishes in-flight requests, flushes and closes. */
-export async function startServer(config: Config, report: (m: string) => void = () => {}, hooks: ServerHooks = {}): Promise<RunningServer> {
+export async function startServer(config: Config, report: Report = () => {}, hooks: ServerHooks = {}): Promise<RunningServer> {
   const opened = await openWrit(config, report, hooks);
   const { writ } = opened;
   const shutdown = new AbortController();
@@ -216,12 +217,12 @@ export async function startServer(config: Config, report: (m: string) => void = 
   writ.policies.watch();
   if (config.telegramBotToken) {
     writ.telegram = await startTelegram(writ);
-    report(`telegram: ${config.telegramMode} mode via ${config.telegramApiRoot}`);
+    report(`telegram: ${config.telegramMode} mode via ${config.telegramApiRoot}`, 'info');
   } else {
-    report('telegram: no WRIT_TELEGRAM_BOT_TOKEN, running without the bot (approvals over REST only)');
+    report('telegram: no WRIT_TELEGRAM_BOT_TOKEN, running without the bot (approvals over REST only)', 'info');
   }
   const checkpoints = setInterval(() => {
-    void writ.log.checkpoint().catch((err) => report(`checkpoint failed: ${(err as Error).message}`));
+    void writ.log.checkpoint().catch((err) => report(`checkpoint failed: ${(err as Error).message}`, 'error'));
   }, config.checkpointInterval * 1000);
   checkpoints.unref();
   writ.phase = 'serving';

@@ -4,16 +4,18 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { blocksRunBy, steps, type Block } from './helpers/readme.ts';
 import { ROOT, agent, startWrit, tempDir } from './helpers/writ.ts';
 
 /**
- * writ-client and writ-verify as a user gets them: packed with `npm pack`, installed from the
- * tarballs into a fresh project outside this repository, used there by plain Node (no TypeScript
- * loader) and by TypeScript through their declarations.
+ * writ-client and writ-verify as a user gets them: packed and installed by the README's own
+ * commands into a fresh project outside this repository, then used there by plain Node (no
+ * TypeScript loader) and by TypeScript through their declarations.
  *
- * It packs the packages' `dist/` that `npm run build` made (`npm test` builds first):
- * `--ignore-scripts` skips their prepack build, which would rewrite `dist/` while other test
- * files import it.
+ * The commands run as the README prints them, with npm set by environment (as a user's npmrc
+ * would) to `ignore-scripts`: the packages' prepack build would rewrite the `dist/` other test
+ * files import at the same moment, and `npm test` has just built it; and to `offline`: the
+ * project already holds the verifier's one dependency, so nothing needs the network.
  */
 
 const execFileAsync = promisify(execFile);
@@ -23,41 +25,46 @@ const execFileAsync = promisify(execFile);
  * (npm_config_local_prefix); no NODE_OPTIONS, so no TypeScript loader comes along.
  */
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_') && name !== 'NODE_OPTIONS'));
+const npmEnv = { ...cleanEnv, npm_config_ignore_scripts: 'true', npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false' };
 
 const run = (file: string, args: string[], cwd: string) => execFileAsync(file, args, { cwd, env: cleanEnv, maxBuffer: 16 * 1024 * 1024 });
 
-interface Packed {
-  name: string;
-  filename: string;
-  files: Array<{ path: string }>;
+const [tarballBlock, linkBlock] = blocksRunBy('test/packages.test.ts');
+
+/** A project of one's own, holding the verifier's dependency (packed again from the copy `npm ci` installed: byte for byte the registry's). */
+async function freshProject(work: string, name: string): Promise<string> {
+  const dir = path.join(work, name);
+  await fs.mkdir(dir);
+  await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: `writ-consumer-${name}`, private: true, type: 'module' }));
+  const noble = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work, path.join(ROOT, 'node_modules/@noble/ed25519')], ROOT);
+  const filename = (JSON.parse(noble.stdout) as Array<{ filename: string }>)[0]!.filename;
+  await execFileAsync('npm', ['install', path.join(work, filename)], { cwd: dir, env: npmEnv });
+  return dir;
 }
 
-let packed: Map<string, Packed>;
+/** A README block run as written, in bash from this repository, with its stand-in paths made real. */
+async function runBlock(block: Block, paths: Record<string, string>): Promise<string> {
+  let script = steps(block).map((s) => s.command).join('\n');
+  for (const [standIn, real] of Object.entries(paths)) script = script.split(standIn).join(real);
+  const { stdout, stderr } = await execFileAsync('bash', ['-euo', 'pipefail', '-c', script], { cwd: ROOT, env: npmEnv, maxBuffer: 16 * 1024 * 1024 });
+  return stdout + stderr;
+}
+
+let work: string;
+let tarballs: string;
 let project: string;
 
 test.before(async () => {
-  const work = await tempDir('writ-packages-');
-  const tarballs = path.join(work, 'tarballs');
-  project = path.join(work, 'project');
-  await Promise.all([fs.mkdir(project), fs.mkdir(tarballs)]);
-  const [ours, noble] = await Promise.all([
-    run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, '-w', 'writ-client', '-w', 'writ-verify'], ROOT),
-    // The verifier's dependency, packed again from the copy `npm ci` installed (byte for byte the
-    // registry's tarball), so the install below needs no network: npm ci's cache holds tarballs,
-    // not the metadata an offline install would need to resolve `^3.2.0`.
-    run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, path.join(ROOT, 'node_modules/@noble/ed25519')], ROOT),
-  ]);
-  const all = [...(JSON.parse(ours.stdout) as Packed[]), ...(JSON.parse(noble.stdout) as Packed[])];
-  packed = new Map(all.map((p) => [p.name, p]));
-  await fs.writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'writ-consumer', private: true, type: 'module' }));
-  const tarball = (name: string) => path.join(tarballs, packed.get(name)!.filename);
-  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball('@noble/ed25519'), tarball('writ-client'), tarball('writ-verify')], project);
+  work = await tempDir('writ-packages-');
+  tarballs = path.join(work, 'tarballs');
+  project = await freshProject(work, 'project');
+  await runBlock(tarballBlock!, { '/tmp/writ-sdk': tarballs, 'your-project': project });
 });
 
-test('each tarball holds the built ESM, its declarations, package.json and README, and nothing else', (t) => {
-  const files = (name: string) => packed.get(name)!.files.map((f) => f.path).sort();
-  t.deepEqual(files('writ-client'), ['README.md', 'dist/client.d.ts', 'dist/client.js', 'package.json']);
-  t.deepEqual(files('writ-verify'), ['README.md', 'dist/receipt-claims.d.ts', 'dist/receipt-claims.js', 'dist/verify.d.ts', 'dist/verify.js', 'package.json']);
+test('each tarball holds the built ESM, its declarations, package.json and README, and nothing else', async (t) => {
+  const files = async (tarball: string) => (await run('tar', ['-tzf', path.join(tarballs, tarball)], work)).stdout.trim().split('\n').map((f) => f.replace(/^package\//, '')).sort();
+  t.deepEqual(await files('writ-client-0.1.0.tgz'), ['README.md', 'dist/client.d.ts', 'dist/client.js', 'package.json']);
+  t.deepEqual(await files('writ-verify-0.1.0.tgz'), ['README.md', 'dist/receipt-claims.d.ts', 'dist/receipt-claims.js', 'dist/verify.d.ts', 'dist/verify.js', 'package.json']);
 });
 
 test('installed, neither depends on the server: writ-client needs nothing, writ-verify only @noble/ed25519', async (t) => {
@@ -173,4 +180,14 @@ void verifyReceipt(42, { jwksUrl: 'x' });
     (e: { stdout?: string }) => e.stdout ?? String(e),
   );
   t.is(result, 'ok');
+});
+
+test("the README's other way, links to the checkout, installs both packages as links that import", async (t) => {
+  const linked = await freshProject(work, 'linked');
+  await runBlock(linkBlock!, { '/path/to/writ': ROOT, 'your-project': linked });
+  for (const name of ['writ-client', 'writ-verify']) {
+    t.true((await fs.lstat(path.join(linked, 'node_modules', name))).isSymbolicLink(), `${name} is a link`);
+  }
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const c = await import('writ-client'); const v = await import('writ-verify'); console.log(typeof c.WritClient, typeof v.verifyReceipt)"], linked);
+  t.is(stdout.trim(), 'function function');
 });

@@ -1,87 +1,15 @@
 import test from 'ava';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureOpa } from './helpers/opa.ts';
+import { Shell, blocks, steps } from './helpers/readme.ts';
 import { ROOT, eventually, spawnWrit, tempDir } from './helpers/writ.ts';
 
 // The README is a script: every `sh` block runs, in order, in one shell against a fresh server,
 // and each `# →` line under a command says the shape of what it prints. A README that drifts
 // from the product fails here.
 
-const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 const TOUR_ADMIN_KEY = 'change-me-to-a-long-secret';
-
-interface Block {
-  lang: string;
-  body: string;
-  line: number;
-}
-
-function blocks(markdown: string): Block[] {
-  const found: Block[] = [];
-  const lines = markdown.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^```(\w*)\s*$/.exec(lines[i]!);
-    if (!open) continue;
-    const start = i;
-    const body: string[] = [];
-    for (i++; i < lines.length && lines[i] !== '```'; i++) body.push(lines[i]!);
-    found.push({ lang: open[1]!, body: body.join('\n'), line: start + 1 });
-  }
-  return found;
-}
-
-interface Step {
-  command: string;
-  expect?: string;
-  line: number;
-}
-
-/** A block's commands (a trailing backslash continues one), each with the `# →` text under it. */
-function steps(block: Block): Step[] {
-  const out: Step[] = [];
-  const lines = block.body.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.trim() === '') continue;
-    const arrow = /^#\s*→\s?(.*)$/.exec(line);
-    if (arrow) {
-      const last = out.at(-1);
-      if (!last) throw new Error(`README line ${block.line + i + 1}: an expectation before any command`);
-      let text = arrow[1]!;
-      while (i + 1 < lines.length && /^#\s{2,}\S/.test(lines[i + 1]!)) text += ` ${lines[++i]!.replace(/^#\s+/, '')}`;
-      last.expect = last.expect === undefined ? text : `${last.expect}\n${text}`;
-      continue;
-    }
-    if (line.startsWith('#')) continue;
-    let command = line;
-    const first = i;
-    while ((command.endsWith('\\') || openQuote(command)) && i + 1 < lines.length) command += `\n${lines[++i]!}`;
-    out.push({ command, line: block.line + first + 1 });
-  }
-  return out;
-}
-
-/** Whether a shell command is still inside a quoted string at its end, as bash reads it. */
-function openQuote(command: string): boolean {
-  let quote: string | undefined;
-  for (let i = 0; i < command.length; i++) {
-    const c = command[i]!;
-    if (quote === "'") {
-      if (c === "'") quote = undefined;
-    } else if (c === '\\') i++;
-    else if (quote === '"') {
-      if (c === '"') quote = undefined;
-    } else if (c === "'" || c === '"') quote = c;
-    else if (c === '#' && /\s/.test(command[i - 1] ?? ' ')) {
-      const end = command.indexOf('\n', i);
-      if (end < 0) break;
-      i = end;
-    }
-  }
-  return quote !== undefined;
-}
 
 /** Values the reader pastes from what an earlier command printed: the latest one seen wins. */
 const PASTED: Array<{ placeholder: RegExp; seen: RegExp; wrap?: (v: string) => string }> = [
@@ -112,42 +40,6 @@ class Paste {
       text = text.replace(p.placeholder, p.wrap ? p.wrap(value) : value);
     }
     return text;
-  }
-}
-
-/** One shell for the whole README, as a reader's terminal; stderr is folded into what it prints. */
-class Shell {
-  private out = '';
-  private waiting?: () => void;
-  constructor(private readonly bash: ChildProcessWithoutNullStreams) {
-    bash.stdout.on('data', (chunk: Buffer) => {
-      this.out += chunk.toString();
-      this.waiting?.();
-    });
-    bash.stdin.write('exec 2>&1\n');
-  }
-  static start(env: NodeJS.ProcessEnv): Shell {
-    return new Shell(spawn('bash', ['--noprofile', '--norc'], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }));
-  }
-  async run(command: string): Promise<{ code: number; output: string }> {
-    const mark = `__readme_step_${Math.random().toString(36).slice(2)}__`;
-    this.out = '';
-    this.bash.stdin.write(`{\n${command}\n} </dev/null\nprintf '\\n${mark}%s\\n' "$?"\n`);
-    const done = new RegExp(`\\n${mark}(\\d+)\\n`);
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const found = done.exec(this.out);
-      if (Date.now() > deadline) throw new Error(`no end after two minutes; the command printed:\n${this.out}`);
-      if (found) return { code: Number(found[1]), output: this.out.slice(0, found.index) };
-      if (this.bash.exitCode !== null) throw new Error(`the shell exited (${this.bash.exitCode}):\n${this.out}`);
-      await new Promise<void>((resolve) => {
-        this.waiting = resolve;
-        setTimeout(resolve, 1000).unref();
-      });
-    }
-  }
-  close(): void {
-    this.bash.kill('SIGKILL');
   }
 }
 
@@ -214,7 +106,7 @@ async function userEnv(): Promise<NodeJS.ProcessEnv> {
   return { ...env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') };
 }
 
-const all = blocks(README);
+const all = blocks();
 
 test('the README opens with the two commands: start with the embedded defaults, run the whole suite', (t) => {
   const first = all[0]!;
@@ -237,7 +129,7 @@ test('every sh block of the README runs, in order, against a fresh server and pr
   const paste = new Paste();
   try {
     let ran = 0;
-    for (const block of all.slice(1).filter((b) => b.lang === 'sh')) {
+    for (const block of all.slice(1).filter((b) => b.lang === 'sh' && !b.runBy)) {
       for (const step of steps(block)) {
         const where = `README line ${step.line}`;
         const command = localize(paste.into(step.command, where), server.url);
@@ -256,6 +148,16 @@ test('every sh block of the README runs, in order, against a fresh server and pr
     shell.close();
     server.child.kill('SIGTERM');
     await server.exited;
+  }
+});
+
+test('a block another test runs names a test file that runs it', (t) => {
+  const delegated = all.filter((b) => b.runBy);
+  for (const block of delegated) {
+    t.is(block.lang, 'sh', `README line ${block.line}`);
+    const file = path.join(ROOT, block.runBy!);
+    t.true(fs.existsSync(file), `README line ${block.line}: ${block.runBy} exists`);
+    t.regex(fs.readFileSync(file, 'utf8'), new RegExp(`blocksRunBy\\('${block.runBy!.replace(/[.]/g, '\\.')}'\\)`), `${block.runBy} runs the README's blocks`);
   }
 });
 

@@ -71,7 +71,7 @@ export class Cards implements EventSink {
       for (const [approverId, chatId] of targets) {
         this.outbox.push(chatId, () => this.sync(approvalId, approverId, chatId), `${approvalId}/${approverId}`);
       }
-    })().catch((err) => this.writ.report(`telegram cards: ${(err as Error).message}`));
+    })().catch((err) => this.writ.report(`telegram cards: ${(err as Error).message}`, 'error'));
   }
 
   /** Edits this approver's cards to the approval's current state, or sends one while it is open. */

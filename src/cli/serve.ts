@@ -44,14 +44,14 @@ export async function serve(args: string[]): Promise<number> {
 
   await new Promise<void>((resolve) => {
     onSignal = (signal: string) => {
-      say(`${signal}: finishing in-flight requests, flushing the log`);
+      say(`${signal}: finishing in-flight requests, flushing the log`, 'info');
       void server.close().then(resolve, (err) => {
-        say(`shutdown failed: ${(err as Error).message}`);
+        say(`shutdown failed: ${(err as Error).message}`, 'error');
         resolve();
       });
     };
     if (signalled) onSignal(signalled);
   });
-  say('stopped');
+  say('stopped', 'info');
   return 0;
 }

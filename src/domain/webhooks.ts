@@ -5,6 +5,7 @@ import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
 import { pad, put, type BatchOp, type Store } from '../store/store.ts';
 import type { EventSink, WebhookEventType, WritEvent } from './events.ts';
+import type { Report } from '../report.ts';
 
 /**
  * Outgoing webhooks. A delivery is queued in LevelDB in the same batch as the change that caused
@@ -78,7 +79,7 @@ export class Webhooks implements EventSink {
   private readonly stats: WebhookStats = { subscriptions: 0, delivered: 0, failed_attempts: 0, dead: 0 };
 
   constructor(
-    private readonly o: { store: Store; log: TransparencyLog; dataKey: Buffer; retryBaseMs: number; report: (m: string) => void },
+    private readonly o: { store: Store; log: TransparencyLog; dataKey: Buffer; retryBaseMs: number; report: Report },
   ) {}
 
   async start(): Promise<void> {
@@ -190,7 +191,7 @@ export class Webhooks implements EventSink {
         this.timer.unref();
       }
     } catch (err) {
-      this.o.report(`webhook dispatcher: ${(err as Error).message}`);
+      this.o.report(`webhook dispatcher: ${(err as Error).message}`, 'error');
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.wake(0), 1000);
       this.timer.unref();
@@ -236,7 +237,7 @@ export class Webhooks implements EventSink {
     const next: Delivery = { ...delivery, attempt: delivery.attempt + 1, last_error: problem };
     if (next.attempt >= MAX_ATTEMPTS) {
       this.stats.dead++;
-      this.o.report(`webhook ${sub.id}: giving up on event ${delivery.event.id} after ${next.attempt} attempts (${problem})`);
+      this.o.report(`webhook ${sub.id}: giving up on event ${delivery.event.id} after ${next.attempt} attempts (${problem})`, 'error');
       await this.o.store.batch([{ type: 'del', key }, put(K.dead(delivery.delivery_id), next)], { sync: true });
       return;
     }

@@ -60,7 +60,7 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
       const { status, body } = toErrorBody(err);
       // Push-back (overloaded, storage refusing writes) is reported once where it starts, not per request.
       const pushBack = err instanceof WritError && (err.code === 'overloaded' || err.code === 'storage_unavailable');
-      if (status >= 500 && !pushBack) writ.report(`request ${requestId} ${ctx.method} ${ctx.path} failed: ${(err as Error).stack ?? String(err)}`);
+      if (status >= 500 && !pushBack) writ.report(`request ${requestId} ${ctx.method} ${ctx.path} failed: ${(err as Error).stack ?? String(err)}`, 'error');
       if (pushBack) ctx.set('Retry-After', '1');
       if (err instanceof WritError && err.code === 'method_not_allowed' && Array.isArray(err.detail?.allow)) ctx.set('Allow', err.detail.allow.join(', '));
       ctx.status = status;

@@ -1,5 +1,6 @@
-import { pino, type Level, type LevelWithSilent, type Logger } from 'pino';
+import { pino, type LevelWithSilent, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import type { Report } from '../report.ts';
 
 /**
  * The server's one logger: JSON lines on stderr (stdout carries the banner a person reads: the
@@ -37,23 +38,7 @@ export function createLogger(level: LevelWithSilent, output: LogOutput = { fd: 2
 /** A logger that writes nothing (the in-process test servers, and anyone who passes none). */
 export const silentLogger = (): Logger => pino({ level: 'silent' });
 
-/**
- * Reports are free text from every part of Writ (`report(message)`); this is the one place that
- * gives each a level, by what it says: the first rule that matches wins, and a report no rule
- * knows is a warning, since a report is something the operator is meant to see.
- */
-const REPORT_LEVELS: ReadonlyArray<readonly [RegExp, Level]> = [
-  // Writ cannot do part of its job, or lost something: someone has to act.
-  [/\b(damaged|failed|could not)\b|\bstopped \(|giving up/i, 'error'],
-  // The ordinary course of a server's life.
-  [/^(initialised |telegram: (polling|webhook) mode|telegram: no WRIT_TELEGRAM_BOT_TOKEN|policies reloaded|storage: reopened|SIG[A-Z]+: |stopped$)/, 'info'],
-];
-
-export function levelOfReport(message: string): Level {
-  return REPORT_LEVELS.find(([pattern]) => pattern.test(message))?.[1] ?? 'warn';
-}
-
-/** `report` as the rest of Writ calls it, over the logger. */
-export function reporter(logger: Logger): (message: string) => void {
-  return (message) => logger[levelOfReport(message)](message);
+/** `report` as the rest of Writ calls it: one line at the level the caller gave. */
+export function reporter(logger: Logger): Report {
+  return (message, level) => logger[level](message);
 }

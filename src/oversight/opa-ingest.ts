@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { WritError, type ReasonCode } from '../errors.ts';
 import type { DecisionInput, OpaMapping, Rejected } from './opa-events.ts';
+import type { Report } from '../report.ts';
 
 /**
  * OPA uploads decoded on a worker thread: inflating, parsing and checking up to 32 MiB of events
@@ -37,7 +38,7 @@ interface Job {
   decoded: Decoded;
   resolve: (decoded: Decoded) => void;
   reject: (err: Error) => void;
-  report: (message: string) => void;
+  report: Report;
 }
 
 /** The worst upload within the caps (32 MiB of tiny numbers) is silent for a few seconds before its first chunk. */
@@ -56,7 +57,7 @@ export class OpaIngest {
   constructor(private readonly options: { stallMs?: number } = {}) {}
 
   /** The upload's events as attestation inputs, in order. `body` is handed over, not copied: do not read it afterwards. */
-  decode(body: Buffer, upload: { gzip: boolean; mapping: OpaMapping; report: (message: string) => void }): Promise<Decoded> {
+  decode(body: Buffer, upload: { gzip: boolean; mapping: OpaMapping; report: Report }): Promise<Decoded> {
     const worker = this.running();
     // Held open while it has work, and only then (see receive).
     worker.ref();
@@ -127,7 +128,7 @@ export class OpaIngest {
     this.watchdog = undefined;
     void worker.terminate();
     for (const job of this.jobs.values()) {
-      job.report(`the OPA ingest worker stopped (${reason}); the upload it was decoding failed with 503 and nothing of it was recorded`);
+      job.report(`the OPA ingest worker stopped (${reason}); the upload it was decoding failed with 503 and nothing of it was recorded`, 'error');
       job.reject(new WritError('overloaded', 'the upload could not be decoded right now; nothing was recorded, retry shortly', { retry_after: 1 }));
     }
     this.jobs.clear();

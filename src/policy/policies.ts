@@ -3,6 +3,7 @@ import { PolicyEngine, type WorkerStatus } from './engine.ts';
 import { findOpa } from './opa.ts';
 import { buildPolicySet, hashSources, readPolicySources, type PolicySet, type PolicySource } from './set.ts';
 import { formatProblem, type PolicyDecision, type PolicyProblem, type PolicyRequest } from './types.ts';
+import type { Report } from '../report.ts';
 
 export interface PolicyStatus {
   hash: string;
@@ -31,7 +32,7 @@ export class PolicyStore {
     private readonly engine: PolicyEngine,
     private active: PolicySet,
     private readonly onChange: (before: PolicySet, after: PolicySet) => Promise<void>,
-    private readonly report: (message: string) => void,
+    private readonly report: Report,
     private readonly opa: string | undefined,
     private readonly onEvaluated: (seconds: number, outcome: PolicyDecision['outcome']) => void,
   ) {
@@ -47,7 +48,7 @@ export class PolicyStore {
     dir: string,
     options: {
       onChange?: (before: PolicySet, after: PolicySet) => Promise<void>;
-      report?: (m: string) => void;
+      report?: Report;
       timeoutMs?: number;
       opa?: string | undefined;
       /** Sees how long each evaluation took, from the request to the worker's answer (metrics). */
@@ -58,7 +59,7 @@ export class PolicyStore {
     const opa = 'opa' in options ? options.opa : findOpa();
     const { set, problems, warnings } = await buildPolicySet(await readPolicySources(dir), { opa });
     if (!set) throw new PolicyLoadError(problems);
-    for (const warning of warnings) report(warning);
+    for (const warning of warnings) report(warning, 'warn');
     const engine = new PolicyEngine(options.timeoutMs ?? 250);
     try {
       await engine.load(set.hash, set.artifacts);
@@ -95,7 +96,7 @@ export class PolicyStore {
       this.watcher = fs.watch(this.dir, { persistent: false }, () => this.scheduleReload());
       this.watcher.on('error', () => undefined);
     } catch (err) {
-      this.report(`policy directory ${this.dir} cannot be watched (${(err as Error).message}); changes need a restart`);
+      this.report(`policy directory ${this.dir} cannot be watched (${(err as Error).message}); changes need a restart`, 'warn');
     }
   }
 
@@ -116,7 +117,7 @@ export class PolicyStore {
         this.fail([`${this.dir}: ${(err as Error).message}`]);
         return;
       }
-      if (!sources) return void this.report(`policy directory ${this.dir} is still changing; waiting for the next change to settle`);
+      if (!sources) return void this.report(`policy directory ${this.dir} is still changing; waiting for the next change to settle`, 'info');
       if (hashSources(sources) === this.active.hash) return;
       let built;
       try {
@@ -130,7 +131,7 @@ export class PolicyStore {
         this.fail(problems.map(formatProblem));
         return;
       }
-      for (const warning of warnings) this.report(warning);
+      for (const warning of warnings) this.report(warning, 'warn');
       try {
         await this.engine.load(set.hash, set.artifacts);
       } catch (err) {
@@ -140,15 +141,15 @@ export class PolicyStore {
       const before = this.active;
       this.active = set;
       this.status = PolicyStore.statusOf(set);
-      this.report(`policies reloaded: ${set.files.join(', ') || '(none)'} (set ${set.hash.slice(0, 12)})`);
-      await this.onChange(before, set).catch((err) => this.report(`could not log the policy change: ${(err as Error).message}`));
+      this.report(`policies reloaded: ${set.files.join(', ') || '(none)'} (set ${set.hash.slice(0, 12)})`, 'info');
+      await this.onChange(before, set).catch((err) => this.report(`could not log the policy change: ${(err as Error).message}`, 'error'));
     });
     return this.reloading;
   }
 
   private fail(problems: string[]): void {
     this.status = { ...this.status, last_error: { at: new Date().toISOString(), problems } };
-    this.report(`policy change refused; the last good set (${this.active.hash.slice(0, 12)}) keeps serving:\n  ${problems.join('\n  ')}`);
+    this.report(`policy change refused; the last good set (${this.active.hash.slice(0, 12)}) keeps serving:\n  ${problems.join('\n  ')}`, 'warn');
   }
 
   async close(): Promise<void> {

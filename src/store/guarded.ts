@@ -1,5 +1,6 @@
 import { WritError } from '../errors.ts';
 import type { BatchOp, Range, Store } from './store.ts';
+import type { Report } from '../report.ts';
 
 /**
  * The store as the rest of Writ sees it: the real driver behind a guard that turns any failed
@@ -41,7 +42,7 @@ export class GuardedStore implements Store {
   constructor(
     private inner: Store,
     private readonly reopen: () => Promise<Store>,
-    private readonly report: (message: string) => void = () => {},
+    private readonly report: Report = () => {},
     /** Keeps a finding of damage where the next start will see it (the data directory's DAMAGED note). */
     private readonly recordDamage: (reason: string) => Promise<void> = async () => {},
   ) {}
@@ -99,8 +100,8 @@ export class GuardedStore implements Store {
     if (this.status.state === 'damaged') return;
     this.epoch++;
     this.status = { ...this.status, state: 'damaged', reason, since: new Date().toISOString() };
-    this.report(`storage is damaged and refuses writes: ${reason}. Stop Writ, run \`writ log verify\`, and restore the latest backup (\`writ restore FILE --data DIR\`).`);
-    void this.recordDamage(reason).catch((err) => this.report(`could not keep the damage note: ${(err as Error).message}`));
+    this.report(`storage is damaged and refuses writes: ${reason}. Stop Writ, run \`writ log verify\`, and restore the latest backup (\`writ restore FILE --data DIR\`).`, 'error');
+    void this.recordDamage(reason).catch((err) => this.report(`could not keep the damage note: ${(err as Error).message}`, 'error'));
   }
 
   private async write(run: () => Promise<void>): Promise<void> {
@@ -156,7 +157,7 @@ export class GuardedStore implements Store {
     this.status.failures++;
     if (this.status.state !== 'ok') return;
     this.status = { ...this.status, state: 'unsafe', reason: `a write failed: ${(err as Error).message}`, since: new Date().toISOString() };
-    this.report(`storage: ${this.status.reason}; refusing writes until the database is reopened and re-verified`);
+    this.report(`storage: ${this.status.reason}; refusing writes until the database is reopened and re-verified`, 'error');
     this.scheduleRecovery();
   }
 
@@ -192,7 +193,7 @@ export class GuardedStore implements Store {
     this.attempts = 0;
     const { failures, recoveries } = this.status;
     this.status = { state: 'ok', failures, recoveries: recoveries + 1 };
-    this.report('storage: reopened and re-verified; accepting writes again');
+    this.report('storage: reopened and re-verified; accepting writes again', 'info');
   }
 
   private retryLater(err: unknown): void {

@@ -38,7 +38,7 @@ export default defineRoute({
     const { inputs, rejected } = await opaIngest.decode(body, {
       gzip: String(headers['content-encoding'] ?? '').toLowerCase() === 'gzip',
       mapping: { agentClassPath: writ.config.opaAgentClassPath, defaultLegalBasis: writ.config.opaDefaultLegalBasis },
-      report: (message) => writ.report(message),
+      report: writ.report,
     });
     if (rejected.length) {
       await writ.log.append('attestation.rejected', { touchpoint_id: attester.touchpoint_id, source: 'opa', rejected: rejected.slice(0, 100), count: rejected.length });
