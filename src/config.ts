@@ -247,8 +247,8 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-/** Variables read by the commands rather than the server's configuration. */
-const IGNORED_ENV = new Set(['WRIT_URL', 'WRIT_KEY', 'WRIT_API_KEY', 'WRIT_OPA', 'WRIT_CONFIG', 'WRIT_PROFILE']);
+/** Variables the CLI and SDK read, not settings of the server: known, so not refused as mistyped. */
+export const IGNORED_ENV = new Set(['WRIT_URL', 'WRIT_KEY', 'WRIT_API_KEY', 'WRIT_OPA', 'WRIT_CONFIG', 'WRIT_PROFILE']);
 
 export function kebab(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

@@ -1,8 +1,9 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ENV_KEYS, IGNORED_ENV } from '../src/config.ts';
 import { ensureOpa } from './helpers/opa.ts';
-import { Shell, blocks, steps } from './helpers/readme.ts';
+import { README, Shell, blocks, steps } from './helpers/readme.ts';
 import { ROOT, eventually, spawnWrit, tempDir } from './helpers/writ.ts';
 
 // The README is a script: every `sh` block runs, in order, in one shell against a fresh server,
@@ -135,8 +136,8 @@ test('every sh block of the README runs, in order, against a fresh server and pr
         const command = localize(paste.into(step.command, where), server.url);
         const { code, output } = await shell.run(command);
         t.is(code, 0, `${where}: \`${step.command}\` exited ${code}:\n${output}`);
-        if (step.expect !== undefined) {
-          const problem = check(localize(step.expect, server.url), output);
+        for (const expect of step.expect) {
+          const problem = check(localize(expect, server.url), output);
           t.is(problem, undefined, `${where}: \`${step.command}\`: ${problem}`);
         }
         paste.saw(output);
@@ -149,6 +150,12 @@ test('every sh block of the README runs, in order, against a fresh server and pr
     server.child.kill('SIGTERM');
     await server.exited;
   }
+});
+
+test('the configuration table lists every WRIT_ setting, and the README names no WRIT_ variable that does not exist', (t) => {
+  const table = README.slice(README.indexOf('## Configuration'), README.indexOf('\n## ', README.indexOf('## Configuration') + 1));
+  for (const name of Object.keys(ENV_KEYS)) t.regex(table, new RegExp(`\\| \`${name}\` \\|`), `${name} has a row`);
+  for (const [name] of README.matchAll(/\bWRIT_[A-Z][A-Z_]*[A-Z]\b/g)) t.true(name in ENV_KEYS || IGNORED_ENV.has(name), `${name} is a real variable`);
 });
 
 test('a block another test runs names a test file that runs it', (t) => {

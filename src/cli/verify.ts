@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { ReceiptVerificationError, verifyReceipt, type Jwks } from '../sdk/verify.ts';
+import { ReceiptVerificationError, verifyReceipt, type Jwks } from '../../packages/writ-verify/src/verify.ts';
 import { UsageError, parseFlags } from './args.ts';
 
 /** `writ verify <receipt> --jwks <url|file>`: offline check of a receipt; prints its claims. */

@@ -35,7 +35,8 @@ export function blocks(markdown = README): Block[] {
 
 export interface Step {
   command: string;
-  expect?: string;
+  /** What it prints, one shape per `# →` line (continued by a `#` line indented further). */
+  expect: string[];
   line: number;
 }
 
@@ -52,14 +53,14 @@ export function steps(block: Block): Step[] {
       if (!last) throw new Error(`README line ${block.line + i + 1}: an expectation before any command`);
       let text = arrow[1]!;
       while (i + 1 < lines.length && /^#\s{2,}\S/.test(lines[i + 1]!)) text += ` ${lines[++i]!.replace(/^#\s+/, '')}`;
-      last.expect = last.expect === undefined ? text : `${last.expect}\n${text}`;
+      last.expect.push(text);
       continue;
     }
     if (line.startsWith('#')) continue;
     let command = line;
     const first = i;
     while ((command.endsWith('\\') || openQuote(command)) && i + 1 < lines.length) command += `\n${lines[++i]!}`;
-    out.push({ command, line: block.line + first + 1 });
+    out.push({ command, line: block.line + first + 1, expect: [] });
   }
   return out;
 }
