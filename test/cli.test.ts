@@ -88,6 +88,11 @@ test('approvals are listed, shown with their request and digest, and approved fr
   const perm = await writCliWith({ WRIT_URL: w.url, WRIT_KEY: a.key }, 'permissions', 'show', pending.id);
   t.regex(perm.out, new RegExp(`${pending.id}: approved \\(decision allow, policies said escalate, tier sensitive\\)`));
   t.regex(perm.out, /token: wtk_/);
+  const another = (await a.call('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:cli', value: 43, currency: 'EUR' })).body;
+  const denied = await asAlice('approvals', 'deny', another.approval.id, '--reason', 'not this one');
+  t.is(denied.code, 0, denied.out);
+  t.is(denied.out.trim(), `${another.approval.id}: denied`);
+  t.is((await a.call('GET', `/api/v1/permissions/${another.id}`)).body.status, 'denied');
 });
 
 test('lists page like the API: --limit and --cursor, or --all for every page; an agent lists only its own permissions', async (t) => {

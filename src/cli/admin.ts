@@ -134,6 +134,21 @@ function list(spec: List): Remote {
   };
 }
 
+/** Deny or cancel: one call that ends an approval, with an optional reason. */
+function closeApproval(verb: 'deny' | 'cancel', summary: string): Remote {
+  return {
+    name: `approvals ${verb}`,
+    args: ['ID'],
+    flags: { reason: { type: 'string' } },
+    flagUsage: '[--reason TEXT]',
+    summary,
+    async run({ target, args, values }) {
+      const a = await call(target, 'POST', `/api/v1/approvals/${enc(args[0]!)}/${verb}`, str(values.reason) ? { reason: str(values.reason) } : {});
+      print(json(values), a, () => `${a.id}: ${a.status}`);
+    },
+  };
+}
+
 export const ADMIN_COMMANDS: Command[] = [
   remote({
     name: 'agents create',
@@ -283,28 +298,8 @@ export const ADMIN_COMMANDS: Command[] = [
       print(json(values), a, () => `${a.id}: ${a.status}${a.status === 'delay' ? ` until ${a.delay_until} (any approver can cancel)` : ''} (${a.votes.filter((v: { vote: string }) => v.vote === 'approve').length} of ${a.required})`);
     },
   }),
-  remote({
-    name: 'approvals deny',
-    args: ['ID'],
-    flags: { reason: { type: 'string' } },
-    flagUsage: '[--reason TEXT]',
-    summary: 'Deny; one deny ends the approval',
-    async run({ target, args, values }) {
-      const a = await call(target, 'POST', `/api/v1/approvals/${enc(args[0]!)}/deny`, str(values.reason) ? { reason: str(values.reason) } : {});
-      print(json(values), a, () => `${a.id}: ${a.status}`);
-    },
-  }),
-  remote({
-    name: 'approvals cancel',
-    args: ['ID'],
-    flags: { reason: { type: 'string' } },
-    flagUsage: '[--reason TEXT]',
-    summary: 'Cancel a critical approval during its delay',
-    async run({ target, args, values }) {
-      const a = await call(target, 'POST', `/api/v1/approvals/${enc(args[0]!)}/cancel`, str(values.reason) ? { reason: str(values.reason) } : {});
-      print(json(values), a, () => `${a.id}: ${a.status}`);
-    },
-  }),
+  remote(closeApproval('deny', 'Deny; one deny ends the approval')),
+  remote(closeApproval('cancel', 'Cancel a critical approval during its delay')),
   remote(
     list({
       name: 'permissions list',
