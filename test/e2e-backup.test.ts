@@ -36,6 +36,12 @@ test('an online backup taken under load restores into a new directory serving th
   t.is(restored.code, 0, restored.out);
   t.regex(restored.out, /entries and \d+ checkpoints verified/);
   t.is((await writCli('log', 'verify', '--data', restoredDir)).code, 0);
+  // The same restore for a script: what was restored, as JSON.
+  const again = path.join(await tempDir(), 'restored-again');
+  const json = JSON.parse((await writCli('restore', file, '--data', again, '--json')).out);
+  t.like(json, { data: again });
+  t.is(json.log_size, Number(/, (\d+) entries and/.exec(restored.out)![1]), 'the same log as the restore above');
+  t.true(json.log_size > 0);
 
   const w = await startWrit({ data: restoredDir });
   try {

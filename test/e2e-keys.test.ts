@@ -67,6 +67,13 @@ test('`writ verify` accepts a good receipt and rejects a tampered one', async (t
     const bad = await writ('verify', `${h}.${forged}.${s}`, '--jwks', path.join(dir, 'jwks.json'));
     t.is(bad.code, 1);
     t.regex(bad.out, /receipt INVALID \(bad_signature\)/);
+
+    // --json, for scripts: the claims as verified, or the code of the failure.
+    const goodJson = JSON.parse((await writ('verify', receipt, '--jwks', `${w.url}/.well-known/jwks.json`, '--json')).out);
+    t.like(goodJson, { valid: true, expired: false, claims: { action: 'email.send', resource: 'email:v@acme.com', decision: 'allow' } });
+    const badJson = await writ('verify', `${h}.${forged}.${s}`, '--jwks', path.join(dir, 'jwks.json'), '--json');
+    t.is(badJson.code, 1);
+    t.like(JSON.parse(badJson.out), { valid: false, code: 'bad_signature' });
   } finally {
     await w.close();
   }

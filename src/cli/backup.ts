@@ -60,13 +60,15 @@ export async function backup(args: string[]): Promise<number> {
 }
 
 export async function restore(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(args, { data: { type: 'string' } }, { max: 1 });
+  const { values, positionals } = parseFlags(args, { data: { type: 'string' }, json: { type: 'boolean' } }, { max: 1 });
   if (positionals.length !== 1) throw new UsageError('name the backup file: writ restore FILE --data DIR');
   if (!values.data) throw new UsageError('--data DIR is required: the new data directory to restore into');
   const data = path.resolve(values.data);
   const restored = await restoreBackup(path.resolve(positionals[0]!), data);
   process.stdout.write(
-    `restored ${restored.entries} database entries into ${data}: log ${restored.origin}, ${restored.log_size} entries and ${restored.checkpoints} checkpoints verified\n  start it with: writ serve --data ${values.data}\n`,
+    values.json
+      ? `${JSON.stringify({ data, ...restored }, null, 2)}\n`
+      : `restored ${restored.entries} database entries into ${data}: log ${restored.origin}, ${restored.log_size} entries and ${restored.checkpoints} checkpoints verified\n  start it with: writ serve --data ${values.data}\n`,
   );
   return 0;
 }

@@ -9,6 +9,7 @@ export async function verify(args: string[]): Promise<number> {
     issuer: { type: 'string' },
     audience: { type: 'string' },
     'check-expiry': { type: 'boolean' },
+    json: { type: 'boolean' },
   }, { max: 1 });
   const [input] = positionals;
   if (!input) throw new UsageError('verify needs a receipt (the JWS, a file holding it, or - for stdin)');
@@ -25,6 +26,10 @@ export async function verify(args: string[]): Promise<number> {
       checkExpiry: values['check-expiry'] ?? false,
     });
     const c = result.claims;
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ valid: true, kid: result.kid, expired: result.expired, claims: c }, null, 2)}\n`);
+      return 0;
+    }
     process.stdout.write(
       `receipt OK: signed by key ${result.kid}${result.expired ? ' (expired: still valid evidence, no longer to be honoured)' : ''}\n` +
         `  ${c.iss_role} ${c.iss}\n  ${c.decision} ${String(c.action ?? '')} on ${String(c.resource ?? '')} for ${c.sub}` +
@@ -35,7 +40,7 @@ export async function verify(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ReceiptVerificationError) {
-      process.stdout.write(`receipt INVALID (${err.code}): ${err.message}\n`);
+      process.stdout.write(values.json ? `${JSON.stringify({ valid: false, code: err.code, message: err.message }, null, 2)}\n` : `receipt INVALID (${err.code}): ${err.message}\n`);
       return 1;
     }
     throw err;
