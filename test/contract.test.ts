@@ -45,3 +45,15 @@ test('the checker refuses an undeclared status, an undeclared field, a reason co
   t.regex(contract.check({ method: 'GET', path: '/api/v1/nowhere', status: 200, type: 'application/json', body: {} })!, /must be 404/);
   t.is(contract.check({ method: 'GET', path: '/api/v1/nowhere', status: 404, type: 'application/json', body: { error: { reason_code: 'route_not_found', message: 'no route' } } }), undefined);
 });
+
+test('the checker refuses a public document answered without its CORS header, and a CORS header on a route that takes a key', (t) => {
+  const jwks = { method: 'GET', path: '/.well-known/jwks.json', status: 200, type: 'application/json', body: { keys: [] } };
+  t.is(contract.check({ ...jwks, headers: { 'access-control-allow-origin': '*' } }), undefined);
+  t.regex(contract.check({ ...jwks, headers: {} })!, /declares the header access-control-allow-origin/);
+  t.regex(contract.check({ ...jwks, headers: { 'access-control-allow-origin': 'https://shop.example' } })!, /header access-control-allow-origin: must be equal to constant/);
+  const status = { method: 'POST', path: '/api/v1/log/checkpoint', status: 201, type: 'text/plain', body: 'note' };
+  t.is(contract.check({ ...status, headers: {} }), undefined);
+  t.regex(contract.check({ ...status, headers: { 'access-control-allow-origin': '*' } })!, /header access-control-allow-origin is not declared/);
+  t.is(doc.paths['/.well-known/jwks.json'].options.responses['204'].headers['Access-Control-Allow-Methods'].schema.const, 'GET, HEAD');
+  t.is(doc.paths['/api/v1/permissions'].options, undefined, 'no preflight where a key is needed');
+});

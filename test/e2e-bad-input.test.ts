@@ -164,7 +164,7 @@ test('a body that is not JSON is refused with 415', async (t) => {
 test('a wrong method answers 405 with the Allow header', async (t) => {
   const res = await w.call('PUT', '/healthz');
   t.is(res.status, 405);
-  t.is(res.headers.get('allow'), 'GET, HEAD');
+  t.is(res.headers.get('allow'), 'GET, HEAD, OPTIONS');
 });
 
 test('an invalid request still answers with the cascade trace up to the failing step', async (t) => {

@@ -102,6 +102,39 @@ test('the discovery document and the OpenAPI document describe the running serve
   }
 });
 
+test('a page on any origin may read the public documents (keys, discovery, log, health, OpenAPI), and no authenticated route says so', async (t) => {
+  const w = await startWrit();
+  try {
+    const a = await agent(w);
+    const { receipt } = (await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:cors@acme.com' })).body;
+    const { index } = JSON.parse(Buffer.from(receipt.split('.')[1], 'base64url').toString()).log;
+    const origin = { origin: 'https://shop.example' };
+    const documents = ['/.well-known/jwks.json', '/.well-known/openid-configuration', '/api/v1/log/checkpoint', `/api/v1/log/proof/${index}`, '/api/v1/log/consistency?old=1&new=1', '/openapi.json', '/healthz', '/readyz'];
+    for (const path of documents) {
+      const res = await w.call('GET', path, undefined, origin);
+      t.is(res.status, 200, path);
+      t.is(res.headers.get('access-control-allow-origin'), '*', path);
+    }
+    t.is((await w.call('GET', '/api/v1/log/proof/abc', undefined, origin)).headers.get('access-control-allow-origin'), '*', 'errors too, so the page can read why');
+
+    // A page that adds a header of its own is preflighted first.
+    const preflight = await w.call('OPTIONS', '/.well-known/jwks.json', undefined, { ...origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'cache-control' });
+    t.is(preflight.status, 204);
+    t.like(Object.fromEntries(preflight.headers), { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, HEAD', 'access-control-allow-headers': '*' });
+
+    for (const [method, path] of [['GET', '/api/v1/status'], ['POST', '/api/v1/log/checkpoint'], ['GET', '/api/v1/agents']] as const) {
+      const res = await w.admin(method, path, undefined, origin);
+      t.true(res.status < 300, `${method} ${path}`);
+      t.deepEqual([...res.headers.keys()].filter((name) => name.startsWith('access-control-')), [], `${method} ${path}`);
+    }
+    const refused = await w.call('OPTIONS', '/api/v1/permissions', undefined, { ...origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' });
+    t.is(refused.status, 405, 'no preflight passes for a route that takes a key');
+    t.is(refused.headers.get('access-control-allow-origin'), null);
+  } finally {
+    await w.close();
+  }
+});
+
 test('one admin credential at a time: a generated key printed once, replaced by WRIT_ADMIN_TOKEN, and back', async (t) => {
   const data = await tempDir();
   let server = await spawnWrit(data, { WRIT_ADMIN_TOKEN: '' });

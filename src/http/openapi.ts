@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { errorStatusesOf } from './contract.ts';
+import { corsHeadersOf } from './cors.ts';
 import type { Route } from './route.ts';
 import { errorOf, errorSchema } from './schemas.ts';
 
@@ -36,15 +37,19 @@ export function openApiDocument(routes: Route[], serverUrl: string): Record<stri
         parameters.push({ name, in: 'query', required: q.required?.includes(name) ?? false, schema });
       }
     }
+    // Headers every answer of the route carries, errors included (CORS on the public documents).
+    const cors = Object.entries(corsHeadersOf(route));
+    const headers = cors.length ? { headers: Object.fromEntries(cors.map(([name, value]) => [name, { required: true, schema: { type: 'string', const: value } }])) } : {};
     const responses: Record<string, unknown> = {};
     for (const [status, r] of Object.entries(route.responses)) {
       const content: Record<string, z.ZodType | 'text'> = { ...(r.schema ? { 'application/json': r.schema } : {}), ...(r.type ? { [r.type.split(';')[0]!]: 'text' as const } : {}), ...r.also };
-      responses[status] = { description: r.description, ...(Object.keys(content).length ? { content: media(content, 'output') } : {}) };
+      responses[status] = { description: r.description, ...headers, ...(Object.keys(content).length ? { content: media(content, 'output') } : {}) };
     }
     for (const [status, codes] of errorStatusesOf(route)) {
       const declared = route.responses[status]?.description;
       responses[String(status)] = {
         description: `${declared ? `${declared}. ` : ''}Reason codes: ${codes.join(', ')}`,
+        ...headers,
         content: { 'application/json': { schema: toSchema(errorOf(codes), 'output') } },
       };
     }

@@ -32,7 +32,7 @@ export interface RouteResult {
 }
 
 export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'DELETE' | 'OPTIONS';
   path: string;
   summary: string;
   /** Roles allowed; 'anyone' for public documents; 'cascade' when the handler authenticates as a step. */

@@ -6,6 +6,7 @@ import { requireRole, type Principal } from '../domain/principals.ts';
 import type { Writ } from '../writ.ts';
 import { accessLog, type RequestFacts } from '../ops/access-log.ts';
 import type { Logger } from '../ops/logger.ts';
+import { corsHeadersOf } from './cors.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
 import { parseJson, parseWith } from './validate.ts';
@@ -36,6 +37,8 @@ export interface Exchange {
   /** The media type, without parameters (`application/json`); empty when there is no body. */
   type: string;
   body: unknown;
+  /** The response headers, by lower-case name; when given, the contract check covers those it declares. */
+  headers?: Record<string, string>;
 }
 
 export interface AppOptions {
@@ -88,6 +91,8 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
     }
     const { route } = hit;
     facts.route = route.path;
+    // Set before anything can fail, so a page on another origin can read the errors too.
+    ctx.set({ ...corsHeadersOf(route) });
     const match = hit.pattern.exec(ctx.path)!;
     const params: Record<string, string> = {};
     for (const [i, name] of hit.names.entries()) {
@@ -153,7 +158,8 @@ function observeSafely(observe: (exchange: Exchange) => void, ctx: Koa.Context):
     const body = ctx.body;
     const streamed = body !== null && typeof body === 'object' && typeof (body as { pipe?: unknown }).pipe === 'function';
     const wire = streamed || typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.parse(JSON.stringify(body ?? null));
-    observe({ method: ctx.method, path: ctx.path, status: ctx.status, type: body === undefined || body === null ? '' : ctx.response.type, body: wire });
+    const headers = Object.fromEntries(Object.entries(ctx.response.headers).map(([name, value]) => [name.toLowerCase(), String(value)]));
+    observe({ method: ctx.method, path: ctx.path, status: ctx.status, type: body === undefined || body === null ? '' : ctx.response.type, body: wire, headers });
   } catch {
     // an observer's failure is its own
   }

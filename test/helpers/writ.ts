@@ -105,7 +105,7 @@ export function caller(url: string, key?: string): Caller {
     // A Writ in another process (spawnWrit) is checked here, on the client's side.
     if (spawnedWrit.has(url)) {
       const type = text === '' ? '' : (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
-      const problem = contract().check({ method, path: new URL(path, url).pathname, status: res.status, type, body: type === 'application/json' ? parsed : text });
+      const problem = contract().check({ method, path: new URL(path, url).pathname, status: res.status, type, body: type === 'application/json' ? parsed : text, headers: Object.fromEntries(res.headers) });
       if (problem) throw new Error(`an answer that does not match /openapi.json: ${problem}`);
     }
     return { status: res.status, body: parsed as any, headers: res.headers, text };

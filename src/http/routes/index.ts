@@ -1,3 +1,4 @@
+import { preflightsFor } from '../cors.ts';
 import type { Route } from '../route.ts';
 import * as approvals from './approvals-decide.ts';
 import backup from './backup.ts';
@@ -19,8 +20,8 @@ import * as oversight from './oversight.ts';
 import * as webhooks from './webhooks.ts';
 import * as wellKnown from './well-known.ts';
 
-/** Every route the server answers; the OpenAPI document is generated from this list. */
-export const ROUTES: Route[] = [
+/** The endpoints, one file each. */
+const ENDPOINTS: Route[] = [
   system.healthz,
   system.readyz,
   metrics,
@@ -73,3 +74,6 @@ export const ROUTES: Route[] = [
   wellKnown.jwks,
   wellKnown.discovery,
 ];
+
+/** Every route the server answers, the CORS preflights of the public documents last; the OpenAPI document is generated from this list. */
+export const ROUTES: Route[] = [...ENDPOINTS, ...preflightsFor(ENDPOINTS)];
