@@ -1,0 +1,144 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+import { ROOT, agent, startWrit, tempDir, type TestWrit } from './helpers/writ.ts';
+
+/**
+ * writ-verify claims to run in browsers, Deno and Cloudflare Workers: here it does, in each real
+ * runtime (Debian's Chromium, the Deno binary of the `deno` package, Cloudflare's workerd of the
+ * `workerd` package). Each loads the package as a user gets it (packed and installed from its
+ * tarball, offline, as test/packages.test.ts does) with its one dependency, and verifies a real
+ * receipt of a running Writ against that Writ's JWKS URL, fetched over HTTP by the runtime
+ * itself; a receipt whose claims were altered must fail with `bad_signature`.
+ */
+
+const execFileAsync = promisify(execFile);
+
+/** No npm_* variables (an `npm test` around this must not point the inner npm at this repository), and no TypeScript loader. */
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_') && name !== 'NODE_OPTIONS'));
+/** Scripts off: the packages' prepack build would rewrite the `dist/` other test files import; `npm test` has just built it. */
+const npmEnv = { ...cleanEnv, npm_config_ignore_scripts: 'true', npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false' };
+
+/** writ-verify and @noble/ed25519 installed from their tarballs into a fresh project; returns its node_modules. */
+async function installVerifier(work: string): Promise<string> {
+  const pack = async (...what: string[]) => {
+    const { stdout } = await execFileAsync('npm', ['pack', '--json', '--pack-destination', work, ...what], { cwd: ROOT, env: npmEnv });
+    return path.join(work, (JSON.parse(stdout) as Array<{ filename: string }>)[0]!.filename);
+  };
+  const tarballs = [await pack('-w', 'writ-verify'), await pack(path.join(ROOT, 'node_modules/@noble/ed25519'))];
+  const project = path.join(work, 'project');
+  await fs.mkdir(project);
+  await fs.writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'writ-verify-runtimes', private: true, type: 'module' }));
+  await execFileAsync('npm', ['install', ...tarballs], { cwd: project, env: npmEnv });
+  return path.join(project, 'node_modules');
+}
+
+/** The installed files each runtime loads, by module specifier. */
+interface Installed {
+  verify: string;
+  claims: string;
+  noble: string;
+}
+
+let work: string;
+let installed: Installed;
+let w: TestWrit;
+let receipt: string;
+let permissionId: string;
+/** The same receipt with other claims under the original signature. */
+let forged: string;
+let jwksUrl: string;
+
+test.before(async () => {
+  work = await tempDir('writ-runtimes-');
+  const modules = await installVerifier(work);
+  installed = {
+    verify: path.join(modules, 'writ-verify/dist/verify.js'),
+    claims: path.join(modules, 'writ-verify/dist/receipt-claims.js'),
+    noble: path.join(modules, '@noble/ed25519/index.js'),
+  };
+  w = await startWrit();
+  const a = await agent(w);
+  const res = await a.call('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:runtimes@acme.com' });
+  if (res.status !== 201) throw new Error(`permission: ${res.status} ${res.text}`);
+  receipt = res.body.receipt;
+  permissionId = res.body.id;
+  const [header, payload, signature] = receipt.split('.') as [string, string, string];
+  const altered = { ...JSON.parse(Buffer.from(payload, 'base64url').toString()), resource: 'email:evil@acme.com' };
+  forged = `${header}.${Buffer.from(JSON.stringify(altered)).toString('base64url')}.${signature}`;
+  jwksUrl = `${w.url}/.well-known/jwks.json`;
+});
+test.after.always(() => w?.close());
+
+/** What every runtime must report: the receipt's claims, and the forgery refused. */
+function assertVerified(t: import('ava').ExecutionContext, out: { verified: { claims?: Record<string, unknown>; code?: string }; forged: { claims?: unknown; code?: string } }) {
+  t.like(out.verified.claims, { iss: w.url, action: 'email.send', resource: 'email:runtimes@acme.com', decision: 'allow', permission_id: permissionId });
+  t.deepEqual(out.forged, { code: 'bad_signature' });
+}
+
+/** Starts a server on 127.0.0.1, on a port the system picks, closed when the test ends. */
+async function listen(t: import('ava').ExecutionContext, handler: http.RequestListener): Promise<string> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chromium: a counterparty's page on its own origin, loading the package as ES modules.
+
+/** The page, as a user would write it: an import map for the bare specifiers, and one module script. */
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>writ-verify</title>
+<script type="importmap">
+{ "imports": { "writ-verify": "/node_modules/writ-verify/dist/verify.js", "@noble/ed25519": "/node_modules/@noble/ed25519/index.js" } }
+</script>
+<script type="module">
+  import { ReceiptVerificationError, verifyReceipt } from 'writ-verify';
+  window.check = (receipt, options) =>
+    verifyReceipt(receipt, options).then(
+      ({ claims }) => ({ claims }),
+      (err) => (err instanceof ReceiptVerificationError ? { code: err.code } : { error: String(err) }),
+    );
+</script>
+`;
+
+test('in Chromium, a page on another origin than Writ fetches its JWKS and verifies a receipt; a forged one fails with bad_signature', async (t) => {
+  const files: Record<string, string> = {
+    '/node_modules/writ-verify/dist/verify.js': installed.verify,
+    '/node_modules/writ-verify/dist/receipt-claims.js': installed.claims,
+    '/node_modules/@noble/ed25519/index.js': installed.noble,
+  };
+  const site = await listen(t, (req, res) => {
+    const file = files[req.url ?? ''];
+    if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
+    else if (file) void fs.readFile(file).then((body) => res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(body));
+    else res.writeHead(404).end();
+  });
+  // The same key set from a third origin that sends no CORS header: the browser must refuse to hand it to the page.
+  const keys = await (await fetch(jwksUrl)).text();
+  const withoutCors = await listen(t, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(keys));
+  t.not(new URL(site).origin, new URL(w.url).origin);
+
+  // Playwright's own browser download cannot be had here; Debian's Chromium can. CI runs as root, hence no sandbox.
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`${site}/`);
+  await page.waitForFunction(() => 'check' in window);
+  const check = (jws: string, options: Record<string, string>) =>
+    page.evaluate(([jws, options]) => (window as unknown as { check: (r: string, o: object) => Promise<unknown> }).check(jws, options), [jws, options] as const);
+
+  const out = {
+    verified: (await check(receipt, { jwksUrl, issuer: w.url })) as { claims?: Record<string, unknown> },
+    forged: (await check(forged, { jwksUrl })) as { code?: string },
+  };
+  assertVerified(t, out);
+  t.deepEqual(await check(receipt, { jwksUrl: `${withoutCors}/jwks.json` }), { code: 'jwks_unavailable' }, 'without the header the browser keeps the keys from the page');
+});
