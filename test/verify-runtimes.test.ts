@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { ROOT, agent, startWrit, tempDir, type TestWrit } from './helpers/writ.ts';
@@ -141,4 +142,44 @@ test('in Chromium, a page on another origin than Writ fetches its JWKS and verif
   };
   assertVerified(t, out);
   t.deepEqual(await check(receipt, { jwksUrl: `${withoutCors}/jwks.json` }), { code: 'jwks_unavailable' }, 'without the header the browser keeps the keys from the page');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Deno: a script with the network to Writ and nothing else.
+
+const DENO_SCRIPT = `
+import { ReceiptVerificationError, verifyReceipt } from 'writ-verify';
+
+const [receipt, forged, jwksUrl, issuer] = Deno.args;
+const check = (jws, options) =>
+  verifyReceipt(jws, options).then(
+    ({ claims }) => ({ claims }),
+    (err) => (err instanceof ReceiptVerificationError ? { code: err.code } : { error: String(err) }),
+  );
+const granted = (name) => Deno.permissions.querySync({ name }).state === 'granted';
+console.log(JSON.stringify({
+  deno: Deno.version.deno,
+  verified: await check(receipt, { jwksUrl, issuer }),
+  forged: await check(forged, { jwksUrl }),
+  granted: ['read', 'write', 'env', 'run', 'sys', 'ffi', 'import'].filter(granted),
+}));
+`;
+
+test('in Deno, with no permission but the network to Writ, a script verifies a receipt against the JWKS URL; a forged one fails with bad_signature', async (t) => {
+  const dir = path.join(work, 'deno');
+  await fs.mkdir(dir);
+  await fs.writeFile(path.join(dir, 'check.js'), DENO_SCRIPT);
+  // Local files only: no npm: or jsr: specifier, so there is nothing for Deno to download.
+  const imports = { 'writ-verify': pathToFileURL(installed.verify).href, '@noble/ed25519': pathToFileURL(installed.noble).href };
+  await fs.writeFile(path.join(dir, 'import-map.json'), JSON.stringify({ imports }));
+  const deno = path.join(ROOT, 'node_modules/.bin/deno');
+  const args = ['run', '--no-config', '--no-lock', '--no-remote', '--no-npm', '--no-prompt', `--allow-net=${new URL(w.url).host}`, '--import-map=import-map.json', 'check.js'];
+  const { stdout } = await execFileAsync(deno, [...args, receipt, forged, jwksUrl, w.url], {
+    cwd: dir,
+    env: { ...cleanEnv, DENO_DIR: path.join(dir, 'cache'), DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
+  });
+  const out = JSON.parse(stdout);
+  t.regex(out.deno, /^2\./);
+  assertVerified(t, out);
+  t.deepEqual(out.granted, [], 'nothing but the network was granted');
 });
