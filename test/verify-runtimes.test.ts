@@ -1,5 +1,5 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,7 +7,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
-import { ROOT, agent, startWrit, tempDir, type TestWrit } from './helpers/writ.ts';
+import { ROOT, agent, eventually, startWrit, tempDir, type TestWrit } from './helpers/writ.ts';
 
 /**
  * writ-verify claims to run in browsers, Deno and Cloudflare Workers: here it does, in each real
@@ -39,7 +39,7 @@ async function installVerifier(work: string): Promise<string> {
   return path.join(project, 'node_modules');
 }
 
-/** The installed files each runtime loads, by module specifier. */
+/** The installed files each runtime loads. */
 interface Installed {
   verify: string;
   claims: string;
@@ -86,7 +86,13 @@ function assertVerified(t: import('ava').ExecutionContext, out: { verified: { cl
 async function listen(t: import('ava').ExecutionContext, handler: http.RequestListener): Promise<string> {
   const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -182,4 +188,100 @@ test('in Deno, with no permission but the network to Writ, a script verifies a r
   t.regex(out.deno, /^2\./);
   assertVerified(t, out);
   t.deepEqual(out.granted, [], 'nothing but the network was granted');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Cloudflare Workers: workerd, serving a Worker whose fetch handler verifies what it is asked to.
+
+const WORKER = `
+import { ReceiptVerificationError, verifyReceipt } from 'writ-verify';
+
+export default {
+  async fetch(request) {
+    const asked = new URL(request.url).searchParams;
+    const receipt = asked.get('receipt');
+    const jwksUrl = asked.get('jwks');
+    if (receipt === null || jwksUrl === null) return new Response('ready');
+    const issuer = asked.get('issuer') ?? undefined;
+    try {
+      const { claims } = await verifyReceipt(receipt, { jwksUrl, issuer });
+      return Response.json({ claims });
+    } catch (err) {
+      if (err instanceof ReceiptVerificationError) return Response.json({ code: err.code });
+      throw err;
+    }
+  },
+};
+`;
+
+/**
+ * workerd has no package resolution (wrangler would bundle): each file is a module under the name
+ * it is imported by. verify.js's './receipt-claims.js' resolves against the name 'writ-verify',
+ * hence 'receipt-claims.js' at the top. No compatibility flag (no nodejs_compat): the Workers
+ * platform's own APIs only. The global fetch goes out through a network that reaches 127.0.0.1
+ * only, where Writ's JWKS is.
+ */
+const workerdConfig = (files: { worker: string; verify: string; claims: string; noble: string }) => `
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "verifier", worker = .verifier),
+    (name = "loopback", network = (allow = ["127.0.0.1/32"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "verifier")],
+);
+
+const verifier :Workerd.Worker = (
+  modules = [
+    (name = "worker.js", esModule = embed ${JSON.stringify(files.worker)}),
+    (name = "writ-verify", esModule = embed ${JSON.stringify(files.verify)}),
+    (name = "receipt-claims.js", esModule = embed ${JSON.stringify(files.claims)}),
+    (name = "@noble/ed25519", esModule = embed ${JSON.stringify(files.noble)}),
+  ],
+  compatibilityDate = "2026-11-01",
+  globalOutbound = "loopback",
+);
+`;
+
+test('in workerd (Cloudflare Workers), a Worker fetches the JWKS from Writ and verifies a receipt; a forged one fails with bad_signature', async (t) => {
+  const dir = path.join(work, 'workerd');
+  await fs.mkdir(dir);
+  await fs.writeFile(path.join(dir, 'worker.js'), WORKER);
+  // Embedded paths are relative to the config file.
+  const relative = (file: string) => path.relative(dir, file);
+  await fs.writeFile(path.join(dir, 'config.capnp'), workerdConfig({ worker: 'worker.js', verify: relative(installed.verify), claims: relative(installed.claims), noble: relative(installed.noble) }));
+
+  // The socket listens on port 0; workerd reports the port it got on the control descriptor (fd 3).
+  const child = spawn(path.join(ROOT, 'node_modules/.bin/workerd'), ['serve', 'config.capnp', '--control-fd=3'], { cwd: dir, env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let control = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => (control += c.toString()));
+  let exit: string | undefined;
+  const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => ((exit = `${code ?? signal}`), resolve())));
+  const stop = () => exit === undefined && child.kill('SIGKILL');
+  // Also when this test file's process ends before the teardown could run.
+  process.once('exit', stop);
+  t.teardown(async () => {
+    stop();
+    await exited;
+  });
+
+  const port = await eventually(() => {
+    if (exit !== undefined) throw new Error(`workerd exited (${exit}) before it listened:\n${output}`);
+    // Whole lines only: the last one may still be arriving.
+    const listening = control.split('\n').slice(0, -1).map((line) => JSON.parse(line) as { event: string; socket: string; port: number });
+    return listening.find((m) => m.event === 'listen' && m.socket === 'http')?.port;
+  }, `workerd's listen event:\n${output}`, 30_000);
+  const worker = `http://127.0.0.1:${port}`;
+  await eventually(async () => (await fetch(worker).catch(() => undefined))?.ok, `the Worker's answer:\n${output}`);
+
+  const check = async (jws: string, issuer?: string) => {
+    const res = await fetch(`${worker}/?${new URLSearchParams({ receipt: jws, jwks: jwksUrl, ...(issuer ? { issuer } : {}) })}`);
+    if (!res.ok) throw new Error(`the Worker answered ${res.status}: ${await res.text()}\n${output}`);
+    return res.json() as Promise<{ claims?: Record<string, unknown>; code?: string }>;
+  };
+  assertVerified(t, { verified: await check(receipt, w.url), forged: await check(forged) });
 });
