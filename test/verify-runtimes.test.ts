@@ -148,6 +148,9 @@ test('in Chromium, a page on another origin than Writ fetches its JWKS and verif
   };
   assertVerified(t, out);
   t.deepEqual(await check(receipt, { jwksUrl: `${withoutCors}/jwks.json` }), { code: 'jwks_unavailable' }, 'without the header the browser keeps the keys from the page');
+  // A header of the page's own makes the browser ask first (a preflight), and Writ says yes.
+  const preflighted = await page.evaluate((url) => fetch(url, { headers: { 'cache-control': 'no-cache' } }).then((res) => res.status, (err: Error) => err.message), jwksUrl);
+  t.is(preflighted, 200);
 });
 
 // ---------------------------------------------------------------------------------------------
