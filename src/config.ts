@@ -8,11 +8,18 @@ import { LEGAL_BASES } from './domain/oversight.ts';
  * and checked before anything starts; every bad or unknown key is reported at once with the name
  * a user typed.
  */
-const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const integer = (min: number, max: number) =>
+  // Text (the environment, a flag, a file) is a whole number only in decimal digits: an empty or
+  // blank value, 0x1F90, 1e3 or 8080.0 is refused, never read as some other number.
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value),
+    z.number({ error: 'must be a whole number, in decimal digits' }).int().min(min).max(max),
+  );
+const seconds = integer;
 
 export const ConfigSchema = z
   .object({
-    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    port: integer(0, 65535).default(8080),
     host: z.string().min(1).default('127.0.0.1'),
     data: z.string().min(1).default('./data'),
     policies: z.string().min(1).default('./policies'),
@@ -27,12 +34,12 @@ export const ConfigSchema = z
     approvalTimeout: seconds(1, 86_400 * 7).default(900),
     criticalDelay: seconds(0, 86_400).default(300),
     checkpointInterval: seconds(1, 86_400).default(900),
-    policyTimeoutMs: z.coerce.number().int().min(1).max(10_000).default(250),
-    commitWindowMs: z.coerce.number().int().min(0).max(100).default(2),
-    maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+    policyTimeoutMs: integer(1, 10_000).default(250),
+    commitWindowMs: integer(0, 100).default(2),
+    maxBodyBytes: integer(1024, 16 * 1024 * 1024).default(1024 * 1024),
     opaAgentClassPath: z.string().max(200).default('agent.class'),
     opaDefaultLegalBasis: z.enum(LEGAL_BASES).default('legitimate_interests'),
-    webhookRetryBaseMs: z.coerce.number().int().min(1).max(600_000).default(1000),
+    webhookRetryBaseMs: integer(1, 600_000).default(1000),
     telegramBotToken: z.string().regex(/^\d+:[\w-]+$/, 'must look like 123456:ABC-DEF… (from @BotFather)').optional(),
     telegramApiRoot: z.url().default('https://api.telegram.org'),
     telegramMode: z.enum(['polling', 'webhook']).default('polling'),
@@ -216,9 +223,14 @@ function readConfigFile(file: ConfigFile, problems: string[]): Array<{ key: keyo
       problems.push(`${file.path}:${line}: ${name} must be a single value`);
       continue;
     }
-    // Values are taken as the environment gives them: text, checked and converted by the same schema.
-    const value = pair.value.value;
-    out.push({ key, value: value === null ? undefined : String(value), line });
+    if (pair.value.value === null) {
+      problems.push(`${file.path}:${line}: ${name} has no value (leave the line out for the default)`);
+      continue;
+    }
+    // Values are taken as the environment gives them: the text as written, checked and converted
+    // by the same schema. Not YAML's reading of it, which would turn admin_token: 1234567890123456789
+    // into 1234567890123456800, log_origin: 1.50 into 1.5, and port: 0x1F90 into 8080.
+    out.push({ key, value: pair.value.source ?? String(pair.value.value), line });
   }
   return out;
 }

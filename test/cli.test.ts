@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { ENV_KEYS } from '../src/config.ts';
-import { ADMIN, ROOT, agent, startWrit, tempDir, writCli, writCliWith, type TestWrit } from './helpers/writ.ts';
+import http from 'node:http';
+import { ADMIN, ROOT, agent, startWrit, tempDir, writCli, writCliFed, writCliWith, type TestWrit } from './helpers/writ.ts';
 
 /** The `writ` CLI, run as the real binary: help, mistakes, and scripting a running server without curl. */
 let w: TestWrit;
@@ -155,7 +156,7 @@ test('a profile keeps the URL and key (mode 0600); one readable by others is ref
   t.is(viaProfile.code, 0, viaProfile.out);
   await fs.chmod(file, 0o644);
   const refused = await writCliWith(env, 'agents', 'create', 'x');
-  t.is(refused.code, 2);
+  t.is(refused.code, 1);
   t.regex(refused.out, /can be read by others \(mode 644\)/);
   // A port that was free a moment ago: nothing listens there.
   const probe = net.createServer();
@@ -165,6 +166,54 @@ test('a profile keeps the URL and key (mode 0600); one readable by others is ref
   const down = await writCliWith({ WRIT_URL: `http://127.0.0.1:${port}` }, 'approvals', 'list');
   t.is(down.code, 3);
   t.regex(down.out, new RegExp(`cannot reach Writ at http://127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+});
+
+test('a damaged profile file is named with its fix, and does not stand in the way of --url and --key; login reads a key from standard input', async (t) => {
+  const home = await tempDir('writ-xdg-');
+  const env = { XDG_CONFIG_HOME: home, WRIT_ADMIN_TOKEN: '', WRIT_URL: '', WRIT_KEY: '' };
+  const dir = path.join(home, 'writ');
+  const file = path.join(dir, 'profiles.json');
+  // A directory made before with a loose mode is tightened by the first login.
+  await fs.mkdir(dir, { mode: 0o755 });
+  await fs.chmod(dir, 0o755);
+  const login = await writCliFed(`${ADMIN}\n`, env, 'login', '--url', w.url, '--key', '-');
+  t.is(login.code, 0, login.out);
+  t.is((await fs.stat(dir)).mode & 0o777, 0o700);
+  t.deepEqual(JSON.parse(await fs.readFile(file, 'utf8')).profiles.default, { url: w.url, key: ADMIN });
+  t.is((await writCliWith(env, 'agents', 'list')).code, 0);
+  for (const damaged of ['{bad', 'null', '[]', '{"profiles":{"x":{"url":5}}}']) {
+    await fs.writeFile(file, damaged, { mode: 0o600 });
+    const out = await writCliWith(env, 'agents', 'list');
+    t.is(out.code, 1, damaged);
+    t.regex(out.out, new RegExp(`^writ: ${file.replace(/[.\\/]/g, '\\$&')} is not (JSON|a profile file) .*fix it, or remove it and run writ login again\n$`), damaged);
+    const outright = await writCliWith(env, 'agents', 'list', '--url', w.url, '--key', ADMIN);
+    t.is(outright.code, 0, outright.out);
+  }
+  await fs.writeFile(file, JSON.stringify({ default: 'gone', profiles: {} }), { mode: 0o600 });
+  const missing = await writCliWith(env, 'agents', 'list');
+  t.is(missing.code, 1);
+  t.regex(missing.out, /no profile "gone"/);
+});
+
+test('a --url that is not an http(s) URL, or holds a password, is a usage error that never repeats the password; a server that is not Writ is exit 1', async (t) => {
+  for (const url of ['notaurl', 'ftp://127.0.0.1/']) {
+    const out = await writCliWith({ WRIT_URL: '' }, 'agents', 'list', '--url', url);
+    t.is(out.code, 2, url);
+    t.regex(out.out, /--url /);
+  }
+  const secret = await writCliWith({ WRIT_URL: '' }, 'agents', 'list', '--url', 'http://user:s3cret-pass@127.0.0.1:1');
+  t.is(secret.code, 2);
+  t.regex(secret.out, /must not hold a user name or password/);
+  t.notRegex(secret.out, /s3cret-pass/);
+  const other = http.createServer((_req, res) => res.end('hello'));
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => other.close(() => r())));
+  const url = `http://127.0.0.1:${(other.address() as net.AddressInfo).port}`;
+  for (const args of [['agents', 'create', 'x', '--quiet'], ['agents', 'list'], ['log', 'proof', '0']]) {
+    const out = await writCliWith({ WRIT_URL: url }, ...args);
+    t.is(out.code, 1, args.join(' '));
+    t.regex(out.out, /answered 200 with something that is not Writ's JSON \(hello\); is --url \(or WRIT_URL\) a Writ server\?/);
+  }
 });
 
 test('serve reads a YAML configuration file below flags and the environment; unknown keys are refused with file:line', async (t) => {

@@ -33,3 +33,25 @@ test('a short admin token and a default ttl above the maximum are refused', (t) 
   t.regex(t.throws(() => loadConfig({}, { WRIT_ADMIN_TOKEN: 'short' }))!.message, /WRIT_ADMIN_TOKEN: .*16/);
   t.regex(t.throws(() => loadConfig({}, { WRIT_TOKEN_TTL_DEFAULT: '600', WRIT_TOKEN_TTL_MAX: '60' }))!.message, /tokenTtlMax/);
 });
+
+test('a number is read only from decimal digits: a blank, hexadecimal, exponent or fractional value is refused, not read as another number', (t) => {
+  for (const value of ['', ' ', '0x1F90', '1e3', '8080.0', '+80', '-1']) {
+    const e = t.throws(() => loadConfig({ port: value }, {}), { instanceOf: ConfigError }, `--port ${JSON.stringify(value)}`);
+    t.regex(e!.message, /--port: must be a whole number, in decimal digits|--port: .*>=/);
+  }
+  // An environment variable set to blanks is a value (only an empty one is unset): no critical delay by accident.
+  t.regex(t.throws(() => loadConfig({}, { WRIT_CRITICAL_DELAY_SECONDS: ' ' }))!.message, /WRIT_CRITICAL_DELAY_SECONDS: must be a whole number/);
+  t.is(loadConfig({}, { WRIT_PORT: '0' }).port, 0);
+});
+
+test('a configuration file value is taken as written, never as YAML reads it: a long number stays exact, 1.50 keeps its zero, 0x1F90 is refused', (t) => {
+  const file = (text: string) => ({ path: 'writ.yaml', text });
+  const c = loadConfig({}, {}, file('admin_token: 1234567890123456789\nlog_origin: 1.50\nport: 8081\n'));
+  t.is(c.adminToken, '1234567890123456789');
+  t.is(c.logOrigin, '1.50');
+  t.is(c.port, 8081);
+  const hex = t.throws(() => loadConfig({}, {}, file('# port\nport: 0x1F90\n')), { instanceOf: ConfigError });
+  t.regex(hex!.message, /writ\.yaml:2: port: must be a whole number, in decimal digits/);
+  const empty = t.throws(() => loadConfig({}, {}, file('critical_delay_seconds:\n')), { instanceOf: ConfigError });
+  t.regex(empty!.message, /writ\.yaml:1: critical_delay_seconds has no value/);
+});

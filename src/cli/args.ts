@@ -22,7 +22,8 @@ export function parseFlags<T extends Options>(
     const message = (err as Error).message;
     const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(message)?.[1];
     if (unknown) throw new UsageError(`unknown flag ${unknown}${suggest(unknown, Object.keys(options).map((k) => `--${k}`))}`);
-    throw new UsageError(message.split('. To specify')[0]!);
+    // Node's own message, on one line (an ambiguous value says how to give one that starts with a dash).
+    throw new UsageError(message.replace(/\s*\n\s*/g, ' '));
   }
   const max = positionals.max ?? Infinity;
   if (parsed.positionals.length > max) {

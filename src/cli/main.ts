@@ -12,7 +12,7 @@ import { logProof } from './log-proof.ts';
 import { logVerify } from './log-verify.ts';
 import { POLICY_HELP, policy } from './policy.ts';
 import { login, logout } from './profile.ts';
-import { RemoteError, UnreachableError } from './remote.ts';
+import { ProfileError, RemoteError, UnreachableError } from './remote.ts';
 import { serve } from './serve.ts';
 import { verify } from './verify.ts';
 
@@ -53,7 +53,7 @@ const COMMANDS: Command[] = [
   policyCommand('test', 'Run *.test.json cases against the policy set: text, JSON or JUnit, traces, coverage'),
   policyCommand('fmt', 'Format Cedar and Rego in place, or list what would change'),
   policyCommand('eval', 'Decide one request: decision, tier, determining policies, each engine'),
-  local('login', 'login --key KEY [--url http://127.0.0.1:8080] [--profile NAME]', 'Keep a server URL and key as a profile (~/.config/writ/profiles.json, mode 0600)', login),
+  local('login', 'login --key KEY|- [--url http://127.0.0.1:8080] [--profile NAME]', 'Keep a server URL and key as a profile (~/.config/writ/profiles.json, mode 0600); --key - reads it from standard input', login),
   local('logout', 'logout [--profile NAME]', 'Forget a profile', logout),
   ...ADMIN_COMMANDS,
 ];
@@ -172,7 +172,7 @@ main(process.argv.slice(2)).then(
     } else if (err instanceof UnreachableError) {
       process.stderr.write(`writ: ${err.message}\n`);
       code = 3;
-    } else if (err instanceof RemoteError || err instanceof ConfigError || err instanceof PolicyLoadError || err instanceof StartupError || err instanceof RestoreError) {
+    } else if (err instanceof RemoteError || err instanceof ProfileError || err instanceof ConfigError || err instanceof PolicyLoadError || err instanceof StartupError || err instanceof RestoreError) {
       process.stderr.write(`writ: ${err.message}\n`);
     } else {
       process.stderr.write(`writ: ${(err as Error).message ?? String(err)}\n`);

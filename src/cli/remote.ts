@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { UsageError } from './args.ts';
 
 /**
@@ -18,10 +19,16 @@ export const REMOTE_FLAGS = {
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
-interface Profiles {
-  default?: string;
-  profiles: Record<string, { url: string; key: string }>;
-}
+const ProfilesSchema = z
+  .object({
+    default: z.string().optional(),
+    profiles: z.record(z.string(), z.object({ url: z.string(), key: z.string() })),
+  })
+  .strict();
+type Profiles = z.infer<typeof ProfilesSchema>;
+
+/** The profile file cannot be used as it is (readable by others, damaged): exit code 1, naming the file and the fix. */
+export class ProfileError extends Error {}
 
 export const profilesFile = () => path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'writ', 'profiles.json');
 
@@ -33,13 +40,27 @@ export async function readProfiles(): Promise<Profiles> {
   } catch {
     return { profiles: {} };
   }
-  if ((stat.mode & 0o077) !== 0) throw new UsageError(`${file} can be read by others (mode ${(stat.mode & 0o777).toString(8)}); it holds keys: chmod 600 ${file}`);
-  return JSON.parse(await fs.readFile(file, 'utf8')) as Profiles;
+  if ((stat.mode & 0o077) !== 0) throw new ProfileError(`${file} can be read by others (mode ${(stat.mode & 0o777).toString(8)}); it holds keys: chmod 600 ${file}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new ProfileError(`${file} is not JSON (${(err as Error).message}); fix it, or remove it and run writ login again`);
+  }
+  const profiles = ProfilesSchema.safeParse(parsed);
+  if (!profiles.success) {
+    const issue = profiles.error.issues[0]!;
+    throw new ProfileError(`${file} is not a profile file (${issue.path.join('.') || 'the whole file'}: ${issue.message}); fix it, or remove it and run writ login again`);
+  }
+  return profiles.data;
 }
 
 export async function writeProfiles(profiles: Profiles): Promise<string> {
   const file = profilesFile();
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  // A directory made before (by hand, or by another tool's default umask) is tightened too.
+  await fs.chmod(dir, 0o700);
   const tmp = `${file}.${process.pid}.tmp`;
   await fs.writeFile(tmp, `${JSON.stringify(profiles, null, 2)}\n`, { mode: 0o600 });
   await fs.rename(tmp, file);
@@ -67,17 +88,44 @@ export interface Target {
 }
 
 export async function targetOf(values: { url?: string | undefined; key?: string | undefined; profile?: string | undefined }): Promise<Target> {
-  const { default: fallback, profiles } = await readProfiles();
-  const name = values.profile ?? process.env.WRIT_PROFILE ?? fallback;
-  const profile = name ? profiles[name] : undefined;
-  if ((values.profile || process.env.WRIT_PROFILE) && !profile) throw new UsageError(`no profile "${name}" in ${profilesFile()}; add it with writ login --profile ${name}`);
+  const url = values.url ?? process.env.WRIT_URL;
+  const key = values.key ?? process.env.WRIT_KEY;
+  const named = values.profile ?? process.env.WRIT_PROFILE;
+  // A URL and key given outright need no profile: a damaged profile file does not stand in their way.
+  const profile = url !== undefined && key !== undefined && !named ? undefined : await profileOf(named);
   return {
-    url: (values.url ?? process.env.WRIT_URL ?? profile?.url ?? DEFAULT_URL).replace(/\/+$/, ''),
-    key: values.key ?? process.env.WRIT_KEY ?? profile?.key ?? process.env.WRIT_ADMIN_TOKEN,
+    url: serverUrl(url ?? profile?.url ?? DEFAULT_URL),
+    key: key ?? profile?.key ?? process.env.WRIT_ADMIN_TOKEN,
   };
 }
 
-/** One call to the API: the parsed JSON (or text) of a 2xx answer; anything else throws. */
+/** The profile asked for (--profile, WRIT_PROFILE), else the default one, else none; one that is asked for or is the default must exist. */
+async function profileOf(named: string | undefined): Promise<{ url: string; key: string } | undefined> {
+  const { default: fallback, profiles } = await readProfiles();
+  const name = named ?? fallback;
+  if (name === undefined) return undefined;
+  const profile = Object.hasOwn(profiles, name) ? profiles[name] : undefined;
+  if (!profile) throw new ProfileError(`no profile "${name}" in ${profilesFile()}; add it with writ login --profile ${name}`);
+  return profile;
+}
+
+/**
+ * The base URL of a Writ server, without a trailing slash: http or https, and no user name or
+ * password (the key goes in --key; a password in a URL ends up in shell history and error messages).
+ */
+export function serverUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--url ${JSON.stringify(text)} is not a URL (like http://127.0.0.1:8080)`);
+  }
+  if (url.username || url.password) throw new UsageError('--url must not hold a user name or password: give the key with --key, WRIT_KEY or writ login');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url must be http or https, not ${url.protocol.slice(0, -1)}`);
+  return text.replace(/\/+$/, '');
+}
+
+/** One call to the API: the parsed JSON of a 2xx answer; anything else throws. */
 export async function call<T = any>(target: Target, method: string, urlPath: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
@@ -94,16 +142,20 @@ export async function call<T = any>(target: Target, method: string, urlPath: str
     throw new UnreachableError(`cannot reach Writ at ${target.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}; is it running (writ serve), and is --url (or WRIT_URL) right?`);
   }
   const text = await res.text();
-  let parsed: unknown = text;
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = text === '' ? null : JSON.parse(text);
   } catch {
-    // a text answer (checkpoint notes)
+    parsed = undefined;
   }
   if (!res.ok) {
-    const error = (parsed as { error?: { reason_code?: string; message?: string } })?.error;
+    const error = (parsed as { error?: { reason_code?: string; message?: string } } | undefined)?.error;
     const hint = res.status === 401 ? ' (give a key with --key, WRIT_KEY or writ login)' : '';
-    throw new RemoteError(res.status, error?.reason_code ?? 'error', `${res.status} ${error?.reason_code ?? res.statusText}: ${error?.message ?? text.slice(0, 200)}${hint}`, parsed);
+    throw new RemoteError(res.status, error?.reason_code ?? 'error', `${res.status} ${error?.reason_code ?? res.statusText}: ${error?.message ?? text.slice(0, 200)}${hint}`, parsed ?? text);
+  }
+  // Every answer the CLI asks for is Writ's JSON: anything else means --url is not a Writ server.
+  if (parsed === undefined || !(res.headers.get('content-type') ?? '').startsWith('application/json')) {
+    throw new RemoteError(res.status, 'invalid_response', `${target.url} answered ${res.status} with something that is not Writ's JSON (${text.slice(0, 80).trim() || 'empty'}); is --url (or WRIT_URL) a Writ server?`, text);
   }
   return parsed as T;
 }

@@ -186,13 +186,19 @@ export function writCli(...args: string[]): Promise<{ code: number; out: string 
 }
 
 /** The same, with more environment (an empty value removes a variable). */
-export async function writCliWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string }> {
+export function writCliWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string }> {
+  return writCliFed(undefined, env, ...args);
+}
+
+/** The same, with `input` on its standard input (none: an empty one). */
+export async function writCliFed(input: string | undefined, env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string }> {
   const { execFile } = await import('node:child_process');
   const merged: Record<string, string | undefined> = { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, ...env };
   for (const [name, value] of Object.entries(env)) if (value === '') delete merged[name];
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(ROOT, 'bin/writ.js'), ...args], { env: merged }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [path.join(ROOT, 'bin/writ.js'), ...args], { env: merged }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
     });
+    child.stdin?.end(input ?? '');
   });
 }
