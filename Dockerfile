@@ -20,6 +20,8 @@ RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY bot bot
+# The receipt claims and the verifier the server and CLI share with writ-verify.
+COPY packages/writ-verify/src packages/writ-verify/src
 RUN npx tsc -p tsconfig.build.json
 
 # 3. The runtime: production dependencies only, the compiled dist/, the default policies, and OPA

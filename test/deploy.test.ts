@@ -1,16 +1,24 @@
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { PINNED_OPA } from '../src/policy/opa.ts';
-import { ROOT } from './helpers/writ.ts';
+import { cleanEnv, npmEnv } from './helpers/npm.ts';
+import { ensureOpa } from './helpers/opa.ts';
+import { ADMIN, ROOT, caller, spawnWrit, tempDir } from './helpers/writ.ts';
+
+const execFileAsync = promisify(execFile);
 
 /**
  * The deploy files describe this repository as it is: what the Dockerfile copies exists, the
  * OPA it builds lands where Writ looks, the compose file and the systemd unit name the service,
- * its data and its command, and the licence is the one package.json declares. (No container
- * engine runs in the test suite: building the image is checked by hand, see docs/deploy.)
+ * its data and its command, and the licence is the one package.json declares. No container
+ * engine runs in the test suite, so the Dockerfile's Node stages are replayed here on the host:
+ * the same copies, the same npm and tsc commands, then the server started from what the runtime
+ * stage holds.
  */
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
 
@@ -48,6 +56,80 @@ test('the Dockerfile copies only paths that exist, and puts OPA where Writ looks
   t.regex(runtime.find((s) => s.op === 'HEALTHCHECK')?.args ?? '', /\/healthz/);
   t.deepEqual(JSON.parse(runtime.find((s) => s.op === 'ENTRYPOINT')!.args), ['node', 'bin/writ.js', 'serve'], 'exec form, so signals reach Writ');
   t.true(fs.existsSync(path.join(ROOT, 'bin/writ.js')));
+});
+
+/** The RUN commands the replay leaves to the image: making the system user and its /data, and emptying npm's cache (here it is the user's). */
+const LEFT_TO_THE_IMAGE = /^(npm cache clean --force|groupadd --system writ|useradd --system .*|mkdir -p \/data|chown writ:writ \/data|chmod 0700 \/data)$/;
+
+test("the Dockerfile's build and runtime stages, replayed on this machine, give a directory that serves: the compiled server, production dependencies, policies and OPA", async (t) => {
+  const work = await tempDir('writ-docker-');
+  const steps = instructions(read('Dockerfile'));
+  /** Each stage's working directory in the image, and the host directory standing in for it. */
+  const stages = new Map<string, { workdir: string; dir: string }>();
+  const env: Record<string, string> = {};
+  let stage: { name: string; image: string; workdir: string; dir: string } | undefined;
+  const local = (at: string) => path.join(stage!.dir, path.relative(stage!.workdir, at));
+  for (const { op, args } of steps) {
+    if (op === 'FROM') {
+      const [image, , name] = args.split(' ');
+      stage = { name: name ?? 'final', image: image!, workdir: '/', dir: path.join(work, name ?? 'final') };
+      stages.set(stage.name, stage);
+      continue;
+    }
+    // The Go stage builds the pinned OPA, as adapters/opa/build.js does for this checkout.
+    if (stage!.image.startsWith('golang:')) continue;
+    if (op === 'WORKDIR') {
+      stage!.workdir = args;
+      fs.mkdirSync(stage!.dir, { recursive: true });
+    } else if (op === 'COPY') {
+      const from = /^--from=(\S+) /.exec(args)?.[1];
+      const parts = args.replace(/^--from=\S+ /, '').split(' ');
+      const dest = local(path.resolve(stage!.workdir, parts.at(-1)!));
+      for (const source of parts.slice(0, -1)) {
+        const origin = from === 'opa' ? ensureOpa() : from ? path.join(stages.get(from)!.dir, path.relative(stages.get(from)!.workdir, source)) : path.join(ROOT, source);
+        const target = parts.at(-1)!.endsWith('/') ? path.join(dest, path.basename(source)) : dest;
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.cpSync(origin, target, { recursive: true });
+      }
+    } else if (op === 'RUN') {
+      for (const command of args.split(' && ').map((c) => c.trim())) {
+        if (LEFT_TO_THE_IMAGE.test(command)) continue;
+        t.regex(command, /^(npm ci( --omit=dev)? --ignore-scripts|npx tsc -p tsconfig\.build\.json)$/, 'a command the replay knows');
+        const [file, ...rest] = command.split(' ');
+        // From npm's cache, which the checkout's own npm ci filled (the image's build has the registry).
+        await execFileAsync(file!, rest, { cwd: stage!.dir, env: npmEnv, maxBuffer: 16 * 1024 * 1024 });
+      }
+    } else if (op === 'ENV') {
+      for (const pair of args.split(' ')) {
+        const [name, value] = pair.split('=');
+        if (name && value !== undefined) env[name] = value;
+      }
+    }
+  }
+  const runtime = stage!;
+  t.false(fs.existsSync(path.join(runtime.dir, 'node_modules/typescript')), 'no dev dependencies in the runtime');
+  t.false(fs.existsSync(path.join(runtime.dir, 'src')), 'no TypeScript sources in the runtime');
+  const version = await execFileAsync(process.execPath, ['bin/writ.js', '--version'], { cwd: runtime.dir, env: cleanEnv });
+  t.regex(version.stdout, /^writ \d+\.\d+\.\d+/);
+  // The image's settings, with its paths on this host, on loopback and a free port.
+  const hostEnv = Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value.startsWith('/opt/writ/') ? local(value) : value]));
+  const server = await spawnWrit(await tempDir('writ-docker-data-'), { ...cleanEnv, ...hostEnv, WRIT_DATA: undefined, WRIT_HOST: '127.0.0.1', WRIT_PORT: undefined, WRIT_ADMIN_TOKEN: ADMIN }, { root: runtime.dir });
+  t.teardown(() => server.child.kill('SIGKILL'));
+  t.is((await caller(server.url)('GET', '/healthz')).status, 200);
+  const admin = caller(server.url, ADMIN);
+  const policies = await admin('GET', '/api/v1/policies');
+  t.is(policies.status, 200);
+  t.is(policies.body.last_error, undefined, JSON.stringify(policies.body));
+  // A decision by the shipped policies, with its signed receipt.
+  const key = (await admin('POST', '/api/v1/agents', { name: 'in-the-image' })).body.api_key as string;
+  const res = await caller(server.url, key)('POST', '/api/v1/permissions', { action: 'email.send', resource: 'email:docker@acme.com', scope: { max_emails: 1 } });
+  t.is(res.status, 201, res.text);
+  t.is(res.body.decision, 'allow');
+  t.is(res.body.receipt.split('.').length, 3);
+  // The policy toolchain in the image: the shipped cases pass, and Rego compiles with the OPA it holds.
+  const writ = (...args: string[]) => execFileAsync(process.execPath, ['bin/writ.js', ...args], { cwd: runtime.dir, env: cleanEnv });
+  t.regex((await writ('policy', 'test')).stdout, /\d+ passed, 0 failed/);
+  t.regex((await writ('policy', 'check', '--policies', 'policies/examples/rego')).stdout, /rego compile: OK/);
 });
 
 test("the Dockerfile's Go is at least the one adapters/opa/go.mod asks for, and builds what build.js builds", (t) => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { blocksRunBy, steps, type Block } from './helpers/readme.ts';
 import { ROOT, agent, startWrit, tempDir } from './helpers/writ.ts';
+import { cleanEnv, npmEnv } from './helpers/npm.ts';
 
 /**
  * writ-client and writ-verify as a user gets them: packed and installed by the README's own
@@ -20,12 +21,6 @@ import { ROOT, agent, startWrit, tempDir } from './helpers/writ.ts';
 
 const execFileAsync = promisify(execFile);
 
-/**
- * No npm_* variables, so an `npm test` around this cannot point the inner npm at this repository
- * (npm_config_local_prefix); no NODE_OPTIONS, so no TypeScript loader comes along.
- */
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_') && name !== 'NODE_OPTIONS'));
-const npmEnv = { ...cleanEnv, npm_config_ignore_scripts: 'true', npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false' };
 
 const run = (file: string, args: string[], cwd: string) => execFileAsync(file, args, { cwd, env: cleanEnv, maxBuffer: 16 * 1024 * 1024 });
 

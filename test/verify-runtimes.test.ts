@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { ROOT, agent, eventually, startWrit, tempDir, type TestWrit } from './helpers/writ.ts';
+import { cleanEnv, npmEnv } from './helpers/npm.ts';
 
 /**
  * writ-verify claims to run in browsers, Deno and Cloudflare Workers: here it does, in each real
@@ -20,10 +21,6 @@ import { ROOT, agent, eventually, startWrit, tempDir, type TestWrit } from './he
 
 const execFileAsync = promisify(execFile);
 
-/** No npm_* variables (an `npm test` around this must not point the inner npm at this repository), and no TypeScript loader. */
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_') && name !== 'NODE_OPTIONS'));
-/** Scripts off: the packages' prepack build would rewrite the `dist/` other test files import; `npm test` has just built it. */
-const npmEnv = { ...cleanEnv, npm_config_ignore_scripts: 'true', npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false' };
 
 /** writ-verify and @noble/ed25519 installed from their tarballs into a fresh project; returns its node_modules. */
 async function installVerifier(work: string): Promise<string> {

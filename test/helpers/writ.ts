@@ -148,10 +148,11 @@ process.once('exit', () => {
 });
 
 /** Runs `writ serve` as its own process on a free port, as a user would, and waits until it answers. */
-export async function spawnWrit(data: string, env: Record<string, string> = {}) {
+export async function spawnWrit(data: string, env: Record<string, string | undefined> = {}, { root = ROOT }: { root?: string } = {}) {
   const { spawn } = await import('node:child_process');
   const policies = env.WRIT_POLICIES ? [] : ['--policies', path.join(ROOT, 'policies')];
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', '0', '--data', data, ...policies], {
+  const child = spawn(process.execPath, [path.join(root, 'bin/writ.js'), 'serve', '--port', '0', '--data', data, ...policies], {
+    cwd: root,
     env: { ...process.env, WRIT_ADMIN_TOKEN: ADMIN, WRIT_POLICY_TIMEOUT_MS: '10000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
