@@ -22,7 +22,10 @@ COPY src src
 COPY bot bot
 # The receipt claims and the verifier the server and CLI share with writ-verify.
 COPY packages/writ-verify/src packages/writ-verify/src
+COPY dashboard dashboard
 RUN npx tsc -p tsconfig.build.json
+# The dashboard's script, worker and stylesheet (esbuild), into dist/dashboard.
+RUN node dashboard/build.mjs
 
 # 3. The runtime: production dependencies only, the compiled dist/, the default policies, and OPA
 #    where Writ looks for it (adapters/opa/bin/opa under the package root, see src/policy/opa.ts).

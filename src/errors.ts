@@ -11,6 +11,7 @@ export const REASON_STATUS = {
   unsupported_version: 400,
   unauthenticated: 401,
   forbidden: 403,
+  csrf_failed: 403,
   scope_violation: 403,
   token_invalid: 404,
   not_found: 404,

@@ -7,6 +7,7 @@ import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
+import { Sessions } from './domain/sessions.ts';
 import { Webhooks } from './domain/webhooks.ts';
 import { Oversight } from './domain/oversight.ts';
 import { Revocations } from './domain/revocations.ts';
@@ -33,6 +34,7 @@ export interface Writ {
   log: TransparencyLog;
   keys: KeyRing;
   principals: Principals;
+  sessions: Sessions;
   permissions: Permissions;
   policies: PolicyStore;
   webhooks: Webhooks;
@@ -126,6 +128,7 @@ export async function openWrit(
       log,
       keys,
       principals,
+      sessions: new Sessions(store, log, principals, config.sessionTtl),
       permissions,
       policies,
       webhooks,

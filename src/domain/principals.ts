@@ -214,26 +214,45 @@ export class Principals {
     if (!match?.[1]) {
       throw new WritError('unauthenticated', 'missing or malformed Authorization header; expected "Bearer <api key>"', { field: 'authorization' });
     }
-    const presented = match[1];
+    return (await this.authenticateKey(match[1])).principal;
+  }
+
+  /**
+   * A key to its principal, with the hash its key record holds (a session keeps it, so a rotated,
+   * revoked or replaced key ends the sessions opened with it); throws 401.
+   */
+  async authenticateKey(presented: string): Promise<{ principal: Principal; recordHash: string }> {
     const hash = sha256(presented);
     const parts = KEY_PATTERN.exec(presented);
-    let record: KeyRecord | undefined;
-    if (parts?.[2]) {
-      const keyId = parts[2];
-      record = this.keys.get(keyId) ?? (await getJson<KeyRecord>(this.store, K.key(keyId)));
-      // A read that began before a revocation must not put the revoked key back in the cache.
-      if (this.revoked.has(keyId) || this.retiredKeys.has(keyId) || (record && this.revoked.has(record.principal_id))) record = undefined;
-      else if (record) this.keys.set(keyId, record);
-    } else {
-      // Cached like the other keys, so an admin can still read /api/v1/status while storage is down.
-      record = this.keys.get(K.envAdmin) ?? (await getJson<KeyRecord>(this.store, K.envAdmin));
-      if (record) this.keys.set(K.envAdmin, record);
-    }
+    const keyId = parts?.[2] ?? 'env';
+    const record = await this.keyRecord(keyId);
     const presentedHash = record?.alg === ADMIN_HASH_ALG ? Buffer.from(this.adminTokenHash(presented), 'base64') : hash;
     if (!record || !safeEqual(presentedHash, Buffer.from(record.hash, 'base64')) || (parts && parts[1] !== record.role)) {
       throw new WritError('unauthenticated', 'the API key is not valid', { field: 'authorization' });
     }
-    return { role: record.role, id: record.principal_id, name: record.name, key_id: parts?.[2] ?? 'env' };
+    return { principal: { role: record.role, id: record.principal_id, name: record.name, key_id: keyId }, recordHash: record.hash };
+  }
+
+  /** Whether the key a session was opened with is still the principal's, unrevoked and unreplaced. */
+  async keyStillHeld(principal: Principal, recordHash: string): Promise<boolean> {
+    const record = await this.keyRecord(principal.key_id);
+    return record !== undefined && record.principal_id === principal.id && safeEqual(Buffer.from(record.hash, 'base64'), Buffer.from(recordHash, 'base64'));
+  }
+
+  /** The record of a key by its id (`env` for WRIT_ADMIN_TOKEN), unless revoked or retired. */
+  private async keyRecord(keyId: string): Promise<KeyRecord | undefined> {
+    if (keyId === 'env') {
+      // Cached like the other keys, so an admin can still read /api/v1/status while storage is down.
+      const record = this.keys.get(K.envAdmin) ?? (await getJson<KeyRecord>(this.store, K.envAdmin));
+      if (record) this.keys.set(K.envAdmin, record);
+      return record;
+    }
+    if (!KEY_ID_PATTERN.test(keyId)) return undefined;
+    const record = this.keys.get(keyId) ?? (await getJson<KeyRecord>(this.store, K.key(keyId)));
+    // A read that began before a revocation must not put the revoked key back in the cache.
+    if (this.revoked.has(keyId) || this.retiredKeys.has(keyId) || (record && this.revoked.has(record.principal_id))) return undefined;
+    if (record) this.keys.set(keyId, record);
+    return record;
   }
 
   async createAgent(input: { name: string; class?: string | undefined; trust_tier?: TrustTier | undefined }): Promise<{ agent: Agent; api_key: string }> {

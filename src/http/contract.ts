@@ -1,4 +1,5 @@
 import { REASON_STATUS, type ReasonCode } from '../errors.ts';
+import { SESSION_ROLES } from '../domain/sessions.ts';
 import type { Route } from './route.ts';
 
 /**
@@ -21,6 +22,8 @@ export function reasonCodesOf(route: Route): ReasonCode[] {
   if (route.body || route.ownBody || route.auth === 'cascade') add(WITH_BODY);
   if (route.query || route.path.includes(':')) add(WITH_PARAMETERS);
   if (route.method !== 'GET') add(WRITES);
+  // A change made with the dashboard's session cookie must carry its CSRF token.
+  if (route.method !== 'GET' && Array.isArray(route.auth) && route.auth.some((role) => (SESSION_ROLES as readonly string[]).includes(role))) add(['csrf_failed']);
   add(route.errors ?? []);
   return [...codes].sort();
 }

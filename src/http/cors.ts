@@ -25,11 +25,11 @@ const PREFLIGHT = {
 } as const;
 
 /** A document anyone may read: a GET that takes no key. (The Telegram webhook takes no key either, but it is a POST with a secret of its own.) */
-const isPublicDocument = (route: Route): boolean => route.auth === 'anyone' && route.method === 'GET';
+const isPublicDocument = (route: Route): boolean => route.auth === 'anyone' && route.method === 'GET' && route.crossOrigin !== false;
 
 /** The CORS headers a route answers with, on every answer it gives, errors included. */
 export function corsHeadersOf(route: Route): Readonly<Record<string, string>> {
-  if (route.auth !== 'anyone') return {};
+  if (route.auth !== 'anyone' || route.crossOrigin === false) return {};
   if (route.method === 'GET') return ANY_ORIGIN;
   if (route.method === 'OPTIONS') return PREFLIGHT;
   return {};

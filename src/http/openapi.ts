@@ -43,7 +43,10 @@ export function openApiDocument(routes: Route[], serverUrl: string): Record<stri
     const responses: Record<string, unknown> = {};
     for (const [status, r] of Object.entries(route.responses)) {
       const content: Record<string, z.ZodType | 'text'> = { ...(r.schema ? { 'application/json': r.schema } : {}), ...(r.type ? { [r.type.split(';')[0]!]: 'text' as const } : {}), ...r.also };
-      responses[status] = { description: r.description, ...headers, ...(Object.keys(content).length ? { content: media(content, 'output') } : {}) };
+      // Headers of this answer only (the session cookie), beside those of every answer.
+      const own = Object.fromEntries(Object.entries(r.headers ?? {}).map(([name, h]) => [name, { required: true, description: h.description, schema: { type: 'string' } }]));
+      const all = Object.keys(own).length ? { headers: { ...headers.headers, ...own } } : headers;
+      responses[status] = { description: r.description, ...all, ...(Object.keys(content).length ? { content: media(content, 'output') } : {}) };
     }
     for (const [status, codes] of errorStatusesOf(route)) {
       const declared = route.responses[status]?.description;

@@ -22,6 +22,8 @@ export interface RouteContext<Body = unknown, Query = unknown> {
   headers: Record<string, string | string[] | undefined>;
   /** Aborts when the client goes away or the server shuts down. */
   signal: AbortSignal;
+  /** When the request came with the dashboard's session cookie rather than a key. */
+  session?: { id: string; csrfToken: string } | undefined;
 }
 
 export interface RouteResult {
@@ -37,6 +39,8 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
   summary: string;
   /** Roles allowed; 'anyone' for public documents; 'cascade' when the handler authenticates as a step. */
   auth: readonly Role[] | 'anyone' | 'cascade';
+  /** Public documents answer CORS so pages on other origins can read them; false for those that are for this origin only (the dashboard). */
+  crossOrigin?: false;
   /** A credential this route takes besides its roles' keys (the metrics scrape token); it stands for no principal. */
   accepts?: (writ: Writ, authorization: string | undefined) => boolean;
   body?: B;
@@ -52,7 +56,7 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
    * (`type`, with `also` for a second representation of the same answer). Error answers are not
    * listed here: they follow from `errors` and the route's kind (see contract.ts).
    */
-  responses: Record<number, { description: string; schema?: z.ZodType; type?: string; also?: Record<string, z.ZodType | 'text'> }>;
+  responses: Record<number, { description: string; schema?: z.ZodType; type?: string; also?: Record<string, z.ZodType | 'text'>; headers?: Record<string, { description: string }> }>;
   /** Reason codes the handler itself can answer with, besides those every route of its kind can. */
   errors?: readonly ReasonCode[];
   handle(ctx: RouteContext<z.infer<B>, z.infer<Q>>): Promise<RouteResult> | RouteResult;

@@ -7,7 +7,8 @@ import type { Writ } from '../writ.ts';
 import { accessLog, type RequestFacts } from '../ops/access-log.ts';
 import type { Logger } from '../ops/logger.ts';
 import { corsHeadersOf } from './cors.ts';
-import type { Route } from './route.ts';
+import type { Route, RouteContext } from './route.ts';
+import { authenticate } from './session-auth.ts';
 import { ROUTES } from './routes/index.ts';
 import { parseJson, parseWith } from './validate.ts';
 
@@ -105,8 +106,9 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
 
     // Authenticate before reading a body, so strangers cannot make us buffer one.
     let principal;
+    let session: RouteContext['session'];
     if (Array.isArray(route.auth) && !route.accepts?.(writ, ctx.get('authorization') || undefined)) {
-      principal = await writ.principals.authenticate(ctx.get('authorization') || undefined);
+      ({ principal, session } = await authenticate(writ, ctx, route.auth));
       facts.principal = principal;
       requireRole(principal, route.auth);
     }
@@ -138,7 +140,7 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
       const identified = (who: Principal) => {
         facts.principal = who;
       };
-      const result = await route.handle({ writ, principal, identified, body, readBody, rawRequest, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER });
+      const result = await route.handle({ writ, principal, identified, body, readBody, rawRequest, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER, session });
       ctx.status = result.status;
       if (result.headers) ctx.set(result.headers);
       if (result.type) ctx.type = result.type;

@@ -2,6 +2,8 @@ import { preflightsFor } from '../cors.ts';
 import type { Route } from '../route.ts';
 import * as approvals from './approvals-decide.ts';
 import backup from './backup.ts';
+import * as dashboard from './dashboard.ts';
+import * as session from './session.ts';
 import metrics from './metrics.ts';
 import * as approvalsRead from './approvals-list.ts';
 import * as log from './log.ts';
@@ -73,6 +75,13 @@ const ENDPOINTS: Route[] = [
   opaLogs,
   wellKnown.jwks,
   wellKnown.discovery,
+  session.signIn,
+  session.current,
+  session.signOut,
+  session.list,
+  session.revoke,
+  ...dashboard.pages,
+  dashboard.asset,
 ];
 
 /** Every route the server answers, the CORS preflights of the public documents last; the OpenAPI document is generated from this list. */
