@@ -62,6 +62,8 @@ test('the Dockerfile copies only paths that exist, and puts OPA where Writ looks
 const LEFT_TO_THE_IMAGE = /^(npm cache clean --force|groupadd --system writ|useradd --system .*|mkdir -p \/data|chown writ:writ \/data|chmod 0700 \/data)$/;
 
 test("the Dockerfile's build and runtime stages, replayed on this machine, give a directory that serves: the compiled server, production dependencies, policies and OPA", async (t) => {
+  // Two npm installs and a compile: about 20 s here, several times that on a loaded machine.
+  t.timeout(240_000);
   const work = await tempDir('writ-docker-');
   const steps = instructions(read('Dockerfile'));
   /** Each stage's working directory in the image, and the host directory standing in for it. */
@@ -116,6 +118,11 @@ test("the Dockerfile's build and runtime stages, replayed on this machine, give 
   const server = await spawnWrit(await tempDir('writ-docker-data-'), { ...cleanEnv, ...hostEnv, WRIT_DATA: undefined, WRIT_HOST: '127.0.0.1', WRIT_PORT: undefined, WRIT_ADMIN_TOKEN: ADMIN }, { root: runtime.dir });
   t.teardown(() => server.child.kill('SIGKILL'));
   t.is((await caller(server.url)('GET', '/healthz')).status, 200);
+  // The dashboard the build stage bundled.
+  const dashboard = await fetch(`${server.url}/approvals`);
+  t.is(dashboard.status, 200);
+  t.regex(await dashboard.text(), /<script type="module" src="\/assets\/app\.js">/);
+  t.is((await fetch(`${server.url}/assets/app.js`)).status, 200);
   const admin = caller(server.url, ADMIN);
   const policies = await admin('GET', '/api/v1/policies');
   t.is(policies.status, 200);
