@@ -9,7 +9,8 @@
  *   - the same Rego policy behind the real OPA server (`opa run --server`, its REST API over
  *     loopback, same load shape) for the ratio of Writ's signed decision to OPA's bare one;
  *   - an OPA decision-log upload of 10,000 events (~30 MiB inflated) holds up no other request
- *     by more than 100 ms: event-loop delay max < 100 ms while it is ingested (defect 10).
+ *     by more than 100 ms: event-loop delay max < 100 ms while it is ingested (defect 10);
+ *   - the dashboard's page weight and time to first render in Chromium (issue 10).
  * Knobs: BENCH_SECONDS (10), BENCH_CONCURRENCY (50), BENCH_TOTAL (100000; 0 skips the RSS run).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -26,6 +27,7 @@ import { startServer } from '../src/writ.ts';
 import { findOpa } from '../src/policy/opa.ts';
 import { buildPolicySet, evaluate, readPolicySources } from '../src/policy/set.ts';
 import { regoInput } from '../src/policy/rego.ts';
+import { dashboardFigures } from './dashboard.ts';
 import type { PolicyRequest } from '../src/policy/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -321,8 +323,8 @@ async function opaUpload(): Promise<void> {
   }
 }
 
-/** BENCH_ONLY=cedar,rego,warm,http,opa,ingest,opa-upload runs some of the phases. */
-const only = new Set((process.env.BENCH_ONLY ?? 'cedar,rego,warm,http,opa,ingest,opa-upload').split(','));
+/** BENCH_ONLY=cedar,rego,warm,http,opa,ingest,opa-upload,dashboard runs some of the phases. */
+const only = new Set((process.env.BENCH_ONLY ?? 'cedar,rego,warm,http,opa,ingest,opa-upload,dashboard').split(','));
 console.log(`writ bench on ${os.cpus().length} cores, node ${process.version}`);
 if (only.has('cedar')) {
   await inProcess('cedar in-process (shipped policies)', path.join(ROOT, 'policies'), 'p50 < 60 µs');
@@ -345,3 +347,4 @@ if (writRego && bare) {
 }
 if (only.has('ingest')) await attestationIngest();
 if (only.has('opa-upload')) await opaUpload();
+if (only.has('dashboard')) await dashboardFigures(ROOT, ADMIN);
