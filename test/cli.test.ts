@@ -237,3 +237,17 @@ test('serve reads a YAML configuration file below flags and the environment; unk
   t.is(bad.code, 1);
   t.regex(bad.out, /writ\.yaml:1: port: /);
 });
+
+test('dashboard sessions are listed and ended from the CLI', async (t) => {
+  const signedIn = await w.call('POST', '/api/v1/session', { key: ADMIN });
+  t.is(signedIn.status, 201);
+  const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!;
+  const listed = await run('sessions', 'list');
+  t.is(listed.code, 0, listed.out);
+  t.regex(listed.out, new RegExp(`^${signedIn.body.id}  admin .+  via key  since \\S+  until ${signedIn.body.expires_at}$`, 'm'));
+  const ended = await run('sessions', 'revoke', signedIn.body.id, '--reason', 'laptop lost', '--json');
+  t.is(ended.code, 0, ended.out);
+  t.is(JSON.parse(ended.out).closed.reason, 'laptop lost');
+  t.is((await w.call('GET', '/api/v1/session', undefined, { cookie })).status, 401);
+  t.notRegex((await run('sessions', 'list')).out, new RegExp(signedIn.body.id));
+});

@@ -332,6 +332,29 @@ export const ADMIN_COMMANDS: Command[] = [
       );
     },
   }),
+  remote({
+    name: 'sessions list',
+    summary: 'Open dashboard sessions: who signed in, how (key or bot link), and until when (admin)',
+    async run({ target, values }) {
+      const page = await call(target, 'GET', '/api/v1/sessions');
+      print(json(values), page, () =>
+        page.items.length
+          ? page.items.map((s: any) => `${s.id}  ${s.principal.role} ${s.principal.name} (${s.principal.id})  via ${s.via}  since ${s.created_at}  until ${s.expires_at}`).join('\n')
+          : 'no open sessions',
+      );
+    },
+  }),
+  remote({
+    name: 'sessions revoke',
+    args: ['ID'],
+    flags: { reason: { type: 'string' } },
+    flagUsage: '[--reason TEXT]',
+    summary: 'End a dashboard session at once: its next request is refused (admin)',
+    async run({ target, args, values }) {
+      const s = await call(target, 'POST', `/api/v1/sessions/${enc(args[0]!)}/revoke`, str(values.reason) ? { reason: str(values.reason) } : {});
+      print(json(values), s, () => `${s.id}: ended (${s.closed.reason})`);
+    },
+  }),
 ];
 
 function approvalText(a: any): string {

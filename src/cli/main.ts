@@ -69,6 +69,7 @@ const GROUPS: Record<string, string> = {
   'resource-servers': 'resource servers, which spend tokens (admin)',
   approvals: 'the approval queue (approvers)',
   permissions: 'permissions (agents see their own, admins any)',
+  sessions: 'dashboard sign-ins (admin)',
 };
 
 /** This package's version: the nearest package.json above this file (dist/src/cli or src/cli). */
