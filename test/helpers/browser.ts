@@ -45,11 +45,11 @@ export async function signIn(page: Page, url: string, key: string): Promise<void
 }
 
 /**
- * A screenshot for the README, written to docs/screenshots/NAME.png when WRIT_SCREENSHOTS=1 (the
+ * A screenshot for the README, written to docs/screenshots/NAME.png when DASHBOARD_SCREENSHOTS=1 (the
  * pictures are committed; the suite does not rewrite them on every run).
  */
 export async function shot(page: Page, name: string): Promise<void> {
-  if (process.env.WRIT_SCREENSHOTS !== '1') return;
+  if (process.env.DASHBOARD_SCREENSHOTS !== '1') return;
   const dir = path.join(ROOT, 'docs', 'screenshots');
   await fs.mkdir(dir, { recursive: true });
   await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
