@@ -26,7 +26,9 @@ import { KeyedMutex } from './lock.ts';
  * a second use finds nothing). An approval's challenge is SHA-256 of the approval id, its request
  * digest and a server nonce, and is re-derived from the approval as it is when the vote is cast, so
  * an assertion made for one approval, or for another version of its request, cannot count for
- * another. Registering and deleting a passkey are logged.
+ * another. Registering and deleting a passkey are logged. (Two nodes spending one challenge at the
+ * same instant could both read it before either deletes it; that still gains nothing, since an
+ * approver's vote counts once per approval. Within a process the mutex below serialises them.)
  */
 export interface Passkey {
   /** The credential id (base64url), as the authenticator gave it. */
@@ -188,7 +190,12 @@ export class Passkeys {
    * verified, its counter moving forward, over a challenge issued for this approval and this
    * request digest and not spent before. Returns the passkey used; throws passkey_invalid.
    */
-  async verifyApproval(approverId: string, approval: Pick<Approval, 'id' | 'request_digest'>, response: AuthenticationResponseJSON): Promise<Passkey> {
+  verifyApproval(approverId: string, approval: Pick<Approval, 'id' | 'request_digest'>, response: AuthenticationResponseJSON): Promise<Passkey> {
+    // One assertion per credential at a time, so two in flight cannot both pass the same counter.
+    return this.spending.run(K.passkey(approverId, response.id), () => this.verifyLocked(approverId, approval, response));
+  }
+
+  private async verifyLocked(approverId: string, approval: Pick<Approval, 'id' | 'request_digest'>, response: AuthenticationResponseJSON): Promise<Passkey> {
     const passkey = await this.get(approverId, response.id);
     if (!passkey) {
       throw (await this.list(approverId)).length === 0 ? required() : invalid('this assertion was not made with one of your passkeys');
