@@ -12,6 +12,8 @@ export const REASON_STATUS = {
   unauthenticated: 401,
   forbidden: 403,
   csrf_failed: 403,
+  passkey_required: 403,
+  passkey_invalid: 403,
   scope_violation: 403,
   token_invalid: 404,
   not_found: 404,

@@ -7,6 +7,7 @@ import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
+import { Passkeys } from './domain/passkeys.ts';
 import { Sessions } from './domain/sessions.ts';
 import { Webhooks } from './domain/webhooks.ts';
 import { Oversight } from './domain/oversight.ts';
@@ -35,6 +36,7 @@ export interface Writ {
   keys: KeyRing;
   principals: Principals;
   sessions: Sessions;
+  passkeys: Passkeys;
   permissions: Permissions;
   policies: PolicyStore;
   webhooks: Webhooks;
@@ -129,6 +131,7 @@ export async function openWrit(
       keys,
       principals,
       sessions: new Sessions(store, log, principals, config.sessionTtl),
+      passkeys: new Passkeys(store, log, baseUrl),
       permissions,
       policies,
       webhooks,

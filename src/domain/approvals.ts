@@ -21,6 +21,8 @@ export interface Vote {
   vote: 'approve' | 'deny' | 'cancel';
   at: string;
   comment?: string;
+  /** The passkey (credential id) the approver confirmed the vote with, when one was needed or sent. */
+  passkey?: string;
 }
 
 export interface Approval {
@@ -81,7 +83,7 @@ export function settle(a: Approval, now: number): { approval: Approval; outcome?
 
 export function vote(
   a: Approval,
-  voter: { approver_id: string; name: string },
+  voter: { approver_id: string; name: string; passkey?: string },
   choice: 'approve' | 'deny',
   now: number,
   criticalDelaySeconds: number,

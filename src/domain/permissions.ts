@@ -594,7 +594,7 @@ export class Permissions {
    */
   async decide(
     approvalId: string,
-    approver: { approver_id: string; name: string },
+    approver: { approver_id: string; name: string; passkey?: string },
     action: 'approve' | 'deny' | 'cancel',
     comment?: string,
     seenDigest?: string,
@@ -614,7 +614,7 @@ export class Permissions {
           ? machine.cancel(settled, approver, now, comment)
           : machine.vote(settled, approver, action, now, this.o.criticalDelaySeconds, comment);
       if (!t.ok) throw new WritError(t.reason, t.message, { approval_id: approvalId, status: settled.status });
-      return this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment });
+      return this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment, passkey: approver.passkey });
     });
   }
 
@@ -636,7 +636,7 @@ export class Permissions {
   private async persistTransition(
     decided: Approval,
     decidedOutcome: 'recorded' | 'approved' | 'denied' | 'delay' | 'cancelled' | 'expired',
-    by: { approver_id: string; name: string; action: string; comment?: string | undefined } | undefined,
+    by: { approver_id: string; name: string; action: string; comment?: string | undefined; passkey?: string | undefined } | undefined,
   ): Promise<Approval> {
     const record = await getJson<PermissionRecord>(this.o.store, K.permission(decided.permission_id));
     if (!record) throw new Error(`permission ${decided.permission_id} of approval ${decided.id} is missing`);
@@ -685,7 +685,7 @@ export class Permissions {
       votes: approval.votes.filter((v) => v.vote === 'approve').length,
       required: approval.required,
     };
-    if (by) entry.by = { approver_id: by.approver_id, name: by.name, vote: by.action, ...(by.comment ? { comment: by.comment } : {}) };
+    if (by) entry.by = { approver_id: by.approver_id, name: by.name, vote: by.action, ...(by.comment ? { comment: by.comment } : {}), ...(by.passkey ? { passkey: by.passkey } : {}) };
     if (approval.delay_until && outcome === 'delay') entry.delay_until = approval.delay_until;
     const eventType = outcome === 'approved' ? 'approval.approved' : outcome === 'expired' ? 'approval.expired' : outcome === 'denied' || outcome === 'cancelled' ? 'approval.denied' : 'approval.updated';
     const event = this.events.make(eventType, {

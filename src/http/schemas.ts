@@ -64,7 +64,14 @@ export const traceSchema = z.array(
   z.object({ step: z.string(), outcome: z.string(), ms: z.number(), reason: z.string().optional(), failure: z.string().optional() }),
 );
 
-export const voteSchema = z.object({ approver_id: z.string(), name: z.string(), vote: z.enum(['approve', 'deny', 'cancel']), at: z.string(), comment: z.string().optional() });
+export const voteSchema = z.object({
+  approver_id: z.string(),
+  name: z.string(),
+  vote: z.enum(['approve', 'deny', 'cancel']),
+  at: z.string(),
+  comment: z.string().optional(),
+  passkey: z.string().optional().describe('The credential id of the passkey the approver confirmed this vote with (a critical approval on the web)'),
+});
 
 export const approvalSchema = z
   .object({
@@ -140,9 +147,32 @@ export const consumeSchema = z
 
 export const revokeSchema = z.strictObject({ permission_id: z.string().min(1).max(128), reason: z.string().max(1024).optional() });
 
+/** base64url as WebAuthn's JSON forms carry it (credential ids, client data, signatures). */
+export const webauthnBytes = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9_-]*$/, 'must be base64url');
+
+/** What @simplewebauthn/browser's startAuthentication returns (the JSON form of a WebAuthn assertion). */
+export const passkeyAssertionSchema = z
+  .object({
+    id: webauthnBytes(1366),
+    rawId: webauthnBytes(1366),
+    type: z.literal('public-key'),
+    response: z.object({
+      clientDataJSON: webauthnBytes(8192),
+      authenticatorData: webauthnBytes(8192),
+      signature: webauthnBytes(2048),
+      userHandle: webauthnBytes(128).optional(),
+    }),
+    authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
+    clientExtensionResults: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'PasskeyAssertion' });
+
 export const approveSchema = z.strictObject({
   comment: z.string().max(4096).optional(),
   request_digest: z.string().max(64).optional().describe('The digest of the request you were shown; the vote counts only if it is still that request'),
+  webauthn: passkeyAssertionSchema
+    .optional()
+    .describe('A passkey assertion over the challenge of POST /api/v1/approvals/{id}/passkey-options: required to approve a critical approval with the dashboard session cookie; checked whenever sent'),
 });
 export const reasonSchema = z.strictObject({ reason: z.string().max(4096).optional() });
 

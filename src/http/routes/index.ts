@@ -4,6 +4,7 @@ import * as approvals from './approvals-decide.ts';
 import backup from './backup.ts';
 import * as dashboard from './dashboard.ts';
 import * as session from './session.ts';
+import * as passkeys from './passkeys.ts';
 import metrics from './metrics.ts';
 import * as approvalsRead from './approvals-list.ts';
 import * as log from './log.ts';
@@ -52,6 +53,7 @@ const ENDPOINTS: Route[] = [
   approvals.approve,
   approvals.deny,
   approvals.cancel,
+  passkeys.approvalOptions,
   log.checkpoint,
   log.newCheckpoint,
   log.proof,
@@ -80,6 +82,10 @@ const ENDPOINTS: Route[] = [
   session.signOut,
   session.list,
   session.revoke,
+  passkeys.registrationOptions,
+  passkeys.register,
+  passkeys.list,
+  passkeys.remove,
   ...dashboard.pages,
   dashboard.asset,
 ];
