@@ -6,13 +6,14 @@ import type { Writ } from '../src/writ.ts';
 import { registerDecide } from './features/decide.ts';
 import { Cards } from './features/cards.ts';
 import { registerLinking } from './features/link.ts';
+import { registerLogin } from './features/login.ts';
 import { Outbox, type OutboxStats } from './outbox.ts';
 
 /**
  * The Telegram approval surface, one more surface over the approval state machine. In order:
- * linking and commands, taps, cards that follow every approval. Updates come by long polling
- * (default) or by webhook; every outgoing call goes through the rate-limited outbox, so a slow
- * or unreachable Telegram never holds up an approval.
+ * linking and commands (with /login, the dashboard's sign-in link), taps, cards that follow every
+ * approval. Updates come by long polling (default) or by webhook; every outgoing call goes through
+ * the rate-limited outbox, so a slow or unreachable Telegram never holds up an approval.
  */
 export interface BotDeps {
   writ: Writ;
@@ -47,6 +48,7 @@ export async function startTelegram(writ: Writ): Promise<TelegramBot> {
   const deps: BotDeps = { writ, cards };
 
   registerLinking(bot, deps);
+  registerLogin(bot, deps);
   registerDecide(bot, deps);
   bot.catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`, 'error'));
   writ.permissions.events.add(cards);
