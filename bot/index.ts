@@ -18,6 +18,8 @@ import { Outbox, type OutboxStats } from './outbox.ts';
 export interface BotDeps {
   writ: Writ;
   cards: Cards;
+  /** For replies that must arrive (a sign-in link): sent in order, retried through network failures. */
+  outbox: Outbox;
 }
 
 export interface TelegramHealth extends OutboxStats {
@@ -45,7 +47,7 @@ export async function startTelegram(writ: Writ): Promise<TelegramBot> {
   const bot = new Telegraf(config.telegramBotToken!, { telegram: { apiRoot: config.telegramApiRoot, webhookReply: false }, handlerTimeout: 30_000 });
   const outbox = new Outbox((m) => writ.report(m, 'warn'));
   const cards = new Cards(writ, writ.store, bot.telegram, outbox);
-  const deps: BotDeps = { writ, cards };
+  const deps: BotDeps = { writ, cards, outbox };
 
   registerLinking(bot, deps);
   registerLogin(bot, deps);
