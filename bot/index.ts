@@ -6,17 +6,20 @@ import type { Writ } from '../src/writ.ts';
 import { registerDecide } from './features/decide.ts';
 import { Cards } from './features/cards.ts';
 import { registerLinking } from './features/link.ts';
+import { registerLogin } from './features/login.ts';
 import { Outbox, type OutboxStats } from './outbox.ts';
 
 /**
  * The Telegram approval surface, one more surface over the approval state machine. In order:
- * linking and commands, taps, cards that follow every approval. Updates come by long polling
- * (default) or by webhook; every outgoing call goes through the rate-limited outbox, so a slow
- * or unreachable Telegram never holds up an approval.
+ * linking and commands (with /login, the dashboard's sign-in link), taps, cards that follow every
+ * approval. Updates come by long polling (default) or by webhook; every outgoing call goes through
+ * the rate-limited outbox, so a slow or unreachable Telegram never holds up an approval.
  */
 export interface BotDeps {
   writ: Writ;
   cards: Cards;
+  /** For replies that must arrive (a sign-in link): sent in order, retried through network failures. */
+  outbox: Outbox;
 }
 
 export interface TelegramHealth extends OutboxStats {
@@ -44,9 +47,10 @@ export async function startTelegram(writ: Writ): Promise<TelegramBot> {
   const bot = new Telegraf(config.telegramBotToken!, { telegram: { apiRoot: config.telegramApiRoot, webhookReply: false }, handlerTimeout: 30_000 });
   const outbox = new Outbox((m) => writ.report(m, 'warn'));
   const cards = new Cards(writ, writ.store, bot.telegram, outbox);
-  const deps: BotDeps = { writ, cards };
+  const deps: BotDeps = { writ, cards, outbox };
 
   registerLinking(bot, deps);
+  registerLogin(bot, deps);
   registerDecide(bot, deps);
   bot.catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`, 'error'));
   writ.permissions.events.add(cards);

@@ -7,6 +7,7 @@ const HELP = [
   '',
   '/start <code> — link this chat to your approver account (code from your Writ admin)',
   '/pending — show the approvals waiting now',
+  '/login — a one-time link to sign in to the web dashboard',
   '/unlink — stop receiving approvals here',
   '/help — this message',
 ].join('\n');

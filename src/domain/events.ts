@@ -57,8 +57,18 @@ export function summary(record: PermissionRecord): PermissionSummary {
 export class Events {
   private readonly sinks: EventSink[] = [];
 
-  add(sink: EventSink): void {
+  /** Adds a sink; the function returned removes it again (a live stream that ends must not stay subscribed). */
+  add(sink: EventSink): () => void {
     this.sinks.push(sink);
+    return () => {
+      const at = this.sinks.indexOf(sink);
+      if (at >= 0) this.sinks.splice(at, 1);
+    };
+  }
+
+  /** How many sinks are subscribed. */
+  get size(): number {
+    return this.sinks.length;
   }
 
   make(type: WritEventType, data: WritEvent['data']): WritEvent {
@@ -71,7 +81,8 @@ export class Events {
 
   /** A sink's failure is its own business: it never reaches the change that caused the event. */
   after(event: WritEvent): void {
-    for (const sink of this.sinks) {
+    // A copy: a sink may remove itself (or another) while it is told.
+    for (const sink of [...this.sinks]) {
       try {
         sink.after?.(event);
       } catch {

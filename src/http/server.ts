@@ -51,6 +51,11 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
   const app = new Koa();
   app.proxy = false;
   const table = ROUTES.map(compile);
+  // Koa reports a streamed answer that did not finish; a client leaving an event stream is how
+  // that stream ends, not a failure. Anything else is reported as every failure is.
+  app.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') writ.report(`response failed: ${err.stack ?? String(err)}`, 'error');
+  });
 
   // Outermost, so it sees every answer as it went out, errors included.
   app.use(accessLog(logger, writ.metrics));
@@ -147,18 +152,26 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
       ctx.body = result.body;
     } finally {
       if (aborted) {
-        ctx.res.off('close', abort);
-        shutdown.removeEventListener('abort', abort);
+        const release = () => {
+          ctx.res.off('close', abort);
+          shutdown.removeEventListener('abort', abort);
+        };
+        // A streamed answer (an event stream) goes on after the handler has returned: its signal
+        // must still hear of a departure or a shutdown until the response has closed.
+        if (isStream(ctx.body) && !ctx.res.destroyed && !ctx.res.writableFinished) ctx.res.once('close', release);
+        else release();
       }
     }
   });
   return app;
 }
 
+const isStream = (body: unknown): boolean => body !== null && typeof body === 'object' && typeof (body as { pipe?: unknown }).pipe === 'function';
+
 function observeSafely(observe: (exchange: Exchange) => void, ctx: Koa.Context): void {
   try {
     const body = ctx.body;
-    const streamed = body !== null && typeof body === 'object' && typeof (body as { pipe?: unknown }).pipe === 'function';
+    const streamed = isStream(body);
     const wire = streamed || typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.parse(JSON.stringify(body ?? null));
     const headers = Object.fromEntries(Object.entries(ctx.response.headers).map(([name, value]) => [name.toLowerCase(), String(value)]));
     observe({ method: ctx.method, path: ctx.path, status: ctx.status, type: body === undefined || body === null ? '' : ctx.response.type, body: wire, headers });

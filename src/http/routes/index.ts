@@ -7,6 +7,7 @@ import * as session from './session.ts';
 import * as passkeys from './passkeys.ts';
 import metrics from './metrics.ts';
 import * as approvalsRead from './approvals-list.ts';
+import approvalsEvents from './approvals-events.ts';
 import * as log from './log.ts';
 import permissionsCancel from './permissions-cancel.ts';
 import permissionsCreate from './permissions-create.ts';
@@ -49,6 +50,8 @@ const ENDPOINTS: Route[] = [
   tokensConsume,
   tokensRevoke,
   approvalsRead.list,
+  // Before /approvals/:id, which its path would match too.
+  approvalsEvents,
   approvalsRead.get,
   approvals.approve,
   approvals.deny,
