@@ -179,6 +179,29 @@ test('a critical approval approved on the web needs the passkey: without it 403 
   await context.close();
 });
 
+test('on the approvals page, "Approve with passkey" asks the authenticator and the vote counts with that passkey', async (t) => {
+  const ap = await approver(w, 'Uma');
+  const { page, context, problems } = await newPage(browser);
+  await withAuthenticator(context, page);
+  await signIn(page, w.url, ap.key);
+  await registerOnPage(page, 'laptop');
+  const id = await transfer(60_000);
+  await page.goto(`${w.url}/approvals`);
+  const card = `[data-approval-id="${id}"]`;
+  await page.waitForSelector(`${card} button[data-action=approve]`);
+  t.is((await page.textContent(`${card} button[data-action=approve]`))?.trim(), 'Approve with passkey');
+  await page.fill(`${card} textarea[name=comment]`, 'checked with the treasurer');
+  await page.click(`${card} button[data-action=approve]`);
+  await page.waitForSelector(`${card} [data-my-vote=approve]`);
+  const approval = (await w.call('GET', `/api/v1/approvals/${id}`, undefined, await sessionOf(context))).body;
+  const [mine] = (await w.call('GET', '/api/v1/passkeys', undefined, await sessionOf(context))).body.items;
+  t.is(approval.votes[0].approver_id, ap.id);
+  t.is(approval.votes[0].passkey, mine.id);
+  t.is(approval.votes[0].comment, 'checked with the treasurer');
+  t.deepEqual(problems, []);
+  await context.close();
+});
+
 test('without a registered passkey the web approve of a critical approval is refused, and the page says to register one', async (t) => {
   const ap = await approver(w, 'Tomas');
   const { page, context, problems } = await newPage(browser);
