@@ -34,12 +34,15 @@ export const oversight: PageDef = {
   title: 'Oversight',
   roles: ['admin'],
   nav: true,
-  async render({ root, signal, query, navigate }) {
-    const days = WINDOWS.includes(Number(query.get('days'))) ? Number(query.get('days')) : 30;
+  async render({ root, signal }) {
+    let days = 30;
     const touchpoints = h('div', { id: 'touchpoints' });
     const bases = h('div', { id: 'legal-bases' });
     const windowSelect = h('select', { id: 'legal-bases-days', 'aria-label': 'Window' }, WINDOWS.map((d) => h('option', { value: d, selected: d === days }, `last ${d} days`)));
-    windowSelect.addEventListener('change', () => navigate(`/oversight${qs({ days: windowSelect.value })}`));
+    windowSelect.addEventListener('change', () => {
+      days = Number(windowSelect.value);
+      void refresh();
+    });
     root.append(
       h('h1', {}, 'Oversight'),
       h('section', { 'aria-labelledby': 'touchpoints-title' }, h('h2', { id: 'touchpoints-title' }, 'Touchpoints'), touchpoints),
