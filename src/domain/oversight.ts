@@ -446,4 +446,33 @@ export class Oversight implements EventSink {
       return { ...tp, silent, ...(seen ? { last_seen_at: seen } : {}) };
     });
   }
+
+  /**
+   * How many attestations of each agent class gave each legal basis, for decisions made since
+   * `since` (their decided_at). A read of every attestation, in slices so that other requests
+   * are served meanwhile: for a dashboard page, not for a hot path.
+   */
+  async legalBases(since: Date): Promise<{ scanned: number; classes: Array<{ agent_class: string; total: number; legal_bases: Record<LegalBasis, number> }> }> {
+    const from = since.getTime();
+    const byClass = new Map<string, Record<LegalBasis, number>>();
+    let scanned = 0;
+    let slice = performance.now();
+    for await (const [, raw] of this.o.store.iterate(K.attestations)) {
+      scanned++;
+      const { body } = JSON.parse(raw) as AttestationRecord;
+      if (Date.parse(body.decided_at) >= from) {
+        let counts = byClass.get(body.agent_class);
+        if (!counts) byClass.set(body.agent_class, (counts = Object.fromEntries(LEGAL_BASES.map((b) => [b, 0])) as Record<LegalBasis, number>));
+        counts[body.legal_basis]++;
+      }
+      if (performance.now() - slice > SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        slice = performance.now();
+      }
+    }
+    const classes = [...byClass]
+      .map(([agent_class, legal_bases]) => ({ agent_class, total: Object.values(legal_bases).reduce((a, b) => a + b, 0), legal_bases }))
+      .sort((a, b) => b.total - a.total || (a.agent_class < b.agent_class ? -1 : 1));
+    return { scanned, classes };
+  }
 }

@@ -21,6 +21,8 @@ import tokensRevoke from './tokens-revoke.ts';
 import telegramWebhook from './telegram.ts';
 import opaLogs from './opa-logs.ts';
 import * as oversight from './oversight.ts';
+import policiesEval from './policies-eval.ts';
+import policiesFiles from './policies-files.ts';
 import * as webhooks from './webhooks.ts';
 import * as wellKnown from './well-known.ts';
 
@@ -63,6 +65,8 @@ const ENDPOINTS: Route[] = [
   log.consistency,
   log.records,
   system.policies,
+  policiesFiles,
+  policiesEval,
   system.rotateKeys,
   system.status,
   backup,
@@ -75,6 +79,7 @@ const ENDPOINTS: Route[] = [
   oversight.get,
   oversight.escalate,
   oversight.touchpoints,
+  oversight.legalBases,
   oversight.resetSequence,
   oversight.revoke,
   opaLogs,

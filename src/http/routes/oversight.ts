@@ -3,8 +3,8 @@ import type { Attester } from '../../domain/principals.ts';
 import { WritError } from '../../errors.ts';
 import type { Writ } from '../../writ.ts';
 import { defineRoute, type RouteContext } from '../route.ts';
-import { OVERSIGHT_DECISIONS } from '../../domain/oversight.ts';
-import { REVOCATION_SCOPES, attestationSchema, escalationSchema, heartbeatSchema, revocationSchema, touchpointSchema } from '../schemas.ts';
+import { LEGAL_BASES, OVERSIGHT_DECISIONS } from '../../domain/oversight.ts';
+import { REVOCATION_SCOPES, attestationSchema, escalationSchema, heartbeatSchema, revocationSchema, touchpointSchema, wholeNumberParam } from '../schemas.ts';
 
 /** The attester behind an attester key (403 for any other key). */
 export async function attesterOf(writ: Writ, principal: RouteContext['principal']): Promise<Attester> {
@@ -189,5 +189,29 @@ export const resetSequence = defineRoute({
   errors: ['not_found'],
   async handle({ writ, params, body, principal }) {
     return { status: 200, body: await writ.oversight.resetSequence(params.id!, body.sequence_number, { role: principal!.role, id: principal!.id }) };
+  },
+});
+
+export const legalBases = defineRoute({
+  method: 'GET',
+  path: '/api/v1/oap/legal-bases',
+  summary: 'How many attestations of each agent class gave each legal basis, for decisions of the last `days` days (read from every attestation)',
+  auth: ['admin'],
+  query: z.strictObject({ days: wholeNumberParam.pipe(z.number().min(1).max(366)).default(30).describe('The window, in days back from now (default 30)') }),
+  responses: {
+    200: {
+      description: 'Counts per agent class, most attested first',
+      schema: z.object({
+        days: z.number(),
+        since: z.string().describe('Decisions made (decided_at) at or after this time are counted'),
+        scanned: z.number().describe('Attestations read'),
+        classes: z.array(z.object({ agent_class: z.string(), total: z.number(), legal_bases: z.object(Object.fromEntries(LEGAL_BASES.map((b) => [b, z.number()])) as Record<(typeof LEGAL_BASES)[number], z.ZodNumber>) })),
+      }),
+    },
+  },
+  async handle({ writ, query }) {
+    const since = new Date(Date.now() - query.days * 86_400_000);
+    const { scanned, classes } = await writ.oversight.legalBases(since);
+    return { status: 200, body: { days: query.days, since: since.toISOString(), scanned, classes } };
   },
 });
