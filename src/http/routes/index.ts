@@ -59,6 +59,7 @@ const ENDPOINTS: Route[] = [
   log.proof,
   log.consistency,
   log.records,
+  log.stored,
   system.policies,
   system.rotateKeys,
   system.status,
