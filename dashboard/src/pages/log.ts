@@ -1,6 +1,5 @@
 import { api, ApiError, qs } from '../api.ts';
 import { facts, h, notice, replace, time } from '../dom.ts';
-import { encodeBase64, openCheckpoint, parseLogKey } from '../log-check.ts';
 import type { WorkerOut } from '../log-worker.ts';
 import type { PageDef } from '../page.ts';
 
@@ -52,6 +51,8 @@ export const log: PageDef = {
 };
 
 async function checkpointCard(note: string, keyText: string): Promise<HTMLElement> {
+  // The crypto is loaded by the pages that check something, not by every page.
+  const { encodeBase64, openCheckpoint, parseLogKey } = await import('../log-check.ts');
   let verdict: Node;
   let rows: Array<[string, string | Node]> = [];
   try {
@@ -111,7 +112,14 @@ function verifyCard(keyText: string, signal: AbortSignal): HTMLElement {
         );
       } else {
         result.dataset.outcome = 'invalid';
-        if (out.problem.index !== undefined) result.dataset.index = String(out.problem.index);
+        if (out.problem.index !== undefined) {
+          result.dataset.index = String(out.problem.index);
+          // The bar stops where the chain broke.
+          progress.max = Math.max(out.size, 1);
+          progress.value = out.problem.index;
+          label.textContent = `${out.problem.index} of ${out.size} entries re-derived before the first bad one`;
+          document.querySelector(`#entries tr[data-index="${out.problem.index}"]`)?.classList.add('bad');
+        }
         const where = out.problem.index !== undefined ? `at index ${out.problem.index}` : out.problem.checkpoint_size !== undefined ? `at the checkpoint of ${out.problem.checkpoint_size} entries` : '';
         replace(
           result,

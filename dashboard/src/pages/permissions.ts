@@ -1,7 +1,5 @@
-import { ReceiptVerificationError, verifyReceipt } from '../../../packages/writ-verify/src/verify.ts';
 import { api, ApiError, qs } from '../api.ts';
 import { badge, facts, h, json, notice, replace, time } from '../dom.ts';
-import { decodeBase64Strict, encodeBase64, inclusionRoot, leafHash, openCheckpoint, parseLogKey, sameBytes } from '../log-check.ts';
 import type { PageDef } from '../page.ts';
 import { logKey } from './log.ts';
 
@@ -189,6 +187,8 @@ async function receiptCheck(card: HTMLElement, p: Permission): Promise<void> {
   const [header, payload] = p.receipt.split('.');
   const verdict = h('div', { id: 'receipt-verdict' });
   card.append(verdict, h('h3', {}, 'Header'), json(decodeSegment(header)), h('h3', {}, 'Claims'), json(decodeSegment(payload)), h('details', {}, h('summary', {}, 'Compact JWS'), h('pre', {}, p.receipt)));
+  // The crypto is loaded by the pages that check something, not by every page.
+  const { ReceiptVerificationError, verifyReceipt } = await import('../../../packages/writ-verify/src/verify.ts');
   try {
     const verified = await verifyReceipt(p.receipt, { jwksUrl: `${location.origin}/.well-known/jwks.json` });
     const mismatch =
@@ -216,6 +216,7 @@ async function logCheck(card: HTMLElement, p: Permission): Promise<void> {
     card.append(h('p', {}, 'This permission has no log anchor: entries with receipts are anchored once allowed.'));
     return;
   }
+  const { decodeBase64Strict, encodeBase64, inclusionRoot, leafHash, openCheckpoint, parseLogKey, sameBytes } = await import('../log-check.ts');
   const verdict = h('div', { id: 'proof-verdict' });
   card.append(facts([['Index', h('a', { href: `/log?from=${p.log.index}` }, String(p.log.index))], ['Leaf hash', h('code', {}, p.log.leaf_hash)]]), verdict);
   try {
