@@ -16,6 +16,9 @@ await esbuild.build({
   outdir: out,
   bundle: true,
   format: 'esm',
+  // Code only some pages need (the log's and receipts' crypto) is a chunk loaded when one opens.
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   platform: 'browser',
   target: 'es2022',
   minify: true,

@@ -1,7 +1,8 @@
 // RFC 6962 / RFC 9162 Merkle tree math over SHA-256: hashing, proofs from stored nodes, verifiers and an append-only frontier.
 import { createHash } from 'node:crypto';
+import { HASH_SIZE, extendRange, isHash, isSize, rangeRoot, rootFromInclusion as treeRootFromInclusion, type CompactRange } from './tree.ts';
 
-export const HASH_SIZE = 32;
+export { HASH_SIZE };
 
 /** MTH({}) = SHA-256 of the empty string (RFC 6962 §2.1). */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
@@ -27,10 +28,6 @@ const NODE_PREFIX = Uint8Array.of(0x01);
 
 // ---------------------------------------------------------------------------
 // Size arithmetic. Sizes can exceed 2^32, so this uses arithmetic instead of JS's 32-bit bitwise operators.
-
-function isSize(n: number): boolean {
-  return Number.isSafeInteger(n) && n >= 0;
-}
 
 function isPowerOfTwo(n: number): boolean {
   if (n < 1) return false;
@@ -150,38 +147,14 @@ async function subproof(read: NodeReader, m: number, start: number, end: number,
 // ---------------------------------------------------------------------------
 // Verifiers (pure). They return false rather than throw, so untrusted input can be passed straight in.
 
-function isHash(h: Uint8Array): boolean {
-  return h instanceof Uint8Array && h.length === HASH_SIZE;
-}
-
 function equalHash(a: Uint8Array, b: Uint8Array): boolean {
   return isHash(a) && isHash(b) && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 /** Recomputes the root from an inclusion proof per RFC 9162 §2.1.3.2; null when the proof's shape does not fit (index, size). */
 export function rootFromInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[]): Buffer | null {
-  if (!isSize(index) || !isSize(size) || index >= size) return null;
-  if (!isHash(leaf) || !proof.every(isHash)) return null;
-  let fn = index;
-  let sn = size - 1;
-  let r: Buffer = Buffer.from(leaf);
-  for (const p of proof) {
-    if (sn === 0) return null;
-    if (isOdd(fn) || fn === sn) {
-      r = nodeHash(p, r);
-      if (!isOdd(fn)) {
-        while (!isOdd(fn) && fn !== 0) {
-          fn = half(fn);
-          sn = half(sn);
-        }
-      }
-    } else {
-      r = nodeHash(r, p);
-    }
-    fn = half(fn);
-    sn = half(sn);
-  }
-  return sn === 0 ? r : null;
+  const root = treeRootFromInclusion(nodeHash, index, size, leaf, proof);
+  return root === null ? null : Buffer.from(root);
 }
 
 /** RFC 9162 §2.1.3.2: true iff `proof` shows `leaf` at `index` in the tree of `size` leaves with root `root`. */
@@ -261,9 +234,7 @@ export function frontierNodeIds(size: number): Array<{ level: number; index: num
 /** The right edge of an append-only tree in O(log n) memory: one hash per set bit of `size`; `new Frontier()` is empty. */
 export class Frontier {
   #size = 0;
-  // Parallel stacks, leftmost (largest) subtree first; levels strictly decrease.
-  #levels: number[] = [];
-  #hashes: Buffer[] = [];
+  #range: CompactRange<Buffer> = { levels: [], hashes: [] };
 
   /** Rebuilds from the hashes of `frontierNodeIds(size)`, in that order. */
   static restore(size: number, nodes: readonly Uint8Array[]): Frontier {
@@ -274,8 +245,7 @@ export class Frontier {
     if (!nodes.every(isHash)) throw new RangeError('Frontier.restore: every node must be a 32-byte hash');
     const frontier = new Frontier();
     frontier.#size = size;
-    frontier.#levels = ids.map((id) => id.level);
-    frontier.#hashes = nodes.map((h) => Buffer.from(h));
+    frontier.#range = { levels: ids.map((id) => id.level), hashes: nodes.map((h) => Buffer.from(h)) };
     return frontier;
   }
 
@@ -298,42 +268,25 @@ export class Frontier {
     if (!isHash(leaf)) throw new RangeError('Frontier.append: leaf hash must be 32 bytes');
     if (this.#size >= Number.MAX_SAFE_INTEGER) throw new RangeError('Frontier.append: tree is full');
     const leafIndex = this.#size;
-    let hash: Buffer = Buffer.from(leaf);
-    let level = 0;
-    const completed: StoredNode[] = [{ level: 0, index: leafIndex, hash }];
-    while (this.#levels.length > 0 && this.#levels[this.#levels.length - 1] === level) {
-      this.#levels.pop();
-      const left = this.#hashes.pop()!;
-      hash = nodeHash(left, hash);
-      level++;
-      completed.push({ level, index: Math.floor(leafIndex / 2 ** level), hash });
-    }
-    this.#levels.push(level);
-    this.#hashes.push(hash);
+    const completed = extendRange(this.#range, leafIndex, Buffer.from(leaf), nodeHash);
     this.#size = leafIndex + 1;
     return completed;
   }
 
   /** MTH of all leaves appended so far; EMPTY_ROOT when empty. */
   root(): Buffer {
-    const count = this.#hashes.length;
-    if (count === 0) return EMPTY_ROOT;
-    // RFC 6962 splits at the largest power of two, so the root folds the decomposition from the right.
-    let r = this.#hashes[count - 1]!;
-    for (let i = count - 2; i >= 0; i--) r = nodeHash(this.#hashes[i]!, r);
-    return r;
+    return rangeRoot(this.#range, EMPTY_ROOT, nodeHash);
   }
 
   /** The frontier's stored nodes, in `frontierNodeIds(size)` order. */
   nodes(): StoredNode[] {
-    return frontierNodeIds(this.#size).map((id, i) => ({ ...id, hash: this.#hashes[i]! }));
+    return frontierNodeIds(this.#size).map((id, i) => ({ ...id, hash: this.#range.hashes[i]! }));
   }
 
   clone(): Frontier {
     const copy = new Frontier();
     copy.#size = this.#size;
-    copy.#levels = [...this.#levels];
-    copy.#hashes = [...this.#hashes];
+    copy.#range = { levels: [...this.#range.levels], hashes: [...this.#range.hashes] };
     return copy;
   }
 }

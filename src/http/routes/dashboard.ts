@@ -70,6 +70,9 @@ const page = (pagePath: string): Route =>
     summary: `The dashboard (${pagePath === '/' ? 'home' : pagePath.slice(1)}): the HTML shell, which signs in with the session cookie and renders the page`,
     auth: 'anyone',
     crossOrigin: false,
+    // The page script reads its own query (filters, a cursor, where to go after sign-in), so a
+    // reloaded or shared link keeps it; the shell is the same whatever it says.
+    query: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
     responses: { 200: { description: 'The dashboard page', type: 'text/html' } },
     errors: ['not_found'],
     handle() {

@@ -64,6 +64,7 @@ const ENDPOINTS: Route[] = [
   log.proof,
   log.consistency,
   log.records,
+  log.stored,
   system.policies,
   policiesFiles,
   policiesEval,

@@ -99,3 +99,30 @@ export const records = defineRoute({
     return { status: 200, body: `${lines.join('\r\n')}\r\n`, type: 'text/csv; charset=utf-8' };
   },
 });
+
+export const stored = defineRoute({
+  method: 'GET',
+  path: '/api/v1/log/stored',
+  summary: "Entries as stored, with their tree nodes and the checkpoints between them: what the dashboard's Verify chain re-derives in the browser",
+  auth: ['admin', 'approver'],
+  query: z.strictObject({
+    from: wholeNumberParam.default(0),
+    limit: wholeNumberParam.pipe(z.number().min(1).max(1000)).default(500).describe('Entries per page, 1 to 1000 (default 500)'),
+  }),
+  responses: {
+    200: {
+      description:
+        'Entries [from, to) as stored bytes (null when missing); nodes[l] is the stored tree node at level l that entry completed (level 0 is its leaf hash), standard base64; checkpoints are the stored signed notes of sizes from < size <= to (and 0 on the first page, and every larger one on the last)',
+      schema: z.object({
+        size: z.number(),
+        from: z.number(),
+        to: z.number(),
+        entries: z.array(z.object({ index: z.number(), entry: z.string().nullable(), nodes: z.array(z.string().nullable()) })),
+        checkpoints: z.array(z.object({ size: z.number(), note: z.string() })),
+      }),
+    },
+  },
+  async handle({ writ, query }) {
+    return { status: 200, body: await writ.log.storedRange(query.from, query.limit) };
+  },
+});
