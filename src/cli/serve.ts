@@ -26,6 +26,7 @@ export async function serve(args: string[]): Promise<number> {
     `  log:       ${writ.log.origin}, ${writ.log.size} entries`,
     `  verifier:  ${writ.logVerifierKey}`,
     `  discovery: ${writ.baseUrl()}/.well-known/openid-configuration`,
+    `  dashboard: ${writ.baseUrl()}/ (sign in with the admin key or an approver key)`,
   ];
   const next = (key: string) => [
     '',
