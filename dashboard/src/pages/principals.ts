@@ -1,7 +1,6 @@
 import { api, qs } from '../api.ts';
 import { badge, copyButton, h, notice, replace, time, type Child } from '../dom.ts';
 import type { PageDef } from '../page.ts';
-import { qrSvg } from '../qr.ts';
 
 /**
  * Principals (admin): agents, approvers, attesters and resource servers, a page at a time; create
@@ -266,7 +265,7 @@ function linkCard(name: string, code: string, expiresAt: string | undefined, bot
       : h('p', {}, 'Send the bot ', h('code', {}, `/start ${code}`), ' in a private chat; single use, ', until, '.'),
     h('pre', { id: 'link-code-value', 'data-qr': link ?? code }, link ?? code),
     h('div', { class: 'actions' }, copyButton(link ?? code, link ? 'Copy link' : 'Copy code')),
-    h('div', { class: 'qr' }, qrSvg(link ?? code, link ? `QR code of the bot link for ${name}` : `QR code of ${name}'s link code`)),
+    qrOf(link ?? code, link ? `QR code of the bot link for ${name}` : `QR code of ${name}'s link code`),
     link ? undefined : h('p', { class: 'help', id: 'link-code-no-bot' }, "The bot's username is not known (no Telegram bot is connected), so the QR code holds the code itself, not a link."),
   );
 }
@@ -279,4 +278,11 @@ async function botUsername(): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** The QR code, drawn once its encoder has loaded: a chunk of its own, fetched only when a link code is shown. */
+function qrOf(text: string, label: string): HTMLElement {
+  const box = h('div', { class: 'qr' });
+  void import('../qr.ts').then(({ qrSvg }) => box.append(qrSvg(text, label)));
+  return box;
 }
