@@ -73,6 +73,9 @@ test('a wrong key is refused in the page; an agent key cannot open a dashboard s
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#login-status [role=alert]');
   t.is(await page.textContent('#login-status [role=alert]'), 'That key is not valid.');
+  const wrong = await w.call('POST', '/api/v1/session', { key: 'not-a-key' });
+  t.is(wrong.status, 401);
+  t.is(wrong.body.error.detail.field, 'key');
   const a = await agent(w);
   const refused = await w.call('POST', '/api/v1/session', { key: a.key });
   t.is(refused.status, 403);

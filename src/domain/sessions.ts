@@ -51,7 +51,10 @@ export class Sessions {
 
   /** Signs in with a key; only admins and approvers have a dashboard. */
   async openWithKey(key: string): Promise<{ session: Session; token: string }> {
-    const { principal, recordHash } = await this.principals.authenticateKey(key);
+    const { principal, recordHash } = await this.principals.authenticateKey(key).catch((err: unknown) => {
+      // The same refusal as a bearer key's, naming the field this key came in.
+      throw err instanceof WritError && err.code === 'unauthenticated' ? new WritError('unauthenticated', err.message, { field: 'key' }) : err;
+    });
     if (!(SESSION_ROLES as readonly string[]).includes(principal.role)) {
       throw new WritError('forbidden', `a ${principal.role} key cannot sign in to the dashboard; use an admin or approver key`, { field: 'key' });
     }
