@@ -187,6 +187,8 @@ test('on the approvals page, "Approve with passkey" asks the authenticator and t
   await registerOnPage(page, 'laptop');
   const id = await transfer(60_000);
   await page.goto(`${w.url}/approvals`);
+  // Once the stream is live the queue has been fetched on connecting, so the card stays as drawn.
+  await page.waitForSelector('#live[data-state="live"]');
   const card = `[data-approval-id="${id}"]`;
   await page.waitForSelector(`${card} button[data-action=approve]`);
   t.is((await page.textContent(`${card} button[data-action=approve]`))?.trim(), 'Approve with passkey');
