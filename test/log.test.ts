@@ -5,6 +5,7 @@ import { verifyLog } from '../src/log/verify.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 import type { BatchOp, Store } from '../src/store/store.ts';
 import type { SigningKey } from '../src/crypto/keys.ts';
+import { eventually } from './helpers/writ.ts';
 
 /** The append pipeline against the in-memory store: ordering, durability, failure. */
 function key(): SigningKey {
@@ -80,4 +81,32 @@ test('a flush with nothing pending leaves the log writing what comes next', asyn
   const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key(), commitWindowMs: 1 });
   await log.flush();
   t.is((await log.append('after', {})).index, 0);
+});
+
+test('an idle log commits at once, and appends made while a commit is in flight share the next one', async (t) => {
+  const inner = new MemoryStore();
+  const batches: number[] = [];
+  let release: (() => void) | undefined;
+  const gated: Store = {
+    get: (k) => inner.get(k),
+    getMany: (k) => inner.getMany(k),
+    iterate: (r) => inner.iterate(r),
+    close: () => inner.close(),
+    settle: () => inner.settle(),
+    batch: async (ops: BatchOp[]) => {
+      batches.push(ops.filter((op) => op.key.startsWith('log/e/')).length);
+      if (batches.length === 1) await new Promise<void>((r) => (release = r));
+      await inner.batch(ops);
+    },
+  };
+  const log = await TransparencyLog.open(gated, { origin: 'test/log', key: key() });
+  const first = log.append('first', {});
+  await eventually(() => release !== undefined, 'the first commit');
+  t.deepEqual(batches, [1], 'the first append was written without waiting for company');
+  const behind = Array.from({ length: 10 }, (_, i) => log.append('behind', { i }));
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(batches, [1], 'nothing more is written while the first commit is in flight');
+  release!();
+  await Promise.all([first, ...behind]);
+  t.deepEqual(batches, [1, 10], 'everything that queued behind it went in one batch');
 });

@@ -56,7 +56,7 @@ export async function startWrit(options: { data?: string; policies?: string; con
   const config = loadConfig(
     // A generous policy budget: these tests are about behaviour, and must hold on a loaded machine
     // (the budget itself is tested with its own small value).
-    { port: 0, data, policies: options.policies ?? path.join(ROOT, 'policies'), adminToken: ADMIN, commitWindowMs: 1, policyTimeoutMs: 10_000, ...options.config },
+    { port: 0, data, policies: options.policies ?? path.join(ROOT, 'policies'), adminToken: ADMIN, policyTimeoutMs: 10_000, ...options.config },
     {},
   );
   const violations: string[] = [];
