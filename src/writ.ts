@@ -3,6 +3,7 @@ import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import { publicBaseUrl, type Config } from './config.ts';
+import { Signer } from './crypto/signer.ts';
 import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
@@ -34,6 +35,8 @@ export interface Writ {
   store: GuardedStore;
   log: TransparencyLog;
   keys: KeyRing;
+  /** Signs decisions' receipts off the event loop. */
+  signer: Signer;
   principals: Principals;
   sessions: Sessions;
   passkeys: Passkeys;
@@ -92,13 +95,16 @@ export async function openWrit(
     let port = config.port;
     const baseUrl = () => publicBaseUrl(config, port);
     const principals = new Principals(store, log, derivedKey(dataKey, 'writ admin token'));
-    const permissions = new Permissions({ store, log, keys, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay, refused: (id) => principals.refused(id) });
+    const signer = new Signer();
+    opened.push(() => signer.close());
+    const permissions = new Permissions({ store, log, keys, signer, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay, refused: (id) => principals.refused(id) });
     const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
     permissions.events.add(webhooks);
     const oversight = new Oversight({
       store,
       log,
       keys,
+      signer,
       permissions,
       issuer: baseUrl,
       approvalTimeout: config.approvalTimeout,
@@ -129,6 +135,7 @@ export async function openWrit(
       store,
       log,
       keys,
+      signer,
       principals,
       sessions: new Sessions(store, log, principals, config.sessionTtl),
       passkeys: new Passkeys(store, log, baseUrl),
@@ -268,6 +275,7 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
 async function closeWrit(writ: Writ): Promise<void> {
   await writ.policies.close();
   await writ.log.close();
+  await writ.signer.close();
   if (writ.log.size > (writ.log.latestCheckpoint()?.size ?? 0)) await writ.log.checkpoint().catch(() => undefined);
   await writ.store.close();
 }

@@ -110,3 +110,18 @@ test('an idle log commits at once, and appends made while a commit is in flight 
   await Promise.all([first, ...behind]);
   t.deepEqual(batches, [1, 10], 'everything that queued behind it went in one batch');
 });
+
+test('a companion that cannot be made fails its batch and what queued behind it, and the log then takes appends again', async (t) => {
+  const store = new MemoryStore();
+  const log = await TransparencyLog.open(store, { origin: 'test/log', key: key() });
+  await log.append('first', {});
+  const doomed = log.append('doomed', {}, () => [Promise.reject(new Error('no signature'))]);
+  const behind = log.append('behind', {});
+  t.is((await t.throwsAsync(doomed))?.message.includes('retry shortly'), true);
+  t.is(((await t.throwsAsync(behind)) as { code?: string }).code, 'storage_unavailable');
+  const next = await eventually(() => log.append('after', {}).catch(() => undefined), 'the log to take appends again');
+  t.is(next.index, 1, 'nothing of the failed batch was written, and the tail was re-derived');
+  const verified = await verifyLog(store, { name: 'test/log', publicKeyRaw: log['key'].publicRaw });
+  t.true(verified.ok, verified.problem?.message);
+  t.is(verified.size, 2);
+});

@@ -10,7 +10,8 @@ import type { EventSink, WritEvent } from './events.ts';
 import { KeyedMutex } from './lock.ts';
 import type { Permissions, PermissionRecord } from './permissions.ts';
 import type { Attester } from './principals.ts';
-import { signReceipt, type WitnessClaims } from './receipts.ts';
+import { signReceipt, signReceiptSoon, type WitnessClaims } from './receipts.ts';
+import type { Signer } from '../crypto/signer.ts';
 
 /**
  * Oversight mode: the caller's own engine (OPA, Cedar, …) decided, and Writ witnesses it. An
@@ -117,6 +118,8 @@ export class Oversight implements EventSink {
       store: Store;
       log: TransparencyLog;
       keys: KeyRing;
+      /** Signs witness receipts off the event loop. */
+      signer: Signer;
       permissions: Permissions;
       issuer: () => string;
       approvalTimeout: number;
@@ -269,10 +272,13 @@ export class Oversight implements EventSink {
     const { context: _context, ...entry } = input;
     const appended = this.o.log.append('attestation.received', { ...entry, attester_id: attester.id, ...(escalation ? { permission_id: escalation.record.id, approval_id: escalation.approval.id } : {}) }, (at) => {
       record.anchor = { index: at.index, leaf_hash: at.leafHash, at: at.time, issuer };
-      receipt = this.sign(input, record.anchor, {});
+      const signed = signReceiptSoon(this.o.signer, this.o.keys, this.claims(input, record.anchor, {})).then((jws) => {
+        receipt = jws;
+        return put(K.receipt(digest), jws);
+      });
       return [
         put(K.attestation(digest), record),
-        put(K.receipt(digest), receipt),
+        signed,
         put(K.touchpoint(input.touchpoint_id), next),
         ...(escalation ? escalation.ops() : []),
       ];
@@ -346,16 +352,16 @@ export class Oversight implements EventSink {
     const attestation = oversight.attestation as unknown as AttestationInput;
     const approvals = (event.data.approval?.votes ?? []).filter((v) => v.vote === 'approve').map(({ approver_id, name, at }) => ({ approver_id, name, at }));
     const outcome = event.type === 'approval.approved' ? 'approved' : event.type === 'approval.expired' ? 'expired' : (event.data.approval?.status ?? 'denied');
-    const receipt = this.sign(attestation, { ...event.log, issuer: oversight.issuer }, {
+    const receipt = signReceipt(this.o.keys, this.claims(attestation, { ...event.log, issuer: oversight.issuer }, {
       decision: event.type === 'approval.approved' ? 'allow' : 'deny',
       human_decision: { outcome, decided_at: event.log.at, approvals, ...(event.data.by?.approver_id ? { by: { approver_id: event.data.by.approver_id, name: event.data.by.name } } : {}) },
-    });
+    }));
     return [put(K.humanReceipt(scoped(oversight.touchpoint_id, oversight.attestation_id)), receipt)];
   }
 
-  private sign(b: AttestationInput, anchor: { index: number; leaf_hash: string; at: string; issuer: string }, extra: Partial<WitnessClaims>): string {
+  private claims(b: AttestationInput, anchor: { index: number; leaf_hash: string; at: string; issuer: string }, extra: Partial<WitnessClaims>): WitnessClaims {
     const iat = Math.floor(Date.parse(anchor.at) / 1000);
-    const claims: WitnessClaims = {
+    return {
       iss: anchor.issuer,
       iss_role: 'witness',
       sub: b.touchpoint_id,
@@ -375,7 +381,6 @@ export class Oversight implements EventSink {
       exp: iat + WITNESS_RECEIPT_DAYS * 86_400,
       ...extra,
     };
-    return signReceipt(this.o.keys, claims);
   }
 
   /** Fills the filter from the stored keys, once; a failed scan is tried again next time. */

@@ -1,14 +1,15 @@
 import { decrypt, encrypt, type KeyRing } from '../crypto/keys.ts';
 import { randomToken, sha256, sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
-import type { Appended, TransparencyLog } from '../log/log.ts';
+import type { Appended, Companion, TransparencyLog } from '../log/log.ts';
 import type { ActionRequest, Json, PolicyFailureCode, PolicyLanguage, Tier } from '../policy/types.ts';
 import { getJson, put, type BatchOp, type Range, type Store } from '../store/store.ts';
 import * as machine from './approvals.ts';
 import type { Approval } from './approvals.ts';
 import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
 import type { Agent, Principal } from './principals.ts';
-import { signReceipt, type AuthorizerClaims } from './receipts.ts';
+import { signReceipt, signReceiptSoon, type AuthorizerClaims } from './receipts.ts';
+import type { Signer } from '../crypto/signer.ts';
 import { Events, summary, type PermissionSummary, type WritEvent } from './events.ts';
 import { scopeViolations, tokenBounds } from './scope.ts';
 
@@ -113,6 +114,8 @@ export interface PermissionsOptions {
   store: Store;
   log: TransparencyLog;
   keys: KeyRing;
+  /** Signs the receipts of decisions off the event loop. */
+  signer: Signer;
   dataKey: Buffer;
   issuer: () => string;
   criticalDelaySeconds: number;
@@ -336,18 +339,19 @@ export class Permissions {
     if (record.status !== 'denied') ops.push(put(K.agentOpen(record.agent.id, record.id), input.keyId));
     ops.push(put(K.agentPermission(record.agent.id, record.id), ''));
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
-    let receipt: string | undefined;
+    let receipt: Promise<string> | undefined;
     await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
-      const signed: BatchOp[] = [];
+      const signed: Companion[] = [];
       if (record.status === 'approved') {
         anchor(record, at, this.o.issuer());
-        receipt = this.signFor(record);
-        signed.push(put(K.receipt(record.id), receipt));
+        const soon = signReceiptSoon(this.o.signer, this.o.keys, this.claimsFor(record));
+        signed.push(soon.then((jws) => put(K.receipt(record.id), jws)));
+        receipt = soon;
       }
       return [put(K.permission(record.id), record), ...ops, ...signed, ...(event ? this.events.ops(event) : [])];
     });
     // Handed out only now that the batch holding it, and its entry, is durable.
-    if (receipt) record.receipt = receipt;
+    if (receipt) record.receipt = await receipt;
     if (approval) this.arm(approval);
     if (event) this.events.after(event);
     return { record, ...(token !== undefined ? { token } : {}), ...(approval ? { approval } : {}) };
@@ -700,7 +704,7 @@ export class Permissions {
         next.decided = { index: at.index, leaf_hash: at.leafHash, at: at.time, outcome, ...(by ? { by: { approver_id: by.approver_id, name: by.name } } : {}) };
         if (next.status === 'approved' && !next.oversight) {
           anchor(next, at, this.o.issuer());
-          signed.push(put(K.receipt(next.id), this.signFor(next)));
+          signed.push(put(K.receipt(next.id), signReceipt(this.o.keys, this.claimsFor(next))));
         }
       }
       return [...ops, ...signed, ...this.events.ops(event), ...(next ? [put(K.permission(record.id), next)] : [])];
@@ -738,9 +742,9 @@ export class Permissions {
     throw new Error(`the receipt of permission ${record.id} is missing although its entry is stored`);
   }
 
-  private signFor(record: PermissionRecord): string {
+  private claimsFor(record: PermissionRecord): AuthorizerClaims {
     if (!record.anchor) throw new Error(`permission ${record.id} has no log anchor`);
-    const claims: AuthorizerClaims = {
+    return {
       iss: record.anchor.issuer,
       iss_role: 'authorizer',
       ...(record.audience !== undefined ? { aud: record.audience } : {}),
@@ -762,7 +766,6 @@ export class Permissions {
       iat: seconds(record.anchor.at),
       exp: seconds(record.expires_at),
     };
-    return signReceipt(this.o.keys, claims);
   }
 }
 

@@ -15,6 +15,8 @@ import { verifyTail } from './verify.ts';
  *    anchor, receipts signed for it); if this throws, nothing has changed;
  * 3. commit: the tail advances and the entry, its tree nodes and its companions join the pending
  *    batch, synchronously, so the hash chain and leaf order are fixed the moment `append` returns.
+ *    A companion may still be in the making (a receipt on the signing thread): its batch is
+ *    written once it is ready, and one that fails fails its batch as a failed write does.
  * Then group commit writes everything sequenced while the previous batch was being written as one
  * synced batch, and a caller's promise resolves only once its batch is on disk: a receipt built
  * after `await append(...)` always points at a durable entry.
@@ -72,8 +74,13 @@ const MAX_PENDING = 20_000;
 /** Proofs that need a newer checkpoint share one signed at most this often. */
 const ON_DEMAND_INTERVAL_MS = 1000;
 
+/** An op to write with an entry, or one still being made (a signature on its way): its batch waits for it. */
+export type Companion = BatchOp | Promise<BatchOp>;
+
 interface Batch {
-  ops: BatchOp[];
+  ops: Companion[];
+  /** Some ops are still promises. */
+  waits: boolean;
   entries: CommittedEntry[];
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
 }
@@ -148,7 +155,7 @@ export class TransparencyLog {
    * Sequences an entry now and resolves once it (and `extra`) are durable. `extra` may be a
    * function of the entry's position, so records can carry their log anchor in the same batch.
    */
-  append(type: string, data: Record<string, unknown>, extra: BatchOp[] | ((at: Appended) => BatchOp[]) = []): Promise<Appended> {
+  append(type: string, data: Record<string, unknown>, extra: Companion[] | ((at: Appended) => Companion[]) = []): Promise<Appended> {
     if (this.closed) return Promise.reject(new WritError('storage_unavailable', 'the log is shutting down'));
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
@@ -160,7 +167,7 @@ export class TransparencyLog {
     const time = new Date().toISOString();
     const entry: LogEntry = { v: 1, index, time, type, prev: this.lastLeaf?.toString('base64') ?? '', data };
     let bytes: Buffer;
-    let companions: BatchOp[];
+    let companions: Companion[];
     try {
       bytes = canonicalBytes(entry);
       const leaf = leafHash(bytes);
@@ -168,13 +175,20 @@ export class TransparencyLog {
       // 2. companions: may throw, and then nothing has changed.
       companions = typeof extra === 'function' ? extra(at) : extra;
       // 3. commit: from here on nothing throws.
-      const batch = (this.pending ??= { ops: [], entries: [], waiters: [] });
+      const batch = (this.pending ??= { ops: [], waits: false, entries: [], waiters: [] });
       for (const node of this.frontier.append(leaf)) {
         batch.ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
       }
       this.lastLeaf = leaf;
       batch.ops.push({ type: 'put', key: KEYS.entry(index), value: bytes.toString('utf8') });
-      for (const op of companions) batch.ops.push(op);
+      for (const op of companions) {
+        if (op instanceof Promise) {
+          // Its failure is the batch's, seen when the batch is written; never an unhandled rejection.
+          op.catch(() => undefined);
+          batch.waits = true;
+        }
+        batch.ops.push(op);
+      }
       batch.entries.push({ type, data });
       const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
       this.schedule();
@@ -216,10 +230,20 @@ export class TransparencyLog {
           // Entries sequenced after this point belong to the next batch, whose size is larger.
           const size = this.frontier.size;
           const root = this.frontier.root();
-          batch.ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size }) });
+          let ops: BatchOp[];
+          try {
+            ops = batch.waits ? await Promise.all(batch.ops) : (batch.ops as BatchOp[]);
+          } catch (err) {
+            // A companion that could not be made: nothing of this batch was written, and the tail
+            // is re-derived from the store (nothing else will ask for that: the store is fine).
+            this.fail(err, batch);
+            void this.reload().catch(() => undefined);
+            break;
+          }
+          ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size }) });
           try {
             const started = performance.now();
-            await this.store.batch(batch.ops, { sync: true });
+            await this.store.batch(ops, { sync: true });
             const seconds = (performance.now() - started) / 1000;
             this.durable = { size, root };
             for (const w of batch.waiters) w.resolve();

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../workers.ts';
 import { WritError, type ReasonCode } from '../errors.ts';
 import type { DecisionInput, OpaMapping, Rejected } from './opa-events.ts';
 import type { Report } from '../report.ts';
@@ -75,10 +76,7 @@ export class OpaIngest {
     clearTimeout(this.idle);
     this.idle = undefined;
     if (this.worker) return this.worker;
-    // Compiled (dist/*.js) the worker runs as it is; from TypeScript sources (tests) it boots tsx first.
-    const compiled = import.meta.url.endsWith('.js');
-    const entry = new URL(compiled ? './opa-ingest-worker.js' : './opa-ingest-worker.ts', import.meta.url);
-    const worker = compiled ? new Worker(entry) : new Worker(new URL('../policy/worker-boot.js', import.meta.url), { workerData: { entry: entry.href } });
+    const worker = startWorker('opa-ingest-worker', import.meta.url);
     this.ready = false;
     worker.on('message', (message: FromIngestWorker) => this.receive(worker, message));
     worker.on('error', (err) => this.lost(worker, err.message));

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../workers.ts';
 import type { PolicyArtifacts } from './set.ts';
 import { failure, type PolicyDecision, type PolicyRequest } from './types.ts';
 
@@ -85,12 +86,7 @@ export class PolicyEngine {
   private spawn(): void {
     this.booted = false;
     this.holds = [];
-    // Compiled (dist/*.js) the worker runs as it is; from TypeScript sources (tests) it boots tsx first.
-    const compiled = import.meta.url.endsWith('.js');
-    const entry = new URL(compiled ? './engine-worker.js' : './engine-worker.ts', import.meta.url);
-    this.worker = compiled
-      ? new Worker(entry)
-      : new Worker(new URL('./worker-boot.js', import.meta.url), { workerData: { entry: entry.href } });
+    this.worker = startWorker('engine-worker', import.meta.url);
     this.worker.on('message', (message: FromWorker) => this.receive(message));
     this.worker.on('error', (err) => this.restart(`policy worker failed: ${err.message}`));
     this.worker.on('exit', (code) => this.restart(`policy worker exited with code ${code}`));
