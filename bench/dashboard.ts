@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core';
  */
 const RUNS = Number(process.env.BENCH_DASHBOARD_RUNS ?? 10);
 
-export async function dashboardFigures(root: string, adminKey: string): Promise<void> {
+export async function dashboardFigures(root: string, adminKey: string): Promise<Record<string, number>> {
   const dir = path.join(root, 'dist', 'dashboard');
   const files = (await fs.readdir(dir)).filter((f) => /\.(js|css)$/.test(f)).sort();
   const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
@@ -67,6 +67,12 @@ export async function dashboardFigures(root: string, adminKey: string): Promise<
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     console.log(`dashboard time to first render: sign-in page first contentful paint p50 ${median(paint).toFixed(0)} ms; a signed-in page (/status) drawn p50 ${median(signedIn).toFixed(0)} ms (${RUNS} fresh profiles, Chromium ${browser.version()})`);
+    return {
+      dashboard_first_visit_kb: total(first) / 1024,
+      dashboard_first_visit_gzip_kb: gz(first) / 1024,
+      dashboard_first_paint_p50_ms: median(paint),
+      dashboard_signed_in_page_p50_ms: median(signedIn),
+    };
   } finally {
     await browser.close();
     child.kill('SIGTERM');

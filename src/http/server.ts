@@ -51,6 +51,11 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
   const app = new Koa();
   app.proxy = false;
   const table = ROUTES.map(compile);
+  // The routes a path matches, in table order; remembered for the paths of routes without
+  // parameters (a finite set, and the hot ones), worked out each time for any other path.
+  const fixed = new Map<string, Compiled[]>(table.filter((c) => c.names.length === 0).map((c) => [c.route.path, []]));
+  for (const [path, list] of fixed) list.push(...table.filter((c) => c.pattern.test(path)));
+  const candidatesOf = (path: string) => fixed.get(path) ?? table.filter((c) => c.pattern.test(path));
   // Koa reports a streamed answer that did not finish; a client leaving an event stream is how
   // that stream ends, not a failure. Anything else is reported as every failure is.
   app.on('error', (err: NodeJS.ErrnoException) => {
@@ -83,7 +88,7 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
   });
 
   app.use(async (ctx) => {
-    const candidates = table.filter((c) => c.pattern.test(ctx.path));
+    const candidates = candidatesOf(ctx.path);
     if (candidates.length === 0) throw new WritError('route_not_found', `no route ${ctx.path}`, { path: ctx.path });
     const facts = ctx.state as RequestFacts;
     facts.route = candidates[0]!.route.path;
@@ -131,21 +136,43 @@ export function createApp(writ: Writ, shutdown: AbortSignal, { logger, observe }
       throw new WritError('invalid_request', `unknown query parameter: ${Object.keys(ctx.query)[0]}`, { field: Object.keys(ctx.query)[0] });
     }
 
-    // Only long polls need to hear about a departed client or a shutdown.
-    const aborted = route.longPoll ? new AbortController() : undefined;
+    // Only long polls need to hear about a departed client or a shutdown, and only once they wait:
+    // the signal is made when a handler first asks for it (most requests never do).
+    let aborted: AbortController | undefined;
     const abort = () => aborted?.abort();
-    // The response closing before it was sent means the client went away (the request's own
-    // 'close' only says its body has been read).
-    if (aborted) {
-      ctx.res.once('close', abort);
-      shutdown.addEventListener('abort', abort);
-    }
+    const signal = (): AbortSignal => {
+      if (!route.longPoll) return NEVER;
+      if (!aborted) {
+        aborted = new AbortController();
+        // The response closing before it was sent means the client went away (the request's own
+        // 'close' only says its body has been read).
+        ctx.res.once('close', abort);
+        shutdown.addEventListener('abort', abort);
+        if (ctx.res.closed || shutdown.aborted) abort();
+      }
+      return aborted.signal;
+    };
     try {
       const rawRequest = (limit: number) => readRaw(ctx.req, limit);
       const identified = (who: Principal) => {
         facts.principal = who;
       };
-      const result = await route.handle({ writ, principal, identified, body, readBody, rawRequest, query, params, headers: ctx.headers, signal: aborted?.signal ?? NEVER, session });
+      const context: RouteContext = {
+        writ,
+        principal,
+        identified,
+        body,
+        readBody,
+        rawRequest,
+        query,
+        params,
+        headers: ctx.headers,
+        session,
+        get signal() {
+          return signal();
+        },
+      };
+      const result = await route.handle(context);
       ctx.status = result.status;
       if (result.headers) ctx.set(result.headers);
       if (result.type) ctx.type = result.type;
