@@ -1,5 +1,5 @@
 // RFC 6962 / RFC 9162 Merkle tree math over SHA-256: hashing, proofs from stored nodes, verifiers and an append-only frontier.
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { HASH_SIZE, extendRange, isHash, isSize, rangeRoot, rootFromInclusion as treeRootFromInclusion, type CompactRange } from './tree.ts';
 
 export { HASH_SIZE };
@@ -18,10 +18,15 @@ export function leafHash(entry: Uint8Array): Buffer {
   return createHash('sha256').update(LEAF_PREFIX).update(entry).digest();
 }
 
-/** SHA-256(0x01 ‖ left ‖ right). */
+/** SHA-256(0x01 ‖ left ‖ right), hashed from one scratch buffer (crypto.hash copies it before returning). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  if (left.length !== HASH_SIZE || right.length !== HASH_SIZE) return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  NODE_INPUT.set(left, 1);
+  NODE_INPUT.set(right, 1 + HASH_SIZE);
+  return crypto.hash('sha256', NODE_INPUT, 'buffer');
 }
+
+const NODE_INPUT = Buffer.alloc(1 + 2 * HASH_SIZE, 0x01);
 
 const LEAF_PREFIX = Uint8Array.of(0x00);
 const NODE_PREFIX = Uint8Array.of(0x01);

@@ -3,7 +3,7 @@ import { canonicalMembers, isCanonical, memberString } from './jcs.ts';
 import { KEYS, nodeReader, type Checkpoint, type LogEntry } from './log.ts';
 import { Frontier } from './merkle.ts';
 import { openNote, parseCheckpoint, type NoteVerifier } from './note.ts';
-import type { Store } from '../store/store.ts';
+import { readRange, type Store } from '../store/store.ts';
 
 /**
  * Checking the stored log. `verifyLog` is fsck: it re-derives every leaf hash, chain link and
@@ -58,14 +58,40 @@ function completedLevels(index: number): number {
   return levels;
 }
 
+/**
+ * Entries by key (for values this size one `getMany` is the cheapest read); the tree nodes they
+ * complete by range, one per level: entries [start, end) complete the nodes (level, j) with
+ * (j + 1)·2^level − 1 in [start, end), consecutive keys of that level.
+ */
 async function readChunk(store: Store, start: number, end: number): Promise<Chunk> {
   const entryKeys: string[] = [];
-  const nodeKeys: string[] = [];
-  for (let index = start; index < end; index++) {
-    entryKeys.push(KEYS.entry(index));
-    for (let level = 0, n = completedLevels(index); level < n; level++) nodeKeys.push(KEYS.node(level, Math.floor(index / 2 ** level)));
+  for (let index = start; index < end; index++) entryKeys.push(KEYS.entry(index));
+  const levels: Array<{ first: number; count: number }> = [];
+  for (let level = 0, width = 1; width <= end; level++, width *= 2) {
+    const first = Math.ceil((start + 1) / width) - 1;
+    const last = Math.floor(end / width) - 1;
+    if (last < first) break;
+    levels.push({ first, count: last - first + 1 });
   }
-  const [raws, nodes] = await Promise.all([store.getMany(entryKeys), store.getMany(nodeKeys)]);
+  const [raws, ...stored] = await Promise.all([
+    store.getMany(entryKeys),
+    ...levels.map(({ first, count }, level) => readRange(store, { gte: KEYS.node(level, first), lt: KEYS.node(level, first + count) })),
+  ]);
+  // Each level's values by position; a missing node stays undefined (and fails its comparison).
+  const byLevel = levels.map(({ first, count }, level) => {
+    const values = new Array<string | undefined>(count);
+    for (const [key, value] of stored[level]!) {
+      const j = Number(key.slice(KEYS.node(level, 0).length - 16)) - first;
+      if (j >= 0 && j < count) values[j] = value;
+    }
+    return values;
+  });
+  const nodes: Array<string | undefined> = [];
+  for (let index = start; index < end; index++) {
+    for (let level = 0, n = completedLevels(index); level < n; level++) {
+      nodes.push(byLevel[level]![Math.floor(index / 2 ** level) - levels[level]!.first]);
+    }
+  }
   return { start, raws, nodes };
 }
 

@@ -1,5 +1,5 @@
 import { WritError } from '../errors.ts';
-import type { BatchOp, Range, Store } from './store.ts';
+import { readRange, type BatchOp, type Range, type Store } from './store.ts';
 import type { Report } from '../report.ts';
 
 /**
@@ -75,6 +75,10 @@ export class GuardedStore implements Store {
     } catch (err) {
       throw this.readFailure(err);
     }
+  }
+
+  readRange(range: Range): Promise<Array<[string, string]>> {
+    return this.read(() => readRange(this.inner, range));
   }
 
   batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void> {

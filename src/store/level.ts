@@ -36,16 +36,17 @@ export class LevelStore implements Store {
   }
 
   async *iterate(range: Range): AsyncIterable<[string, string]> {
-    const options: Record<string, unknown> = { reverse: range.reverse ?? false, limit: range.limit ?? -1 };
-    if (range.gte !== undefined) options.gte = range.gte;
-    if (range.lt !== undefined) options.lt = range.lt;
-    for await (const entry of this.db.iterator(options)) yield entry;
+    for await (const entry of this.db.iterator(iteratorOptions(range))) yield entry;
   }
 
   /**
    * LevelDB's CompactRange first flushes the memtable into a table file; over a range that holds no
    * key (every key Writ writes sorts below "~") it compacts nothing else.
    */
+  readRange(range: Range): Promise<Array<[string, string]>> {
+    return this.db.iterator(iteratorOptions(range)).all();
+  }
+
   settle(): Promise<void> {
     // `level` types its export as the universal Level; in Node it is classic-level, which has it.
     return (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange('~settle', '~settle~');
@@ -54,6 +55,13 @@ export class LevelStore implements Store {
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+function iteratorOptions(range: Range): Record<string, unknown> {
+  const options: Record<string, unknown> = { reverse: range.reverse ?? false, limit: range.limit ?? -1 };
+  if (range.gte !== undefined) options.gte = range.gte;
+  if (range.lt !== undefined) options.lt = range.lt;
+  return options;
 }
 
 /**

@@ -17,6 +17,8 @@ export interface Store {
   /** Applies all ops atomically; with `sync` the call resolves only once they are on disk. */
   batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>;
   iterate(range: Range): AsyncIterable<[string, string]>;
+  /** The whole of a bounded range at once, where the driver has a bulk read (see `readRange`). */
+  readRange?(range: Range): Promise<Array<[string, string]>>;
   /**
    * Moves recent writes out of the write-ahead log into the store's checksummed tables, so a later
    * damaged write-ahead log cannot take them away (LevelDB: a memtable flush). Called before a
@@ -39,3 +41,14 @@ export async function getJson<T>(store: Store, key: string): Promise<T | undefin
 
 /** Fixed-width decimal so that lexicographic key order is numeric order. */
 export const pad = (n: number): string => n.toString().padStart(16, '0');
+
+/**
+ * Every entry of a bounded range, read in one go: LevelDB's bulk read costs ~1 µs an entry for
+ * small values against ~4 µs through `iterate`. Stores without one are iterated.
+ */
+export async function readRange(store: Store, range: Range): Promise<Array<[string, string]>> {
+  if (store.readRange) return store.readRange(range);
+  const entries: Array<[string, string]> = [];
+  for await (const entry of store.iterate(range)) entries.push(entry);
+  return entries;
+}
