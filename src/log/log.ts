@@ -78,9 +78,13 @@ const ON_DEMAND_INTERVAL_MS = 1000;
 export type Companion = BatchOp | Promise<BatchOp>;
 
 interface Batch {
-  ops: Companion[];
-  /** Some ops are still promises. */
-  waits: boolean;
+  /** Filled in as companions in the making are ready. */
+  ops: BatchOp[];
+  /** Companions still in the making; the batch is written once this is 0. */
+  unready: number;
+  /** Resolves when the last companion is ready, rejects when one failed (set while awaited). */
+  ready?: { resolve: () => void; reject: (err: unknown) => void };
+  failed?: unknown;
   entries: CommittedEntry[];
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
 }
@@ -175,19 +179,15 @@ export class TransparencyLog {
       // 2. companions: may throw, and then nothing has changed.
       companions = typeof extra === 'function' ? extra(at) : extra;
       // 3. commit: from here on nothing throws.
-      const batch = (this.pending ??= { ops: [], waits: false, entries: [], waiters: [] });
+      const batch = (this.pending ??= { ops: [], unready: 0, entries: [], waiters: [] });
       for (const node of this.frontier.append(leaf)) {
         batch.ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
       }
       this.lastLeaf = leaf;
       batch.ops.push({ type: 'put', key: KEYS.entry(index), value: bytes.toString('utf8') });
       for (const op of companions) {
-        if (op instanceof Promise) {
-          // Its failure is the batch's, seen when the batch is written; never an unhandled rejection.
-          op.catch(() => undefined);
-          batch.waits = true;
-        }
-        batch.ops.push(op);
+        if (op instanceof Promise) this.whenReady(batch, op);
+        else batch.ops.push(op);
       }
       batch.entries.push({ type, data });
       const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
@@ -196,6 +196,22 @@ export class TransparencyLog {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** Slots a companion into its batch once it is made; a failure is the batch's, when it is written. */
+  private whenReady(batch: Batch, op: Promise<BatchOp>): void {
+    const slot = batch.ops.push({ type: 'del', key: '' }) - 1;
+    batch.unready++;
+    op.then(
+      (made) => {
+        batch.ops[slot] = made;
+        if (--batch.unready === 0 && batch.failed === undefined) batch.ready?.resolve();
+      },
+      (err: unknown) => {
+        batch.failed ??= err;
+        batch.ready?.reject(batch.failed);
+      },
+    );
   }
 
   private refusal(): WritError | undefined {
@@ -222,6 +238,7 @@ export class TransparencyLog {
     if (this.writing) return this.writing;
     // With nothing to write, run() would finish before `writing` is even set, and leave it set.
     if (!this.pending || this.broken) return Promise.resolve();
+    let settled = false;
     const run = async () => {
       try {
         while (this.pending && !this.broken) {
@@ -232,7 +249,11 @@ export class TransparencyLog {
           const root = this.frontier.root();
           let ops: BatchOp[];
           try {
-            ops = batch.waits ? await Promise.all(batch.ops) : (batch.ops as BatchOp[]);
+            // Not awaited when everything is ready: the next write then starts before the answers
+            // of the last one are worked out (an await would queue it behind all of them).
+            if (batch.failed !== undefined) throw batch.failed;
+            if (batch.unready > 0) await new Promise<void>((resolve, reject) => (batch.ready = { resolve, reject }));
+            ops = batch.ops;
           } catch (err) {
             // A companion that could not be made: nothing of this batch was written, and the tail
             // is re-derived from the store (nothing else will ask for that: the store is fine).
@@ -256,10 +277,14 @@ export class TransparencyLog {
         // Cleared in the same step that saw the queue empty, so no append can slip between the
         // last check and this and find `writing` still set (it would then never be flushed).
         this.writing = undefined;
+        settled = true;
       }
     };
-    this.writing = run();
-    return this.writing;
+    const running = run();
+    // A run that ended without awaiting anything (a batch that failed at once) has already
+    // cleared `writing`; setting it now would leave it set for good.
+    if (!settled) this.writing = running;
+    return running;
   }
 
   private observe(entries: readonly CommittedEntry[], seconds: number): void {
