@@ -33,6 +33,7 @@ import { findOpa } from '../src/policy/opa.ts';
 import { buildPolicySet, evaluate, readPolicySources } from '../src/policy/set.ts';
 import { regoInput } from '../src/policy/rego.ts';
 import { dashboardFigures } from './dashboard.ts';
+import { scaleFigures } from './scale.ts';
 import { describe, ensureWrk, figure, figures, fmt, fsyncFloor, luaString, pct, postScript, readRss, request, spawnWrit, stop, waitUp, wrk, type Load } from './util.ts';
 import type { PolicyRequest } from '../src/policy/types.ts';
 
@@ -79,9 +80,9 @@ function loadFigures(name: string, l: Load): void {
 }
 
 /** Fresh data directory, `writ serve` on it for the duration of `fn`. */
-async function withWrit<T>(policies: string, fn: (server: { url: string; pid: number; agent: http.Agent }) => Promise<T>): Promise<T> {
+async function withWrit<T>(policies: string, env: Record<string, string>, fn: (server: { url: string; pid: number; agent: http.Agent }) => Promise<T>): Promise<T> {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'writ-bench-'));
-  const server = await spawnWrit(ROOT, { data, policies, env: { WRIT_ADMIN_TOKEN: ADMIN } });
+  const server = await spawnWrit(ROOT, { data, policies, env: { WRIT_ADMIN_TOKEN: ADMIN, ...env } });
   try {
     return await fn(server);
   } finally {
@@ -94,8 +95,8 @@ async function withWrit<T>(policies: string, fn: (server: { url: string; pid: nu
  * Writ's whole signed decision over HTTP, as agents call it: one client at rest, then
  * CONCURRENCY connections under load, and (for the first) the RSS after TOTAL_FOR_RSS decisions.
  */
-function writPath(name: string, label: string, policies: string, bin: string, floor: { p50: number }, rssRun: boolean): Promise<Load> {
-  return withWrit(policies, async ({ url, agent, pid }) => {
+function writPath(name: string, label: string, policies: string, bin: string, floor: { p50: number }, rssRun: boolean, env: Record<string, string> = {}): Promise<Load> {
+  return withWrit(policies, env, async ({ url, agent, pid }) => {
     const created = JSON.parse((await request(agent, url, 'POST', '/api/v1/agents', ADMIN, { name: 'bench', trust_tier: 'T2' })).body) as { api_key: string };
     const script = postScript(DECISION, created.api_key);
     const target = `${url}/api/v1/permissions`;
@@ -112,17 +113,31 @@ function writPath(name: string, label: string, policies: string, bin: string, fl
     const load = await wrk(bin, target, { connections: CONCURRENCY, seconds: SECONDS, script, serverPid: pid });
     loadFigures(`load_${name}`, load);
     console.log(`${label}, under load (${CONCURRENCY} connections, ${SECONDS} s): ${describe(load)}`);
-    if (rssRun && TOTAL_FOR_RSS > 0) {
-      const size = async () => (JSON.parse((await request(agent, url, 'GET', '/healthz')).body) as { log_size: number }).log_size;
-      const start = await size();
-      while ((await size()) - start < TOTAL_FOR_RSS) await wrk(bin, target, { connections: CONCURRENCY, seconds: 5, script });
-      const decided = (await size()) - start;
-      const { rss, peak } = await readRss(pid);
-      figure('rss_after_100k_mb', rss);
-      figure('rss_peak_mb', peak);
-      console.log(`writ server memory: rss ${fmt(rss)} MB, peak ${fmt(peak)} MB after ${decided} more decisions (target rss < 200 MB after 100k)`);
-    }
+    if (rssRun) await memoryAfter(TOTAL_FOR_RSS, 'rss', 'writ server memory', { url, agent, pid, bin, target, script });
     return load;
+  });
+}
+
+/** Keeps the server busy until it has made `total` more decisions, then reads its memory. */
+async function memoryAfter(total: number, name: string, label: string, s: { url: string; agent: http.Agent; pid: number; bin: string; target: string; script: string }): Promise<void> {
+  if (total <= 0) return;
+  const size = async () => (JSON.parse((await request(s.agent, s.url, 'GET', '/healthz')).body) as { log_size: number }).log_size;
+  const start = await size();
+  while ((await size()) - start < total) await wrk(s.bin, s.target, { connections: CONCURRENCY, seconds: 5, script: s.script });
+  const decided = (await size()) - start;
+  const { rss, peak, anon } = await readRss(s.pid);
+  figure(`${name}_after_100k_mb`, rss);
+  figure(`${name}_anon_after_100k_mb`, anon);
+  figure(`${name}_peak_mb`, peak);
+  console.log(`${label}: rss ${fmt(rss)} MB (${fmt(anon)} MB anonymous), peak ${fmt(peak)} MB after ${decided} more decisions (target rss < 200 MB after 100k)`);
+}
+
+/** The same, on a fresh server with glibc held to two malloc arenas, as the container image runs it. */
+function memoryWithTwoArenas(bin: string): Promise<void> {
+  return withWrit(path.join(ROOT, 'policies'), { MALLOC_ARENA_MAX: '2' }, async ({ url, agent, pid }) => {
+    const created = JSON.parse((await request(agent, url, 'POST', '/api/v1/agents', ADMIN, { name: 'bench', trust_tier: 'T2' })).body) as { api_key: string };
+    const script = postScript(DECISION, created.api_key);
+    await memoryAfter(TOTAL_FOR_RSS, 'rss_two_arenas', 'writ server memory with MALLOC_ARENA_MAX=2', { url, agent, pid, bin, target: `${url}/api/v1/permissions`, script });
   });
 }
 
@@ -130,7 +145,7 @@ function writPath(name: string, label: string, policies: string, bin: string, fl
 function attestationIngest(bin: string): Promise<Load> {
   // One connection per thread, so a touchpoint's sequence numbers arrive in the order they were made.
   const attesters = 16;
-  return withWrit(path.join(ROOT, 'policies'), async ({ url, agent, pid }) => {
+  return withWrit(path.join(ROOT, 'policies'), {}, async ({ url, agent, pid }) => {
     const keys: string[] = [];
     for (let i = 1; i <= attesters; i++) {
       const created = JSON.parse((await request(agent, url, 'POST', '/api/v1/attesters', ADMIN, { name: `bench ${i}`, touchpoint_id: `tp-${i}` })).body) as { api_key: string };
@@ -310,7 +325,7 @@ function ratio(name: string, label: string, writ: Load | undefined, opa: Load | 
   console.log(`ratio, ${label} to OPA's bare decision (same generator, same run): throughput ${fmt(writ.perSecond / opa.perSecond, 2)}× (target ≥ 0.7×), p99 ${fmt(writ.p99 / opa.p99, 2)}× (target ≤ 2×)`);
 }
 
-const PHASES = ['cedar', 'rego', 'warm', 'http', 'opa', 'ingest', 'opa-upload', 'dashboard'];
+const PHASES = ['cedar', 'rego', 'warm', 'http', 'opa', 'ingest', 'scale', 'opa-upload', 'dashboard'];
 const only = new Set((process.env.BENCH_ONLY ?? PHASES.join(',')).split(','));
 const json = process.argv.includes('--json');
 figure('cores', os.cpus().length);
@@ -334,6 +349,7 @@ const bin = needsWrk ? await ensureWrk() : undefined;
 if (needsWrk && !bin) console.log('load phases: skipped (no wrk, and it could not be installed: apt-get install wrk)');
 if (bin) {
   const cedar = only.has('http') ? await writPath('cedar', 'writ http, Cedar (shipped policies)', path.join(ROOT, 'policies'), bin, floor, true) : undefined;
+  if (only.has('http')) await memoryWithTwoArenas(bin);
   const rego = only.has('opa') && findOpa() ? await writPath('rego', 'writ http, Rego (examples/rego)', path.join(EXAMPLES, 'rego'), bin, floor, false) : undefined;
   const bare = only.has('opa') ? await opaServer(bin) : undefined;
   const ingest = only.has('ingest') ? await attestationIngest(bin) : undefined;
@@ -341,6 +357,7 @@ if (bin) {
   ratio('cedar', "Writ's signed decision (Cedar)", cedar, bare);
   ratio('ingest', 'attestation ingest (witnessed, signed, durable)', ingest, bare);
 }
+if (only.has('scale')) Object.entries(await scaleFigures(ROOT, ADMIN)).forEach(([name, value]) => figure(name, value));
 if (only.has('opa-upload')) await opaUpload();
 if (only.has('dashboard')) Object.entries(await dashboardFigures(ROOT, ADMIN)).forEach(([name, value]) => figure(name, value));
 if (json) {

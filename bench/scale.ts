@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { loadConfig } from '../src/config.ts';
 import { startServer } from '../src/writ.ts';
 import type { Agent } from '../src/domain/principals.ts';
+import { fmt, pct, readRss, request } from './util.ts';
 
 /** Bump when what a generated directory holds changes: older ones are then made again. */
 const FORMAT = 1;
@@ -33,8 +34,6 @@ const STARTS = 3;
 
 const BODY = { action: 'email.send', resource: 'email:client@acme.com', scope: { max_emails: 1 }, context: { reason: 'bench' } };
 
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-const fmt = (n: number, digits = 1) => n.toFixed(digits);
 const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
 
 interface Generated {
@@ -44,29 +43,6 @@ interface Generated {
   created_at: string;
   /** An agent's key for the decisions the bench makes. */
   agent_key: string;
-}
-
-function request(agent: http.Agent, port: number, method: string, p: string, key: string | undefined, body?: unknown): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string | number> = {};
-    if (key) headers.authorization = `Bearer ${key}`;
-    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
-    const req = http.request({ host: '127.0.0.1', port, method, path: p, agent, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-/** Resident memory in MB: all of it, and the part that is the process's own (heap, stacks) rather than mapped files. */
-async function readRss(pid: number): Promise<{ rss: number; anon: number }> {
-  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
-  const mb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
-  return { rss: mb('VmRSS'), anon: mb('RssAnon') };
 }
 
 /** A data directory with the agents, the pending approvals and `bulk` decisions in its log, made once and kept. */
@@ -129,7 +105,7 @@ async function generate(root: string, adminToken: string, dir: string, bulk: num
       );
     }
     // One real decision, through the whole cascade: its entry is the template of the bulk.
-    const decided = await request(client, server.port, 'POST', '/api/v1/permissions', agents[0]!.api_key, BODY);
+    const decided = await request(client, server.url, 'POST', '/api/v1/permissions', agents[0]!.api_key, BODY);
     if (decided.status !== 201) throw new Error(`the template decision failed: ${decided.status} ${decided.body.slice(0, 300)}`);
     let template: Record<string, unknown> | undefined;
     for await (const { entry } of writ.log.entries(writ.log.size - 1)) template = entry.data;
@@ -181,7 +157,7 @@ async function serve(root: string, dir: string, adminToken: string, agentKey: st
     // Polled often: start-up is the figure, so the poll's own interval must not dominate it.
     for (;;) {
       if (child.exitCode !== null) throw new Error(`writ serve exited with ${child.exitCode} before it answered`);
-      const up = await request(agent, port, 'GET', '/healthz', undefined).catch(() => undefined);
+      const up = await request(agent, `http://127.0.0.1:${port}`, 'GET', '/healthz').catch(() => undefined);
       if (up?.status === 200) break;
       await new Promise((r) => setTimeout(r, 2));
       if (performance.now() - started > 120_000) throw new Error('writ serve did not answer within 120 s');
@@ -192,18 +168,18 @@ async function serve(root: string, dir: string, adminToken: string, agentKey: st
     const decisions: number[] = [];
     for (let i = 0; i < DECISIONS + 200; i++) {
       const t0 = performance.now();
-      const res = await request(agent, port, 'POST', '/api/v1/permissions', agentKey, BODY);
+      const res = await request(agent, `http://127.0.0.1:${port}`, 'POST', '/api/v1/permissions', agentKey, BODY);
       if (res.status !== 201) throw new Error(`a decision failed: ${res.status} ${res.body.slice(0, 300)}`);
       if (i >= 200) decisions.push(performance.now() - t0);
     }
     // Proofs of entries the latest checkpoint (signed when the generator closed) covers.
-    const checkpoint = (await request(agent, port, 'GET', '/api/v1/log/checkpoint', undefined)).body;
+    const checkpoint = (await request(agent, `http://127.0.0.1:${port}`, 'GET', '/api/v1/log/checkpoint')).body;
     const covered = Number(checkpoint.split('\n')[1]);
     const proofs: number[] = [];
     for (let i = 0; i < PROOFS + 100; i++) {
       const index = Math.floor(Math.random() * covered);
       const t0 = performance.now();
-      const res = await request(agent, port, 'GET', `/api/v1/log/proof/${index}`, undefined);
+      const res = await request(agent, `http://127.0.0.1:${port}`, 'GET', `/api/v1/log/proof/${index}`);
       if (res.status !== 200) throw new Error(`a proof failed: ${res.status} ${res.body.slice(0, 300)}`);
       if (i >= 100) proofs.push(performance.now() - t0);
     }

@@ -32,10 +32,11 @@ export function request(agent: http.Agent, url: string, method: string, p: strin
   });
 }
 
-export async function readRss(pid: number): Promise<{ rss: number; peak: number }> {
+/** Resident memory in MB: all of it, its peak, and the part that is the process's own (heap, stacks) rather than mapped files. */
+export async function readRss(pid: number): Promise<{ rss: number; peak: number; anon: number }> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
   const mb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
-  return { rss: mb('VmRSS'), peak: mb('VmHWM') };
+  return { rss: mb('VmRSS'), peak: mb('VmHWM'), anon: mb('RssAnon') };
 }
 
 /** CPU seconds (user + system) a process has used so far, all its threads. */

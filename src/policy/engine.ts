@@ -123,6 +123,11 @@ export class PolicyEngine {
     });
   }
 
+  /** Whether anything is waiting for the worker (sent or held). */
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
   status(version: string): WorkerStatus {
     const active = this.holds.find((held) => held.version === version);
     return {
