@@ -155,3 +155,30 @@ test('a set serves only once the worker has warmed it up, when it loads and afte
   }
 });
 
+
+test('at rest a Cedar set is decided on the event loop, exactly as the worker decides it under load; a Rego set never is', async (t) => {
+  const cedar = await PolicyStore.open(path.join(import.meta.dirname, '..', 'policies'), { timeoutMs: 1000 });
+  const rego = await openStore({ 'rules.rego': SLOW_OP }, 1000);
+  try {
+    const inline = (store: PolicyStore) => (store as unknown as { inline?: unknown }).inline;
+    t.truthy(inline(cedar), 'the shipped Cedar policies are fast: taken on the event loop at rest');
+    t.is(inline(rego), undefined, 'a Rego rule can iterate without bound over a request: only the worker, which can be stopped, evaluates it');
+    const requests: PolicyRequest[] = [
+      request,
+      { ...request, action: 'bank.transfer', resource: 'account:checking', value: 20_000, currency: 'EUR' },
+      { ...request, action: 'shell.execute', resource: 'env:production' },
+    ];
+    const set = cedar.current;
+    const atRest = [];
+    for (const r of requests) atRest.push(await cedar.evaluate(set, r));
+    // Many at once: all but the first wait for the worker.
+    const underLoad = (await Promise.all(Array.from({ length: 30 }, (_, i) => cedar.evaluate(set, requests[i % 3]!)))).slice(3, 6);
+    t.deepEqual(underLoad, atRest);
+    t.deepEqual(atRest.map((d) => d.outcome), ['allow', 'allow', 'deny']);
+    t.not(atRest[0]!.outcome === 'allow' && atRest[1]!.outcome === 'allow' && atRest[0]!.tier === atRest[1]!.tier, true, 'a transfer of 20,000 is allowed at a higher tier than an email');
+  } finally {
+    await cedar.close();
+    await rego.close();
+  }
+  t.like(await cedar.evaluate(cedar.current, request), { outcome: 'error' }, 'after close nothing is decided here either: never an allow');
+});

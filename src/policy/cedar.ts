@@ -268,7 +268,9 @@ export function evaluateCedar(set: CedarSet, request: PolicyRequest, extraEntiti
   if (diagnostics.errors.length > 0) {
     return { outcome: 'error', code: 'policy_error', errors: diagnostics.errors.map((e) => `cedar policy ${e.policyId}: ${e.error.message}`) };
   }
-  const determining = diagnostics.reason;
+  // Cedar gives its reasons as a set, in no fixed order (two engine instances can differ): sorted, a
+  // decision reads the same wherever it was made.
+  const determining = [...diagnostics.reason].sort();
   if (decision === 'deny') {
     return determining.length ? { outcome: 'deny', determining, reasons: [], languages: ['cedar'] } : { outcome: 'not_applicable', reasons: ['no Cedar policy permits or forbids this request'] };
   }
