@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { spawnWrit } from './util.ts';
 
 /**
  * The dashboard's figures: page weight (what a first visit downloads: the script and the
@@ -26,19 +26,8 @@ export async function dashboardFigures(root: string, adminKey: string): Promise<
   console.log(`dashboard first visit (app.js + app.css): ${kb(total(first))}, ${kb(gz(first))} gzip (Writ serves them uncompressed)`);
 
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'writ-bench-dash-'));
-  const child = spawn(process.execPath, [path.join(root, 'bin/writ.js'), 'serve', '--port', '0', '--data', data, '--policies', path.join(root, 'policies')], {
-    env: { ...process.env, WRIT_ADMIN_TOKEN: adminKey, WRIT_LOG_LEVEL: 'silent' },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const found = /Writ is listening on (http:\/\/\S+)/.exec(out);
-      if (found) resolve(found[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`writ exited with ${code}`)));
-  });
+  const server = await spawnWrit(root, { data, policies: path.join(root, 'policies'), env: { WRIT_ADMIN_TOKEN: adminKey } });
+  const { url } = server;
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
   try {
     const paint: number[] = [];
@@ -75,8 +64,7 @@ export async function dashboardFigures(root: string, adminKey: string): Promise<
     };
   } finally {
     await browser.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await server.stop();
     await fs.rm(data, { recursive: true, force: true });
   }
 }
