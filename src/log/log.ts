@@ -1,6 +1,6 @@
 import type { BatchOp, Store } from '../store/store.ts';
 import { pad } from '../store/store.ts';
-import { canonicalBytes } from './canonical.ts';
+import { canonicalize } from './canonical.ts';
 import { Frontier, consistencyProof, inclusionProof, leafHash, type NodeReader } from './merkle.ts';
 import { formatCheckpoint, signNote } from './note.ts';
 import type { SigningKey } from '../crypto/keys.ts';
@@ -170,11 +170,12 @@ export class TransparencyLog {
     const index = this.frontier.size;
     const time = new Date().toISOString();
     const entry: LogEntry = { v: 1, index, time, type, prev: this.lastLeaf?.toString('base64') ?? '', data };
-    let bytes: Buffer;
+    let text: string;
     let companions: Companion[];
     try {
-      bytes = canonicalBytes(entry);
-      const leaf = leafHash(bytes);
+      // Canonical once: the text is what is hashed (as UTF-8) and what is stored.
+      text = canonicalize(entry);
+      const leaf = leafHash(text);
       const at: Appended = { index, leafHash: leaf.toString('base64'), time };
       // 2. companions: may throw, and then nothing has changed.
       companions = typeof extra === 'function' ? extra(at) : extra;
@@ -184,7 +185,7 @@ export class TransparencyLog {
         batch.ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
       }
       this.lastLeaf = leaf;
-      batch.ops.push({ type: 'put', key: KEYS.entry(index), value: bytes.toString('utf8') });
+      batch.ops.push({ type: 'put', key: KEYS.entry(index), value: text });
       for (const op of companions) {
         if (op instanceof Promise) this.whenReady(batch, op);
         else batch.ops.push(op);

@@ -13,8 +13,12 @@ export type StoredNode = { level: number; index: number; hash: Buffer };
 /** Returns the stored complete aligned node (level 0 = leaf hashes); it must exist for every range the proofs ask for. */
 export type NodeReader = (level: number, index: number) => Promise<Buffer>;
 
-/** SHA-256(0x00 ‖ entry): the 0x00 prefix keeps leaves from ever colliding with interior nodes. */
-export function leafHash(entry: Uint8Array): Buffer {
+/**
+ * SHA-256(0x00 ‖ entry): the 0x00 prefix keeps leaves from ever colliding with interior nodes.
+ * An entry given as text is hashed as its UTF-8 bytes, in one call (no Buffer of it is made).
+ */
+export function leafHash(entry: Uint8Array | string): Buffer {
+  if (typeof entry === 'string') return crypto.hash('sha256', `\u0000${entry}`, 'buffer');
   return createHash('sha256').update(LEAF_PREFIX).update(entry).digest();
 }
 
