@@ -14,6 +14,18 @@ function key(): SigningKey {
   return { kid: 'k', privateKey, publicKey, publicJwk: {}, publicRaw: Buffer.from(raw) };
 }
 
+/** The in-memory store, its writes going through the test's `batch` (a fault, a gate). */
+function writingThrough(inner: MemoryStore, batch: (ops: BatchOp[]) => Promise<void>): Store {
+  return {
+    get: (k) => inner.get(k),
+    getMany: (k) => inner.getMany(k),
+    iterate: (r) => inner.iterate(r),
+    close: () => inner.close(),
+    settle: () => inner.settle(),
+    batch,
+  };
+}
+
 test('an append made right after a batch completes is still written', async (t) => {
   t.timeout(10_000, 'the append never completed');
   const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key(), commitWindowMs: 1 });
@@ -37,14 +49,7 @@ test('entries get consecutive indexes in call order across batches', async (t) =
 test('a failed write answers storage_unavailable, records nothing, and the log recovers', async (t) => {
   const inner = new MemoryStore();
   let failNext = false;
-  const flaky: Store = {
-    get: (k) => inner.get(k),
-    getMany: (k) => inner.getMany(k),
-    iterate: (r) => inner.iterate(r),
-    close: () => inner.close(),
-    settle: () => inner.settle(),
-    batch: (ops: BatchOp[]) => (failNext ? ((failNext = false), Promise.reject(new Error('disk full'))) : inner.batch(ops)),
-  };
+  const flaky = writingThrough(inner, (ops) => (failNext ? ((failNext = false), Promise.reject(new Error('disk full'))) : inner.batch(ops)));
   const log = await TransparencyLog.open(flaky, { origin: 'test/log', key: key(), commitWindowMs: 0 });
   await log.append('ok', {});
   failNext = true;
@@ -87,18 +92,11 @@ test('an idle log commits at once, and appends made while a commit is in flight 
   const inner = new MemoryStore();
   const batches: number[] = [];
   let release: (() => void) | undefined;
-  const gated: Store = {
-    get: (k) => inner.get(k),
-    getMany: (k) => inner.getMany(k),
-    iterate: (r) => inner.iterate(r),
-    close: () => inner.close(),
-    settle: () => inner.settle(),
-    batch: async (ops: BatchOp[]) => {
-      batches.push(ops.filter((op) => op.key.startsWith('log/e/')).length);
-      if (batches.length === 1) await new Promise<void>((r) => (release = r));
-      await inner.batch(ops);
-    },
-  };
+  const gated = writingThrough(inner, async (ops) => {
+    batches.push(ops.filter((op) => op.key.startsWith('log/e/')).length);
+    if (batches.length === 1) await new Promise<void>((r) => (release = r));
+    await inner.batch(ops);
+  });
   const log = await TransparencyLog.open(gated, { origin: 'test/log', key: key() });
   const first = log.append('first', {});
   await eventually(() => release !== undefined, 'the first commit');
