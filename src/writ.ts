@@ -123,6 +123,7 @@ export async function openWrit(
       report,
       timeoutMs: config.policyTimeoutMs,
       onEvaluated: metrics.evaluated,
+      atRest: () => log.idle,
       onChange: async (before, after) => {
         await log.append('policy.activated', { hash_before: before.hash, hash_after: after.hash, files: after.files }, [
           { type: 'put', key: POLICY_HASH_KEY, value: after.hash },

@@ -150,6 +150,11 @@ export class TransparencyLog {
     return this.durable.size;
   }
 
+  /** Nothing waits to be written or is being written. */
+  get idle(): boolean {
+    return !this.pending && !this.writing && !this.timer;
+  }
+
   /** Why the log refuses appends, while it does. */
   get fault(): string | undefined {
     return this.broken;
