@@ -87,9 +87,9 @@ export class PolicyStore {
    * one evaluation to the worker costs a thread wake-up (1–3 ms measured on a 2-vCPU VM, against
    * 10–100 µs for the evaluation itself). Under load the thread is awake anyway, and evaluating there
    * leaves the event loop to the requests (measured: 340 against 620 µs of event loop per decision).
-   * A set is fast when a warm evaluation here takes under INLINE_MS (see prepareInline); a few evaluations here over DEMOTE_MS (or one over half the budget) send the
-   * set's later ones to the worker for good, and one past the budget is a policy_timeout, as on
-   * the worker.
+   * A set is fast when a warm evaluation here takes under INLINE_MS (see prepareInline); a few
+   * evaluations here over DEMOTE_MS (or one over half the budget) send the set's later ones to the
+   * worker for good, and one past the budget is a policy_timeout, as on the worker.
    */
   async evaluate(set: PolicySet, request: PolicyRequest): Promise<PolicyDecision> {
     const started = performance.now();
