@@ -20,14 +20,14 @@ function key(): SigningKey {
 const SIZE = 8_300;
 const EDGES = [0, 4095, 4096, 8191, 8192, SIZE - 1];
 
-async function storedLog(): Promise<{ store: MemoryStore; logKey: { name: string; publicKeyRaw: Buffer }; signingKey: SigningKey }> {
+async function storedLog(): Promise<{ store: MemoryStore; logKey: { name: string; publicKeyRaw: Buffer }; signingKey: SigningKey; root: string }> {
   const store = new MemoryStore();
   const signingKey = key();
   const log = await TransparencyLog.open(store, { origin: 'test/chunks', key: signingKey, commitWindowMs: 0 });
   await Promise.all(Array.from({ length: SIZE }, (_, i) => log.append('e', { i, text: `entry ${i}`, nested: { b: [1, 2.5, 'x'], a: null } })));
-  await log.checkpoint();
+  const checkpoint = await log.checkpoint();
   await log.close();
-  return { store, logKey: { name: 'test/chunks', publicKeyRaw: signingKey.publicRaw }, signingKey };
+  return { store, logKey: { name: 'test/chunks', publicKeyRaw: signingKey.publicRaw }, signingKey, root: checkpoint.root };
 }
 
 const fixture = storedLog();
@@ -42,50 +42,78 @@ async function copy(): Promise<{ store: MemoryStore; logKey: { name: string; pub
   return { store: fresh, logKey, signingKey };
 }
 
-test('an undamaged log of several chunks verifies, with every entry and checkpoint counted', async (t) => {
-  const { store, logKey } = await copy();
-  const result = await verifyLog(store, logKey);
-  t.true(result.ok, JSON.stringify(result.problem));
-  t.is(result.size, SIZE);
-  t.is(result.checkpoints, 1);
-});
+/** Checked on the calling thread, and on verification threads (what a long log gets). */
+const MODES = [
+  { name: 'on one thread', threads: 0, victims: EDGES },
+  { name: 'on verification threads', threads: 2, victims: [4095, 4096, SIZE - 1] },
+];
 
-for (const victim of EDGES) {
-  test(`a missing entry at ${victim} is named at its index`, async (t) => {
+for (const { name, threads, victims } of MODES) {
+  test(`an undamaged log of several chunks verifies ${name}, with every entry and checkpoint counted`, async (t) => {
     const { store, logKey } = await copy();
-    await store.batch([{ type: 'del', key: KEYS.entry(victim) }]);
-    const result = await verifyLog(store, logKey);
-    t.false(result.ok);
-    t.is(result.problem?.index, victim);
-    t.regex(result.problem?.message ?? '', /is missing|claims/);
+    const result = await verifyLog(store, logKey, { threads });
+    t.true(result.ok, JSON.stringify(result.problem));
+    t.is(result.size, SIZE);
+    t.is(result.checkpoints, 1);
+    t.is(result.root, (await fixture).root);
   });
 
-  test(`an entry at ${victim} rewritten out of canonical form is named at its index`, async (t) => {
+  for (const victim of victims) {
+    test(`a missing entry at ${victim} is named at its index (${name})`, async (t) => {
+      const { store, logKey } = await copy();
+      await store.batch([{ type: 'del', key: KEYS.entry(victim) }]);
+      const result = await verifyLog(store, logKey, { threads });
+      t.false(result.ok);
+      t.is(result.problem?.index, victim);
+      t.regex(result.problem?.message ?? '', /is missing|claims/);
+    });
+
+    test(`an entry at ${victim} rewritten out of canonical form is named at its index (${name})`, async (t) => {
+      const { store, logKey } = await copy();
+      const raw = (await store.get(KEYS.entry(victim)))!;
+      await store.batch([{ type: 'put', key: KEYS.entry(victim), value: raw.replace('{', '{ ') }]);
+      const result = await verifyLog(store, logKey, { threads });
+      t.is(result.problem?.index, victim);
+      t.is(result.problem?.message, 'entry is not in canonical (RFC 8785) form');
+    });
+
+    test(`a stored leaf hash at ${victim} that does not match its entry is named at its index (${name})`, async (t) => {
+      const { store, logKey } = await copy();
+      await store.batch([{ type: 'put', key: KEYS.node(0, victim), value: Buffer.alloc(32, 7).toString('base64') }]);
+      const result = await verifyLog(store, logKey, { threads });
+      t.is(result.problem?.index, victim);
+      t.is(result.problem?.message, 'entry does not hash to its stored leaf hash');
+    });
+
+    test(`an entry at ${victim} that links to another than the entry before it is named at its index (${name})`, async (t) => {
+      const { store, logKey } = await copy();
+      const entry = JSON.parse((await store.get(KEYS.entry(victim)))!) as { prev: string };
+      entry.prev = Buffer.alloc(32, 9).toString('base64');
+      await store.batch([{ type: 'put', key: KEYS.entry(victim), value: canonicalize(entry) }]);
+      const result = await verifyLog(store, logKey, { threads });
+      t.is(result.problem?.index, victim);
+      t.is(result.problem?.message, "prev does not match the previous entry's hash");
+    });
+  }
+
+  test(`a stored interior node that does not match is named at the entry that completes it (${name})`, async (t) => {
     const { store, logKey } = await copy();
-    const raw = (await store.get(KEYS.entry(victim)))!;
-    await store.batch([{ type: 'put', key: KEYS.entry(victim), value: raw.replace('{', '{ ') }]);
-    const result = await verifyLog(store, logKey);
-    t.is(result.problem?.index, victim);
-    t.is(result.problem?.message, 'entry is not in canonical (RFC 8785) form');
+    // Node 3/511 covers entries 4088..4095; entry 4095 completes it, the last of the first chunk.
+    await store.batch([{ type: 'del', key: KEYS.node(3, 511) }]);
+    const result = await verifyLog(store, logKey, { threads });
+    t.is(result.problem?.index, 4095);
+    t.is(result.problem?.message, 'stored tree node 3/511 does not match');
   });
 
-  test(`a stored leaf hash at ${victim} that does not match its entry is named at its index`, async (t) => {
+  test(`a stored node above a chunk that does not match is named at the entry that completes it (${name})`, async (t) => {
     const { store, logKey } = await copy();
-    await store.batch([{ type: 'put', key: KEYS.node(0, victim), value: Buffer.alloc(32, 7).toString('base64') }]);
-    const result = await verifyLog(store, logKey);
-    t.is(result.problem?.index, victim);
-    t.is(result.problem?.message, 'entry does not hash to its stored leaf hash');
+    // Node 13/0 covers entries 0..8191: two whole chunks, completed by entry 8191.
+    await store.batch([{ type: 'put', key: KEYS.node(13, 0), value: Buffer.alloc(32, 3).toString('base64') }]);
+    const result = await verifyLog(store, logKey, { threads });
+    t.is(result.problem?.index, 8191);
+    t.is(result.problem?.message, 'stored tree node 13/0 does not match');
   });
 }
-
-test('a stored interior node that does not match is named at the entry that completes it', async (t) => {
-  const { store, logKey } = await copy();
-  // Node 3/511 covers entries 4088..4095; entry 4095 completes it, the last of the first chunk.
-  await store.batch([{ type: 'del', key: KEYS.node(3, 511) }]);
-  const result = await verifyLog(store, logKey);
-  t.is(result.problem?.index, 4095);
-  t.is(result.problem?.message, 'stored tree node 3/511 does not match');
-});
 
 test('entries lost from the end of the log are named at the first lost index', async (t) => {
   const { store, logKey } = await copy();

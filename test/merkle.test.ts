@@ -195,6 +195,24 @@ test('Frontier.append emits exactly the published complete subtree nodes, each o
   for (const node of emitted.flat()) t.deepEqual(node.hash, NODE_HASHES[node.level]![node.index], `${node.level}/${node.index}`);
 });
 
+test('Frontier.appendSubtree takes an aligned subtree by its root: the same tree, and the nodes above it, as appending its leaves', (t) => {
+  const leaves = syntheticLeaves(48);
+  // Sizes 0, 16 and 32 are multiples of 16: each 16-leaf subtree goes in whole.
+  const byLeaf = new Frontier();
+  const bySubtree = new Frontier();
+  for (let start = 0; start < 48; start += 16) {
+    const below = leaves.slice(start, start + 16).flatMap((leaf) => byLeaf.append(leaf));
+    const above = bySubtree.appendSubtree(4, mthOfLeaves(leaves.slice(start, start + 16)));
+    t.deepEqual(above, below.filter((node) => node.level >= 4));
+    t.is(bySubtree.size, byLeaf.size);
+    t.deepEqual(bySubtree.root(), byLeaf.root());
+  }
+  t.deepEqual(bySubtree.append(SOME_HASH), byLeaf.append(SOME_HASH));
+  t.deepEqual(bySubtree.root(), byLeaf.root());
+  // Size 49 is no multiple of 2: a subtree of two cannot start there.
+  t.throws(() => bySubtree.appendSubtree(1, SOME_HASH), { instanceOf: RangeError });
+});
+
 test('frontierNodeIds lists the binary decomposition of the size, largest subtree first', (t) => {
   t.deepEqual(frontierNodeIds(0), []);
   t.deepEqual(frontierNodeIds(1), [{ level: 0, index: 0 }]);

@@ -282,6 +282,20 @@ export class Frontier {
     return completed;
   }
 
+  /**
+   * Appends a whole aligned subtree of 2^level leaves by its root hash (the tree's size must be a
+   * multiple of 2^level) and returns the nodes that became complete, from that level up.
+   */
+  appendSubtree(level: number, hash: Uint8Array): StoredNode[] {
+    const width = 2 ** level;
+    if (!isHash(hash)) throw new RangeError('Frontier.appendSubtree: the subtree hash must be 32 bytes');
+    if (this.#size % width !== 0) throw new RangeError(`Frontier.appendSubtree: size ${this.#size} is not a multiple of ${width}`);
+    if (this.#size + width > Number.MAX_SAFE_INTEGER) throw new RangeError('Frontier.appendSubtree: tree is full');
+    const completed = extendRange(this.#range, this.#size, Buffer.from(hash), nodeHash, level);
+    this.#size += width;
+    return completed;
+  }
+
   /** MTH of all leaves appended so far; EMPTY_ROOT when empty. */
   root(): Buffer {
     return rangeRoot(this.#range, EMPTY_ROOT, nodeHash);

@@ -58,12 +58,13 @@ export interface CompactRange<H extends Uint8Array> {
 
 /**
  * Appends the leaf hash of entry `leafIndex` (the range's size) and returns every complete aligned
- * node that became complete with it: the leaf at level 0, then each merged parent.
+ * node that became complete with it: the leaf at level 0, then each merged parent. With `level`
+ * above 0 the hash is that of a whole aligned subtree of 2^level leaves starting at `leafIndex`
+ * (the range's size, a multiple of 2^level), and the nodes returned start at that level.
  */
-export function extendRange<H extends Uint8Array>(range: CompactRange<H>, leafIndex: number, leaf: H, nodeHash: NodeHash<H>): Array<CompletedNode<H>> {
+export function extendRange<H extends Uint8Array>(range: CompactRange<H>, leafIndex: number, leaf: H, nodeHash: NodeHash<H>, level = 0): Array<CompletedNode<H>> {
   let hash = leaf;
-  let level = 0;
-  const completed: Array<CompletedNode<H>> = [{ level: 0, index: leafIndex, hash }];
+  const completed: Array<CompletedNode<H>> = [{ level, index: Math.floor(leafIndex / 2 ** level), hash }];
   while (range.levels.length > 0 && range.levels[range.levels.length - 1] === level) {
     range.levels.pop();
     const left = range.hashes.pop()!;

@@ -1,8 +1,11 @@
-import { canonicalMembers, isCanonical, memberString } from './jcs.ts';
-import { KEYS, nodeReader, type Checkpoint, type LogEntry } from './log.ts';
-import { Frontier, leafHash } from './merkle.ts';
+import os from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import { KEYS, nodeReader, type Checkpoint } from './log.ts';
+import { Frontier, HASH_SIZE } from './merkle.ts';
 import { openNote, parseCheckpoint, type NoteVerifier } from './note.ts';
-import { readRange, type Store } from '../store/store.ts';
+import { CHUNK, PREV_MISMATCH, SUBTREE_LEVEL, checkChunk, nodeMismatch, type ChunkChecked, type ChunkWork } from './verify-chunk.ts';
+import { readValues, type Store } from '../store/store.ts';
+import { startWorker } from '../workers.ts';
 
 /**
  * Checking the stored log. `verifyLog` is fsck: it re-derives every leaf hash, chain link and
@@ -40,14 +43,15 @@ async function storedSize(store: Store): Promise<number> {
   return meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size;
 }
 
-/** Entries read per store call while checking (with their tree nodes): one round trip, not thousands. */
-const CHUNK = 4096;
-
-/** Entries [start, end) as stored (undefined where none is), and the stored tree nodes each one completes, in completion order. */
+/**
+ * Entries [start, end) as stored (undefined where none is), and the stored tree nodes each one
+ * completes, in completion order: those of levels up to SUBTREE_LEVEL in `low`, the others in `high`.
+ */
 interface Chunk {
   start: number;
   raws: Array<string | undefined>;
-  nodes: Array<string | undefined>;
+  low: Array<string | undefined>;
+  high: Array<string | undefined>;
 }
 
 /** The levels of the nodes appending entry `index` completes: 0, then one more per trailing 1 bit of the index. */
@@ -58,13 +62,12 @@ function completedLevels(index: number): number {
 }
 
 /**
- * Entries by key (for values this size one `getMany` is the cheapest read); the tree nodes they
- * complete by range, one per level: entries [start, end) complete the nodes (level, j) with
- * (j + 1)·2^level − 1 in [start, end), consecutive keys of that level.
+ * Entries and the tree nodes they complete, read as values alone, by range (entries [start, end)
+ * complete the nodes (level, j) with (j + 1)·2^level − 1 in [start, end), consecutive keys of that
+ * level): when a range holds as many values as it should, each is where its position says. A range
+ * short of values has a gap, and is read again by key, so that what is missing is named.
  */
 async function readChunk(store: Store, start: number, end: number): Promise<Chunk> {
-  const entryKeys: string[] = [];
-  for (let index = start; index < end; index++) entryKeys.push(KEYS.entry(index));
   const levels: Array<{ first: number; count: number }> = [];
   for (let level = 0, width = 1; width <= end; level++, width *= 2) {
     const first = Math.ceil((start + 1) / width) - 1;
@@ -72,93 +75,99 @@ async function readChunk(store: Store, start: number, end: number): Promise<Chun
     if (last < first) break;
     levels.push({ first, count: last - first + 1 });
   }
-  const [raws, ...stored] = await Promise.all([
-    store.getMany(entryKeys),
-    ...levels.map(({ first, count }, level) => readRange(store, { gte: KEYS.node(level, first), lt: KEYS.node(level, first + count) })),
+  const [raws, ...byLevel] = await Promise.all([
+    readPositions(store, start, end - start, KEYS.entry),
+    ...levels.map(({ first, count }, level) => readPositions(store, first, count, (j) => KEYS.node(level, j))),
   ]);
-  // Each level's values by position; a missing node stays undefined (and fails its comparison).
-  const byLevel = levels.map(({ first, count }, level) => {
-    const values = new Array<string | undefined>(count);
-    for (const [key, value] of stored[level]!) {
-      const j = Number(key.slice(KEYS.node(level, 0).length - 16)) - first;
-      if (j >= 0 && j < count) values[j] = value;
-    }
-    return values;
-  });
-  const nodes: Array<string | undefined> = [];
+  const low: Array<string | undefined> = [];
+  const high: Array<string | undefined> = [];
   for (let index = start; index < end; index++) {
     for (let level = 0, n = completedLevels(index); level < n; level++) {
-      nodes.push(byLevel[level]![Math.floor(index / 2 ** level) - levels[level]!.first]);
+      (level <= SUBTREE_LEVEL ? low : high).push(byLevel[level]![Math.floor(index / 2 ** level) - levels[level]!.first]);
     }
   }
-  return { start, raws, nodes };
+  return { start, raws, low, high };
 }
+
+/** The values under key(first) … key(first + count − 1), by position (undefined where none is stored). */
+async function readPositions(store: Store, first: number, count: number, key: (i: number) => string): Promise<Array<string | undefined>> {
+  const values = await readValues(store, { gte: key(first), lt: key(first + count) });
+  if (values.length === count) return values;
+  const keys: string[] = [];
+  for (let i = first; i < first + count; i++) keys.push(key(i));
+  return store.getMany(keys);
+}
+
+/** Chunks in flight per verification thread (or this one): one being checked, the next being read. */
+const DEPTH_PER_THREAD = 2;
 
 /**
  * Checks entries [from, to): each present under its own index, canonical, chained to the one before,
  * hashing to its stored leaf, and every tree node it completes matching the stored one. Without
  * `to`, every stored entry from `from` on is checked. `frontier` and `prev` describe the tree
- * before `from` and are advanced in place; `after(size)` runs after each entry, for callers that
- * want the root at some sizes. Entries and nodes are read a chunk at a time, the next chunk while
- * this one is checked.
+ * before `from` and are advanced in place; `at(size)` runs once the tree has each size in `sizes`,
+ * for callers that want the root there. Chunks are read ahead while earlier ones are checked, on
+ * `threads` when given (see verify-chunk.ts for what a chunk checks by itself).
  */
 async function checkEntries(
   store: Store,
   range: { from: number; to?: number },
   state: { frontier: Frontier; prev: string },
-  after?: (size: number) => void,
+  sizes: { has(size: number): boolean; at(size: number): void },
+  threads?: VerificationThreads,
 ): Promise<Problem | undefined> {
   const limit = range.to ?? Number.MAX_SAFE_INTEGER;
-  const read = (start: number) => {
-    const chunk = readChunk(store, start, Math.min(limit, start + CHUNK));
-    // A check that stops early leaves the chunk read ahead unread; its failure is nobody's then.
-    chunk.catch(() => undefined);
-    return chunk;
+  const inFlight: Array<Promise<{ chunk: Chunk; checked: ChunkChecked }>> = [];
+  const depth = (threads?.size ?? 1) * DEPTH_PER_THREAD;
+  let ahead = range.from;
+  // Chunks after the first are aligned, so that whole ones are subtrees.
+  const readNext = () => {
+    const start = ahead;
+    const end = Math.min(limit, (Math.floor(start / CHUNK) + 1) * CHUNK);
+    ahead = end;
+    const job = readChunk(store, start, end).then(async (chunk) => {
+      let subtree = start % CHUNK === 0 && end - start === CHUNK;
+      for (let n = start + 1; subtree && n < end; n++) if (sizes.has(n)) subtree = false;
+      const work: ChunkWork = { start, raws: chunk.raws, low: subtree ? chunk.low : [], subtree };
+      return { chunk, checked: await (threads ? threads.check(work) : checkChunk(work)) };
+    });
+    // A check that stops early leaves the chunks read ahead unread; their failures are nobody's then.
+    job.catch(() => undefined);
+    inFlight.push(job);
   };
   let index = range.from;
-  let next = index < limit ? read(index) : undefined;
-  while (next) {
-    const chunk = await next;
-    const end = chunk.start + chunk.raws.length;
-    next = end < limit && chunk.raws[chunk.raws.length - 1] !== undefined ? read(end) : undefined;
-    let node = 0;
-    for (const raw of chunk.raws) {
-      if (raw === undefined) return missing(store, index, range.to);
-      // The common case in one pass over the text; anything else gets the checks that say what is wrong.
-      const members = canonicalMembers(raw);
-      if (members === undefined || members.index !== String(index) || memberString(members.prev ?? '') !== state.prev) {
-        const problem = checkEntry(raw, index, state.prev);
-        if (problem) return problem;
-      }
-      const leaf = leafHash(raw);
-      for (const completed of state.frontier.append(leaf)) {
-        if (chunk.nodes[node++] !== completed.hash.toString('base64')) {
-          return { index, message: completed.level === 0 ? 'entry does not hash to its stored leaf hash' : `stored tree node ${completed.level}/${completed.index} does not match` };
+  for (;;) {
+    while (inFlight.length < depth && ahead < limit) readNext();
+    const next = inFlight.shift();
+    if (!next) break;
+    const { chunk, checked } = await next;
+    const problem = checked.problem;
+    // A first entry that failed its own checks is named for them; otherwise its link comes first.
+    if (!(problem && problem.index === chunk.start && problem.kind !== 'node') && checked.firstPrev !== state.prev) return { index, message: PREV_MISMATCH };
+    let high = 0;
+    if (checked.root) {
+      // The chunk's own nodes were checked with it: the tree takes the subtree whole.
+      const [, ...above] = state.frontier.appendSubtree(SUBTREE_LEVEL, checked.root);
+      for (const node of above) if (chunk.high[high++] !== node.hash.toString('base64')) return { index: index + CHUNK - 1, message: nodeMismatch(node.level, node.index) };
+      index += CHUNK;
+      if (sizes.has(index)) sizes.at(index);
+    } else {
+      let low = 0;
+      for (let i = 0; i < checked.count; i++, index++) {
+        for (const node of state.frontier.append(checked.leaves.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))) {
+          const stored = node.level <= SUBTREE_LEVEL ? chunk.low[low++] : chunk.high[high++];
+          if (stored !== node.hash.toString('base64')) return { index, message: nodeMismatch(node.level, node.index) };
         }
+        if (sizes.has(index + 1)) sizes.at(index + 1);
       }
-      state.prev = leaf.toString('base64');
-      index++;
-      after?.(index);
     }
+    if (checked.count > 0) state.prev = Buffer.from(checked.leaves.subarray((checked.count - 1) * HASH_SIZE, checked.count * HASH_SIZE)).toString('base64');
+    if (problem?.kind === 'missing') return missing(store, problem.index, range.to);
+    if (problem) return { index: problem.index, message: problem.message };
   }
   if (range.to !== undefined && index !== range.to) return missing(store, index, range.to);
   return undefined;
 }
-
-/** The checks of one entry, in order, each with its own message; undefined when it passes them all. */
-function checkEntry(raw: string, index: number, prev: string): Problem | undefined {
-  let entry: LogEntry;
-  try {
-    entry = JSON.parse(raw) as LogEntry;
-  } catch {
-    return { index, message: 'entry is not valid JSON' };
-  }
-  if (!isCanonical(raw, entry)) return { index, message: 'entry is not in canonical (RFC 8785) form' };
-  if (entry.index !== index) return { index, message: `entry says index ${entry.index}` };
-  if (entry.prev !== prev) return { index, message: "prev does not match the previous entry's hash" };
-  return undefined;
-}
-
 
 /**
  * Entry `index` is not stored: a gap when a later one is (below `to`), else the end of what is
@@ -170,7 +179,14 @@ async function missing(store: Store, index: number, to: number | undefined): Pro
   return to === undefined ? undefined : { index, message: `entry ${index} is missing: the log claims ${to} entries` };
 }
 
-export async function verifyLog(store: Store, logKey: NoteVerifier): Promise<LogVerification> {
+/** Below this many entries `verifyLog` checks on this thread: starting threads would cost more than they save. */
+const THREADS_FROM = 4 * CHUNK;
+
+/**
+ * `threads`: how many verification threads check chunks beside this one (0: none). By default one
+ * per core, up to 4, for a log of more than a few chunks.
+ */
+export async function verifyLog(store: Store, logKey: NoteVerifier, options: { threads?: number } = {}): Promise<LogVerification> {
   const size = await storedSize(store);
   const parsed: Array<{ size: number; root: string }> = [];
   for await (const [, note] of store.iterate(KEYS.checkpointRange)) {
@@ -184,9 +200,14 @@ export async function verifyLog(store: Store, logKey: NoteVerifier): Promise<Log
   const state = { frontier: new Frontier(), prev: '' };
   const roots = new Map<number, string>();
   if (wanted.has(0)) roots.set(0, state.frontier.root().toString('base64'));
-  const problem = await checkEntries(store, { from: 0 }, state, (n) => {
-    if (wanted.has(n)) roots.set(n, state.frontier.root().toString('base64'));
-  });
+  const count = options.threads ?? (size >= THREADS_FROM ? Math.min(os.availableParallelism(), 4) : 0);
+  const threads = count > 0 ? new VerificationThreads(count) : undefined;
+  let problem: Problem | undefined;
+  try {
+    problem = await checkEntries(store, { from: 0 }, state, { has: (n) => wanted.has(n), at: (n) => roots.set(n, state.frontier.root().toString('base64')) }, threads);
+  } finally {
+    await threads?.close();
+  }
   if (problem) return fail(size, parsed.length, problem);
   if (state.frontier.size !== size) return fail(size, parsed.length, { index: state.frontier.size, message: `the log claims ${size} entries but holds ${state.frontier.size}` });
   for (const cp of parsed) {
@@ -194,6 +215,69 @@ export async function verifyLog(store: Store, logKey: NoteVerifier): Promise<Log
     if (roots.get(cp.size) !== cp.root) return fail(size, parsed.length, { checkpoint_size: cp.size, message: 'checkpoint root does not match the re-derived tree' });
   }
   return { ok: true, size, checkpoints: parsed.length, root: state.frontier.root().toString('base64') };
+}
+
+export type ToVerifier = { id: number; work: ChunkWork };
+export type FromVerifier = { id: number; checked: ChunkChecked };
+
+/**
+ * Threads that check chunks (checkChunk) while this one reads the next: the checks are most of
+ * the work, and chunks do not depend on each other. A thread that fails hands what it held back
+ * to this one, which checks it here.
+ */
+class VerificationThreads {
+  private readonly workers: Worker[] = [];
+  private readonly jobs = new Map<number, { work: ChunkWork; worker: Worker; resolve: (checked: ChunkChecked) => void; reject: (err: unknown) => void }>();
+  private nextId = 1;
+  private turn = 0;
+
+  constructor(count: number) {
+    for (let i = 0; i < count; i++) {
+      const worker = startWorker('verify-worker', import.meta.url);
+      worker.on('message', ({ id, checked }: FromVerifier) => {
+        const job = this.jobs.get(id);
+        this.jobs.delete(id);
+        job?.resolve(checked);
+      });
+      worker.on('error', () => this.lost(worker));
+      worker.on('exit', () => this.lost(worker));
+      this.workers.push(worker);
+    }
+  }
+
+  get size(): number {
+    return Math.max(1, this.workers.length);
+  }
+
+  check(work: ChunkWork): Promise<ChunkChecked> {
+    const worker = this.workers[this.turn++ % Math.max(1, this.workers.length)];
+    if (!worker) return Promise.resolve().then(() => checkChunk(work));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.jobs.set(id, { work, worker, resolve, reject });
+      worker.postMessage({ id, work } satisfies ToVerifier);
+    });
+  }
+
+  private lost(worker: Worker): void {
+    const at = this.workers.indexOf(worker);
+    if (at < 0) return;
+    this.workers.splice(at, 1);
+    for (const [id, job] of this.jobs) {
+      if (job.worker !== worker) continue;
+      this.jobs.delete(id);
+      try {
+        job.resolve(checkChunk(job.work));
+      } catch (err) {
+        job.reject(err);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const workers = this.workers.splice(0);
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
 }
 
 /**
@@ -251,7 +335,7 @@ export async function verifyTail(
     if (want && !mismatch && state.frontier.root().toString('base64') !== want.root) mismatch = want.what;
   };
   rootAt(from);
-  const problem = await checkEntries(store, { from, to: size }, state, rootAt);
+  const problem = await checkEntries(store, { from, to: size }, state, { has: (n) => expected.has(n), at: rootAt });
   if (problem) throw new LogDamage(`log entry ${problem.index}: ${problem.message}`, problem.index);
   if (mismatch) throw new LogDamage(`the stored tree does not match ${mismatch}`);
   // An entry past the recorded size means the size itself was lost.

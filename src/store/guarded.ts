@@ -1,5 +1,5 @@
 import { WritError } from '../errors.ts';
-import { readRange, type BatchOp, type Range, type Store } from './store.ts';
+import { readRange, readValues, type BatchOp, type Range, type Store } from './store.ts';
 import type { Report } from '../report.ts';
 
 /**
@@ -79,6 +79,10 @@ export class GuardedStore implements Store {
 
   readRange(range: Range): Promise<Array<[string, string]>> {
     return this.read(() => readRange(this.inner, range));
+  }
+
+  readValues(range: Range): Promise<string[]> {
+    return this.read(() => readValues(this.inner, range));
   }
 
   batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void> {

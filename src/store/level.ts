@@ -39,14 +39,18 @@ export class LevelStore implements Store {
     for await (const entry of this.db.iterator(iteratorOptions(range))) yield entry;
   }
 
-  /**
-   * LevelDB's CompactRange first flushes the memtable into a table file; over a range that holds no
-   * key (every key Writ writes sorts below "~") it compacts nothing else.
-   */
   readRange(range: Range): Promise<Array<[string, string]>> {
     return this.db.iterator(iteratorOptions(range)).all();
   }
 
+  readValues(range: Range): Promise<string[]> {
+    return this.db.values(iteratorOptions(range)).all();
+  }
+
+  /**
+   * LevelDB's CompactRange first flushes the memtable into a table file; over a range that holds no
+   * key (every key Writ writes sorts below "~") it compacts nothing else.
+   */
   settle(): Promise<void> {
     // `level` types its export as the universal Level; in Node it is classic-level, which has it.
     return (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange('~settle', '~settle~');

@@ -19,6 +19,8 @@ export interface Store {
   iterate(range: Range): AsyncIterable<[string, string]>;
   /** The whole of a bounded range at once, where the driver has a bulk read (see `readRange`). */
   readRange?(range: Range): Promise<Array<[string, string]>>;
+  /** The values alone of a bounded range, in key order, where the driver has a bulk read (see `readValues`). */
+  readValues?(range: Range): Promise<string[]>;
   /**
    * Moves recent writes out of the write-ahead log into the store's checksummed tables, so a later
    * damaged write-ahead log cannot take them away (LevelDB: a memtable flush). Called before a
@@ -51,4 +53,12 @@ export async function readRange(store: Store, range: Range): Promise<Array<[stri
   const entries: Array<[string, string]> = [];
   for await (const entry of store.iterate(range)) entries.push(entry);
   return entries;
+}
+
+/** The values of a bounded range in key order: no key is made, which is what a bulk read mostly costs. */
+export async function readValues(store: Store, range: Range): Promise<string[]> {
+  if (store.readValues) return store.readValues(range);
+  const values: string[] = [];
+  for await (const [, value] of store.iterate(range)) values.push(value);
+  return values;
 }
