@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../workers.ts';
+import { DECISION_THREAD_LIMITS, startWorker } from '../workers.ts';
 import { signature, signingInput } from './jws.ts';
 import type { SigningKey } from './keys.ts';
 
@@ -73,7 +73,7 @@ export class Signer {
 
   private running(): Worker {
     if (this.worker) return this.worker;
-    const worker = startWorker('signer-worker', import.meta.url);
+    const worker = startWorker('signer-worker', import.meta.url, DECISION_THREAD_LIMITS);
     worker.on('message', (message: FromSigner) => {
       for (const { id, signature } of message.results) {
         const job = this.inFlight.get(id);

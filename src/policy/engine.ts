@@ -1,5 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../workers.ts';
+import { DECISION_THREAD_LIMITS, startWorker } from '../workers.ts';
 import type { PolicyArtifacts } from './set.ts';
 import { failure, type PolicyDecision, type PolicyRequest } from './types.ts';
 
@@ -86,7 +86,7 @@ export class PolicyEngine {
   private spawn(): void {
     this.booted = false;
     this.holds = [];
-    this.worker = startWorker('engine-worker', import.meta.url);
+    this.worker = startWorker('engine-worker', import.meta.url, DECISION_THREAD_LIMITS);
     this.worker.on('message', (message: FromWorker) => this.receive(message));
     this.worker.on('error', (err) => this.restart(`policy worker failed: ${err.message}`));
     this.worker.on('exit', (code) => this.restart(`policy worker exited with code ${code}`));
