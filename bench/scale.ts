@@ -10,7 +10,7 @@
  * The directories are generated in this process with Writ's own modules (not over HTTP) and kept
  * under os.tmpdir(), keyed by FORMAT, for the next run; delete them to start from nothing.
  */
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { loadConfig } from '../src/config.ts';
 import { startServer } from '../src/writ.ts';
 import type { Agent } from '../src/domain/principals.ts';
-import { fmt, pct, readRss, request } from './util.ts';
+import { fmt, pct, readRss, request, spawnWrit } from './util.ts';
 
 /** Bump when what a generated directory holds changes: older ones are then made again. */
 const FORMAT = 1;
@@ -145,52 +145,38 @@ interface Served {
 
 /** `writ serve` on `dir`: its start-up, then sequential decisions, then random proofs, then its RSS. */
 async function serve(root: string, dir: string, adminToken: string, agentKey: string, work: boolean): Promise<Served> {
-  const port = 30000 + Math.floor(Math.random() * 20000);
-  const started = performance.now();
-  const child = spawn(process.execPath, [path.join(root, 'bin/writ.js'), 'serve', '--port', String(port), '--data', dir, '--policies', path.join(root, 'policies')], {
-    env: { ...process.env, WRIT_ADMIN_TOKEN: adminToken },
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  const exited = new Promise((r) => child.once('exit', r));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  // On port 0: a port picked here could be taken by the time the server binds it.
+  // Polled often: start-up is the figure, so the poll's own interval must not dominate it.
+  const server = await spawnWrit(root, { data: dir, policies: path.join(root, 'policies'), env: { WRIT_ADMIN_TOKEN: adminToken }, pollMs: 2 });
+  const { agent, url } = server;
   try {
-    // Polled often: start-up is the figure, so the poll's own interval must not dominate it.
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`writ serve exited with ${child.exitCode} before it answered`);
-      const up = await request(agent, `http://127.0.0.1:${port}`, 'GET', '/healthz').catch(() => undefined);
-      if (up?.status === 200) break;
-      await new Promise((r) => setTimeout(r, 2));
-      if (performance.now() - started > 120_000) throw new Error('writ serve did not answer within 120 s');
-    }
-    const startupMs = performance.now() - started;
+    const startupMs = server.startedMs;
     const result: Served = { startupMs, decisionP50: NaN, decisionP99: NaN, proofP50: NaN, proofP99: NaN, rssMb: NaN, anonMb: NaN, size: NaN };
     if (!work) return result;
     const decisions: number[] = [];
     for (let i = 0; i < DECISIONS + 200; i++) {
       const t0 = performance.now();
-      const res = await request(agent, `http://127.0.0.1:${port}`, 'POST', '/api/v1/permissions', agentKey, BODY);
+      const res = await request(agent, url, 'POST', '/api/v1/permissions', agentKey, BODY);
       if (res.status !== 201) throw new Error(`a decision failed: ${res.status} ${res.body.slice(0, 300)}`);
       if (i >= 200) decisions.push(performance.now() - t0);
     }
     // Proofs of entries the latest checkpoint (signed when the generator closed) covers.
-    const checkpoint = (await request(agent, `http://127.0.0.1:${port}`, 'GET', '/api/v1/log/checkpoint')).body;
+    const checkpoint = (await request(agent, url, 'GET', '/api/v1/log/checkpoint')).body;
     const covered = Number(checkpoint.split('\n')[1]);
     const proofs: number[] = [];
     for (let i = 0; i < PROOFS + 100; i++) {
       const index = Math.floor(Math.random() * covered);
       const t0 = performance.now();
-      const res = await request(agent, `http://127.0.0.1:${port}`, 'GET', `/api/v1/log/proof/${index}`);
+      const res = await request(agent, url, 'GET', `/api/v1/log/proof/${index}`);
       if (res.status !== 200) throw new Error(`a proof failed: ${res.status} ${res.body.slice(0, 300)}`);
       if (i >= 100) proofs.push(performance.now() - t0);
     }
     decisions.sort((a, b) => a - b);
     proofs.sort((a, b) => a - b);
-    const memory = await readRss(child.pid!);
+    const memory = await readRss(server.pid);
     return { startupMs, decisionP50: pct(decisions, 50), decisionP99: pct(decisions, 99), proofP50: pct(proofs, 50), proofP99: pct(proofs, 99), rssMb: memory.rss, anonMb: memory.anon, size: covered };
   } finally {
-    agent.destroy();
-    if (child.exitCode === null) child.kill('SIGTERM');
-    await exited;
+    await server.stop();
   }
 }
 

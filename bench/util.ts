@@ -54,8 +54,8 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** `writ serve` on port 0 (its URL read from its banner), with the access log off. */
-export async function spawnWrit(root: string, options: { data: string; policies: string; env?: Record<string, string> }): Promise<Server & { startedMs: number }> {
+/** `writ serve` on port 0 (its URL read from its banner), with the access log off; `/healthz` is polled every `pollMs` (20) until it answers. */
+export async function spawnWrit(root: string, options: { data: string; policies: string; env?: Record<string, string>; pollMs?: number }): Promise<Server & { startedMs: number }> {
   const started = performance.now();
   const child = spawn(process.execPath, [path.join(root, 'bin/writ.js'), 'serve', '--port', '0', '--data', options.data, '--policies', options.policies], {
     env: { ...process.env, WRIT_LOG_LEVEL: 'silent', ...options.env },
@@ -71,7 +71,7 @@ export async function spawnWrit(root: string, options: { data: string; policies:
     child.once('exit', (code) => reject(new Error(`writ exited with ${code}: ${out}`)));
   });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  await waitUp(agent, url, '/healthz');
+  await waitUp(agent, url, '/healthz', options.pollMs);
   return { url, pid: child.pid!, agent, startedMs: performance.now() - started, stop: () => stop(child, agent) };
 }
 
@@ -83,14 +83,15 @@ export async function stop(child: ChildProcess, agent?: http.Agent): Promise<voi
   await exited;
 }
 
-export async function waitUp(agent: http.Agent, url: string, p: string): Promise<void> {
-  for (let i = 0; ; i++) {
+export async function waitUp(agent: http.Agent, url: string, p: string, pollMs = 20): Promise<void> {
+  const started = performance.now();
+  for (;;) {
     try {
       if ((await request(agent, url, 'GET', p)).status === 200) return;
     } catch {
-      if (i > 600) throw new Error(`nothing answered at ${url}`);
+      if (performance.now() - started > 120_000) throw new Error(`nothing answered at ${url}`);
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
