@@ -96,6 +96,16 @@ for (const { name, threads, victims } of MODES) {
     });
   }
 
+  test(`entries stored past the size the log records are counted and named (${name})`, async (t) => {
+    const { store, logKey } = await copy();
+    // The recorded size says 8,000: the 300 entries after it are read (past where the log says it ends) and still checked.
+    await store.batch([{ type: 'put', key: KEYS.meta, value: JSON.stringify({ size: 8_000 }) }]);
+    const result = await verifyLog(store, logKey, { threads });
+    t.false(result.ok);
+    t.is(result.problem?.index, SIZE);
+    t.is(result.problem?.message, `the log claims 8000 entries but holds ${SIZE}`);
+  });
+
   test(`a stored interior node that does not match is named at the entry that completes it (${name})`, async (t) => {
     const { store, logKey } = await copy();
     // Node 3/511 covers entries 4088..4095; entry 4095 completes it, the last of the first chunk.

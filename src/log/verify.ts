@@ -93,6 +93,7 @@ async function readChunk(store: Store, start: number, end: number): Promise<Chun
 async function readPositions(store: Store, first: number, count: number, key: (i: number) => string): Promise<Array<string | undefined>> {
   const values = await readValues(store, { gte: key(first), lt: key(first + count) });
   if (values.length === count) return values;
+  if (values.length === 0) return new Array<string | undefined>(count);
   const keys: string[] = [];
   for (let i = first; i < first + count; i++) keys.push(key(i));
   return store.getMany(keys);
@@ -107,23 +108,26 @@ const DEPTH_PER_THREAD = 3;
  * `to`, every stored entry from `from` on is checked. `frontier` and `prev` describe the tree
  * before `from` and are advanced in place; `at(size)` runs once the tree has each size in `sizes`,
  * for callers that want the root there. Chunks are read ahead while earlier ones are checked, on
- * `threads` when given (see verify-chunk.ts for what a chunk checks by itself).
+ * `threads` when given (see verify-chunk.ts for what a chunk checks by itself); past `expected`
+ * (where the log says it ends), where there is most likely nothing, one at a time.
  */
 async function checkEntries(
   store: Store,
-  range: { from: number; to?: number },
+  range: { from: number; to?: number; expected?: number },
   state: { frontier: Frontier; prev: string },
   sizes: { has(size: number): boolean; at(size: number): void },
   threads?: VerificationThreads,
 ): Promise<Problem | undefined> {
   const limit = range.to ?? Number.MAX_SAFE_INTEGER;
+  const expected = Math.min(limit, range.expected ?? limit);
   const inFlight: Array<Promise<{ chunk: Chunk; checked: ChunkChecked }>> = [];
   const depth = (threads?.size ?? 1) * DEPTH_PER_THREAD;
   let ahead = range.from;
-  // Chunks after the first are aligned, so that whole ones are subtrees.
+  // Chunks after the first are aligned, so that whole ones are subtrees; one ends where the log is expected to.
   const readNext = () => {
     const start = ahead;
-    const end = Math.min(limit, (Math.floor(start / CHUNK) + 1) * CHUNK);
+    const aligned = (Math.floor(start / CHUNK) + 1) * CHUNK;
+    const end = Math.min(limit, start < expected ? Math.min(aligned, expected) : aligned);
     ahead = end;
     const job = readChunk(store, start, end).then(async (chunk) => {
       let subtree = start % CHUNK === 0 && end - start === CHUNK;
@@ -137,7 +141,7 @@ async function checkEntries(
   };
   let index = range.from;
   for (;;) {
-    while (inFlight.length < depth && ahead < limit) readNext();
+    while (inFlight.length < (ahead < expected ? depth : 1) && ahead < limit) readNext();
     const next = inFlight.shift();
     if (!next) break;
     const { chunk, checked } = await next;
@@ -204,7 +208,7 @@ export async function verifyLog(store: Store, logKey: NoteVerifier, options: { t
   const threads = count > 0 ? new VerificationThreads(count) : undefined;
   let problem: Problem | undefined;
   try {
-    problem = await checkEntries(store, { from: 0 }, state, { has: (n) => wanted.has(n), at: (n) => roots.set(n, state.frontier.root().toString('base64')) }, threads);
+    problem = await checkEntries(store, { from: 0, expected: size }, state, { has: (n) => wanted.has(n), at: (n) => roots.set(n, state.frontier.root().toString('base64')) }, threads);
   } finally {
     await threads?.close();
   }
