@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MemoryStore } from '../src/store/memory.ts';
 import { LevelStore } from '../src/store/level.ts';
-import type { Store } from '../src/store/store.ts';
+import { readValues, type Store } from '../src/store/store.ts';
 
 /** One conformance suite for every storage driver. */
 const drivers: Array<[string, () => Promise<{ store: Store; reopen?: () => Promise<Store> }>]> = [
@@ -45,6 +45,14 @@ for (const [name, open] of drivers) {
     const backward: string[] = [];
     for await (const [key] of store.iterate({ gte: 'x/', lt: 'x/~', reverse: true, limit: 2 })) backward.push(key);
     t.deepEqual(backward, ['x/3', 'x/2']);
+  });
+
+  test(`${name}: a range's values alone come back in key order, and an empty range is empty`, async (t) => {
+    const { store } = await open();
+    await store.batch(['x/3', 'x/1', 'y/0', 'x/2', 'w/9'].map((key) => ({ type: 'put' as const, key, value: `v${key}` })));
+    t.deepEqual(await readValues(store, { gte: 'x/', lt: 'x/~' }), ['vx/1', 'vx/2', 'vx/3']);
+    t.deepEqual(await readValues(store, { gte: 'x/2', lt: 'x/3' }), ['vx/2']);
+    t.deepEqual(await readValues(store, { gte: 'z/', lt: 'z/~' }), []);
   });
 
   test(`${name}: values are kept byte for byte`, async (t) => {

@@ -1,5 +1,5 @@
 import { WritError } from '../errors.ts';
-import { readRange, readValues, type BatchOp, type Range, type Store } from './store.ts';
+import { readValues, type BatchOp, type Range, type Store } from './store.ts';
 import type { Report } from '../report.ts';
 
 /**
@@ -75,10 +75,6 @@ export class GuardedStore implements Store {
     } catch (err) {
       throw this.readFailure(err);
     }
-  }
-
-  readRange(range: Range): Promise<Array<[string, string]>> {
-    return this.read(() => readRange(this.inner, range));
   }
 
   readValues(range: Range): Promise<string[]> {

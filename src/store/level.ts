@@ -39,10 +39,6 @@ export class LevelStore implements Store {
     for await (const entry of this.db.iterator(iteratorOptions(range))) yield entry;
   }
 
-  readRange(range: Range): Promise<Array<[string, string]>> {
-    return this.db.iterator(iteratorOptions(range)).all();
-  }
-
   readValues(range: Range): Promise<string[]> {
     return this.db.values(iteratorOptions(range)).all();
   }

@@ -17,8 +17,6 @@ export interface Store {
   /** Applies all ops atomically; with `sync` the call resolves only once they are on disk. */
   batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>;
   iterate(range: Range): AsyncIterable<[string, string]>;
-  /** The whole of a bounded range at once, where the driver has a bulk read (see `readRange`). */
-  readRange?(range: Range): Promise<Array<[string, string]>>;
   /** The values alone of a bounded range, in key order, where the driver has a bulk read (see `readValues`). */
   readValues?(range: Range): Promise<string[]>;
   /**
@@ -45,17 +43,10 @@ export async function getJson<T>(store: Store, key: string): Promise<T | undefin
 export const pad = (n: number): string => n.toString().padStart(16, '0');
 
 /**
- * Every entry of a bounded range, read in one go: LevelDB's bulk read costs ~1 µs an entry for
- * small values against ~4 µs through `iterate`. Stores without one are iterated.
+ * The values of a bounded range in key order, read in one go where the driver can (LevelDB's bulk
+ * read costs ~1 µs an entry for small values against ~4 µs through `iterate`, and no key is made).
+ * Stores without one are iterated.
  */
-export async function readRange(store: Store, range: Range): Promise<Array<[string, string]>> {
-  if (store.readRange) return store.readRange(range);
-  const entries: Array<[string, string]> = [];
-  for await (const entry of store.iterate(range)) entries.push(entry);
-  return entries;
-}
-
-/** The values of a bounded range in key order: no key is made, which is what a bulk read mostly costs. */
 export async function readValues(store: Store, range: Range): Promise<string[]> {
   if (store.readValues) return store.readValues(range);
   const values: string[] = [];
