@@ -156,6 +156,22 @@ test('a set serves only once the worker has warmed it up, when it loads and afte
 });
 
 
+test('while the server is busy elsewhere (atRest false) even a fast Cedar set goes to the worker, and decides the same', async (t) => {
+  let atRest = true;
+  const cedar = await PolicyStore.open(path.join(import.meta.dirname, '..', 'policies'), { timeoutMs: 1000, atRest: () => atRest });
+  try {
+    const engine = (cedar as unknown as { engine: { busy: boolean } }).engine;
+    const here = cedar.evaluate(cedar.current, request);
+    t.false(engine.busy, 'at rest the event loop decides: nothing waits for the worker');
+    atRest = false;
+    const there = cedar.evaluate(cedar.current, request);
+    t.true(engine.busy, 'with the log busy, the worker decides');
+    t.deepEqual(await there, await here);
+  } finally {
+    await cedar.close();
+  }
+});
+
 test('at rest a Cedar set is decided on the event loop, exactly as the worker decides it under load; a Rego set never is', async (t) => {
   const cedar = await PolicyStore.open(path.join(import.meta.dirname, '..', 'policies'), { timeoutMs: 1000 });
   const rego = await openStore({ 'rules.rego': SLOW_OP }, 1000);
