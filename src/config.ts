@@ -22,6 +22,10 @@ export const ConfigSchema = z
     port: integer(0, 65535).default(8080),
     host: z.string().min(1).default('127.0.0.1'),
     data: z.string().min(1).default('./data'),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL (postgres://user:password@host:5432/writ)')
+      .optional(),
     policies: z.string().min(1).default('./policies'),
     adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
     publicUrl: z.url().optional(),
@@ -66,6 +70,7 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_PORT: 'port',
   WRIT_HOST: 'host',
   WRIT_DATA: 'data',
+  WRIT_DATABASE_URL: 'databaseUrl',
   WRIT_POLICIES: 'policies',
   WRIT_ADMIN_TOKEN: 'adminToken',
   WRIT_PUBLIC_URL: 'publicUrl',
@@ -95,6 +100,7 @@ export const SETTING_HELP: Record<keyof Config, string> = {
   port: 'listen port (0 = any free port)',
   host: 'listen address',
   data: 'data directory: LevelDB and key files (0700/0600)',
+  databaseUrl: 'PostgreSQL instead of LevelDB: the state lives there, the data directory keeps the key files (unset: LevelDB)',
   policies: 'policy directory (must exist), reloaded on change',
   adminToken: 'admin key, at least 16 characters, stored as an HMAC (default: a generated key, printed once)',
   publicUrl: 'the URL clients use (issuer, discovery); default: from the listen address',
@@ -120,7 +126,7 @@ export const SETTING_HELP: Record<keyof Config, string> = {
 };
 
 /** Settings whose values are never printed (config check, logs). */
-export const SECRET_SETTINGS = new Set<keyof Config>(['adminToken', 'telegramBotToken', 'metricsToken']);
+export const SECRET_SETTINGS = new Set<keyof Config>(['adminToken', 'telegramBotToken', 'metricsToken', 'databaseUrl']);
 
 const KEY_TO_ENV = Object.fromEntries(Object.entries(ENV_KEYS).map(([env, key]) => [key, env])) as Record<keyof Config, string>;
 

@@ -4,6 +4,7 @@ import { getJson } from './store/store.ts';
 import type { Store } from './store/store.ts';
 import { GuardedStore } from './store/guarded.ts';
 import { LevelStore, recoveryWarnings } from './store/level.ts';
+import { DatabaseRefused, PostgresStore, redactUrl } from './store/postgres.ts';
 import type { Report } from './report.ts';
 
 /**
@@ -11,6 +12,8 @@ import type { Report } from './report.ts';
  * damage that the database itself no longer shows. Opening it checks, in order: that it exists
  * (read-only commands never create it), that no earlier start found damage, that LevelDB opens,
  * and that LevelDB's own recovery dropped nothing. Every refusal names the damage and the way back.
+ * With a PostgreSQL URL the state lives in that database instead of `db/`, and the directory
+ * keeps the key files.
  */
 export interface Meta {
   instance_id: string;
@@ -48,8 +51,11 @@ export async function openDataDir(
     inspect?: boolean;
     report?: Report;
     wrapDriver?: (driver: Store) => Store;
+    /** PostgreSQL instead of LevelDB (`WRIT_DATABASE_URL`). */
+    database?: string;
   },
 ): Promise<OpenedDataDir> {
+  if (options.database) return openWithPostgres(data, options.database, options);
   if (options.create) {
     await fs.mkdir(data, { recursive: true, mode: 0o700 });
     // New files (LevelDB's tables and logs, key files) are for this user only.
@@ -97,6 +103,34 @@ export async function openDataDir(
   await securePermissions(data);
   const store = new GuardedStore(driver, open, options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`));
   return { store, meta: await getJson<Meta>(store, 'meta/instance'), warnings };
+}
+
+async function openWithPostgres(data: string, url: string, options: { create: boolean; inspect?: boolean; report?: Report; wrapDriver?: (driver: Store) => Store }): Promise<OpenedDataDir> {
+  if (options.create) {
+    await fs.mkdir(data, { recursive: true, mode: 0o700 });
+    process.umask(0o077);
+  } else if (!(await fs.stat(data).catch(() => undefined))?.isDirectory()) {
+    throw new StartupError(`no Writ data directory (its keys) at ${data}`);
+  }
+  const note = await fs.readFile(path.join(data, DAMAGED_FILE), 'utf8').catch(() => undefined);
+  if (note !== undefined && !options.inspect) {
+    throw new StartupError(`${data} was found damaged at an earlier start and is refused until that is resolved:\n  ${note.trim().replace(/\n/g, '\n  ')}`);
+  }
+  // A serving node holds the database alone; inspecting commands read beside it.
+  const open = async () => {
+    const driver = await PostgresStore.open(url, { exclusive: !options.inspect });
+    return options.wrapDriver ? options.wrapDriver(driver) : driver;
+  };
+  let driver: Store;
+  try {
+    driver = await open();
+  } catch (err) {
+    if (err instanceof DatabaseRefused) throw new StartupError(`${redactUrl(url)}: ${err.message}`);
+    throw new StartupError(`cannot open the PostgreSQL database ${redactUrl(url)}: ${(err as Error).message}`);
+  }
+  await securePermissions(data);
+  const store = new GuardedStore(driver, open, options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`), 'postgresql');
+  return { store, meta: await getJson<Meta>(store, 'meta/instance'), warnings: [] };
 }
 
 /** Copies LevelDB's write-ahead log files (a few MB at most) aside; undefined when there are none. */

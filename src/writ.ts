@@ -73,7 +73,12 @@ export async function openWrit(
 ): Promise<{ writ: Writ; adminKey?: string; setPort(port: number): void }> {
   const policiesDir = await fs.stat(config.policies).catch(() => undefined);
   if (!policiesDir?.isDirectory()) throw new StartupError(`the policies directory ${config.policies} does not exist (set --policies or WRIT_POLICIES)`);
-  const { store, meta: existing } = await openDataDir(config.data, { create: true, report, ...(hooks.wrapDriver ? { wrapDriver: hooks.wrapDriver } : {}) });
+  const { store, meta: existing } = await openDataDir(config.data, {
+    create: true,
+    report,
+    ...(hooks.wrapDriver ? { wrapDriver: hooks.wrapDriver } : {}),
+    ...(config.databaseUrl ? { database: config.databaseUrl } : {}),
+  });
   // Everything opened so far is closed again if a later step fails, so a failed start holds nothing.
   const opened: Array<() => Promise<unknown>> = [() => store.close()];
   try {

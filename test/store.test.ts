@@ -4,7 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { MemoryStore } from '../src/store/memory.ts';
 import { LevelStore } from '../src/store/level.ts';
+import { PostgresStore } from '../src/store/postgres.ts';
 import { readValues, type Store } from '../src/store/store.ts';
+import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
+
+/** One PostgreSQL server for this file, a database of its own for each test. */
+let server: Promise<TestPostgres> | undefined;
+const postgres = () => (server ??= startPostgres());
+test.after.always(async () => (await server)?.stop());
 
 /** One conformance suite for every storage driver. */
 const drivers: Array<[string, () => Promise<{ store: Store; reopen?: () => Promise<Store> }>]> = [
@@ -15,6 +22,14 @@ const drivers: Array<[string, () => Promise<{ store: Store; reopen?: () => Promi
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'writ-store-'));
       const store = await LevelStore.open(dir);
       return { store, reopen: async () => (await store.close(), LevelStore.open(dir)) };
+    },
+  ],
+  [
+    'postgresql',
+    async () => {
+      const url = await (await postgres()).database();
+      const store = await PostgresStore.open(url);
+      return { store, reopen: async () => (await store.close(), PostgresStore.open(url)) };
     },
   ],
 ];
@@ -55,6 +70,24 @@ for (const [name, open] of drivers) {
     t.deepEqual(await readValues(store, { gte: 'z/', lt: 'z/~' }), []);
   });
 
+  test(`${name}: an iteration reads one snapshot: writes made while it runs are not seen`, async (t) => {
+    const { store } = await open();
+    const keys = Array.from({ length: 1300 }, (_, i) => `s/${String(i).padStart(5, '0')}`);
+    await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: 'before' })));
+    const seen: Array<[string, string]> = [];
+    for await (const entry of store.iterate({ gte: 's/', lt: 's/~' })) {
+      if (seen.length === 0) {
+        await store.batch([
+          { type: 'del', key: keys[1299]! },
+          { type: 'put', key: keys[700]!, value: 'after' },
+          { type: 'put', key: 's/99999', value: 'after' },
+        ]);
+      }
+      seen.push(entry);
+    }
+    t.deepEqual(seen, keys.map((key) => [key, 'before']));
+  });
+
   test(`${name}: values are kept byte for byte`, async (t) => {
     const { store, reopen } = await open();
     const value = JSON.stringify({ s: 'é — 😀', n: 1.5 });
@@ -63,3 +96,49 @@ for (const [name, open] of drivers) {
     t.is(await again.get('k'), value);
   });
 }
+
+test('postgresql: iteration pages through a range larger than one round trip, in both directions and with a limit', async (t) => {
+  const store = await PostgresStore.open(await (await postgres()).database());
+  const keys = Array.from({ length: 1300 }, (_, i) => `r/${String(i).padStart(5, '0')}`);
+  await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: key })));
+  const forward: string[] = [];
+  for await (const [key] of store.iterate({ gte: 'r/', lt: 'r/~' })) forward.push(key);
+  t.deepEqual(forward, keys);
+  const backward: string[] = [];
+  for await (const [key] of store.iterate({ gte: 'r/', lt: 'r/~', reverse: true, limit: 1000 })) backward.push(key);
+  t.deepEqual(backward, keys.slice().reverse().slice(0, 1000));
+  t.is((await readValues(store, { gte: 'r/00100', lt: 'r/00200' })).length, 100);
+  await store.close();
+});
+
+test('postgresql: keys sort byte for byte as LevelDB sorts them, not by a language collation', async (t) => {
+  const store = await PostgresStore.open(await (await postgres()).database());
+  const keys = ['k/B', 'k/a', 'k/_', 'k/é', 'k/Z', 'k/~', 'k/0'];
+  await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: '1' })));
+  const seen: string[] = [];
+  for await (const [key] of store.iterate({ gte: 'k/', lt: 'k/\u00ff' })) seen.push(key);
+  t.deepEqual(seen, keys.slice().sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  await store.close();
+});
+
+test('postgresql: a batch that puts and deletes one key leaves what its last op says', async (t) => {
+  const store = await PostgresStore.open(await (await postgres()).database());
+  await store.batch([
+    { type: 'put', key: 'a', value: '1' },
+    { type: 'del', key: 'a' },
+    { type: 'del', key: 'b' },
+    { type: 'put', key: 'b', value: '2' },
+  ]);
+  t.deepEqual(await store.getMany(['a', 'b']), [undefined, '2']);
+  await store.close();
+});
+
+test('postgresql: text it cannot keep as written is refused, and nothing of that batch is stored', async (t) => {
+  const store = await PostgresStore.open(await (await postgres()).database());
+  await t.throwsAsync(store.batch([{ type: 'put', key: 'ok', value: '1' }, { type: 'put', key: 'bad', value: 'a\u0000b' }]), { message: /NUL or a lone surrogate/ });
+  await t.throwsAsync(store.batch([{ type: 'put', key: 'half\ud800', value: '1' }]), { message: /NUL or a lone surrogate/ });
+  t.deepEqual(await store.getMany(['ok', 'bad']), [undefined, undefined]);
+  await store.batch([{ type: 'put', key: 'pair', value: '😀' }]);
+  t.is(await store.get('pair'), '😀');
+  await store.close();
+});

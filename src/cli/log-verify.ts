@@ -6,9 +6,11 @@ import { parseFlags } from './args.ts';
 
 /** `writ log verify`: exit 0 when every hash, link and checkpoint holds; 1 naming the first bad index. */
 export async function logVerify(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { data: { type: 'string' }, json: { type: 'boolean' } }, { max: 0 });
+  const { values } = parseFlags(args, { data: { type: 'string' }, database: { type: 'string' }, json: { type: 'boolean' } }, { max: 0 });
   const data = path.resolve(values.data ?? process.env.WRIT_DATA ?? './data');
-  const { store, meta, warnings } = await openDataDir(data, { create: false, inspect: true });
+  // On PostgreSQL the log is in the database and its key in the data directory.
+  const database = values.database ?? (process.env.WRIT_DATABASE_URL || undefined);
+  const { store, meta, warnings } = await openDataDir(data, { create: false, inspect: true, ...(database ? { database } : {}) });
   try {
     for (const warning of warnings) process.stderr.write(`writ: ${warning}\n`);
     if (!meta) {

@@ -10,6 +10,7 @@ import { configCheck } from './config-check.ts';
 import { keysRotate } from './keys.ts';
 import { logProof } from './log-proof.ts';
 import { logVerify } from './log-verify.ts';
+import { migrate } from './migrate.ts';
 import { POLICY_HELP, policy } from './policy.ts';
 import { login, logout } from './profile.ts';
 import { ProfileError, RemoteError, UnreachableError } from './remote.ts';
@@ -43,12 +44,13 @@ function policyCommand(sub: string, summary: string): Command {
 const COMMANDS: Command[] = [
   local('serve', 'serve [--config writ.yaml] [--port 8080] [--host 127.0.0.1] [--data ./data] [--policies ./policies]', 'Run the server (settings: flags > WRIT_* > the --config file > defaults)', serve),
   local('config check', 'config check [--config writ.yaml] [--port …] [--host …] [--data …] [--policies …] [--json]', 'Print the configuration serve would use, where each value comes from, secrets redacted', configCheck),
-  local('log verify', 'log verify [--data ./data] [--json]', 'Re-derive every hash and check every checkpoint of a stopped server; names the first bad index', logVerify),
+  local('log verify', 'log verify [--data ./data] [--database URL] [--json]', 'Re-derive every hash and check every checkpoint (LevelDB: of a stopped server; PostgreSQL: also while it serves); names the first bad index', logVerify),
   local('log proof', `log proof INDEX [--verify] [--log-key VERIFIER_KEY] ${REMOTE}`, "An entry's inclusion proof; --verify checks it here, offline, against the log key", logProof),
   local('keys rotate', `keys rotate [--data ./data] | ${REMOTE}`, 'A new receipt key (the old one stays in the JWKS for 90 days); logged', keysRotate),
   local('verify', 'verify RECEIPT|FILE|- --jwks URL|FILE [--issuer URL] [--audience AUD] [--check-expiry] [--json]', 'Check a receipt offline and print its claims', verify),
   local('backup', `backup --out FILE (--data ./data | ${REMOTE})`, 'A consistent snapshot of a live server (or a stopped one\'s directory); it holds the keys', backup),
   local('restore', 'restore FILE --data NEWDIR [--json]', 'Restore a backup into a new directory, verifying the whole log first', restore),
+  local('migrate', 'migrate --from-data DIR --to postgres://… [--json]', 'Move a stopped embedded instance into an empty PostgreSQL database; the log is verified before and after', migrate),
   policyCommand('check', 'Parse, validate against the Cedar schema and compile Rego, as steps; file:line:col for every problem'),
   policyCommand('test', 'Run *.test.json cases against the policy set: text, JSON or JUnit, traces, coverage'),
   policyCommand('fmt', 'Format Cedar and Rego in place, or list what would change'),

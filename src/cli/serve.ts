@@ -1,5 +1,6 @@
 import { loadConfig } from '../config.ts';
 import { createLogger, reporter } from '../ops/logger.ts';
+import { redactUrl } from '../store/postgres.ts';
 import { startServer } from '../writ.ts';
 import { parseFlags } from './args.ts';
 import { SERVE_FLAGS, configFile, serveFlags } from './config-check.ts';
@@ -18,10 +19,11 @@ export async function serve(args: string[]): Promise<number> {
   }
   const server = await startServer(config, say, { logger });
   const { writ } = server;
-  logger.info({ url: server.url, data: config.data, policy_set: writ.policies.current.hash, log_size: writ.log.size }, 'listening');
+  const database = config.databaseUrl ? redactUrl(config.databaseUrl) : undefined;
+  logger.info({ url: server.url, data: config.data, ...(database ? { database } : {}), policy_set: writ.policies.current.hash, log_size: writ.log.size }, 'listening');
   const lines = [
     `Writ is listening on ${server.url}`,
-    `  data:      ${config.data}`,
+    ...(database ? [`  database:  ${database} (PostgreSQL)`, `  keys:      ${config.data}`] : [`  data:      ${config.data}`]),
     `  policies:  ${config.policies} (${writ.policies.current.files.join(', ') || 'none: every request is denied'})`,
     `  log:       ${writ.log.origin}, ${writ.log.size} entries`,
     `  verifier:  ${writ.logVerifierKey}`,

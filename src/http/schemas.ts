@@ -340,6 +340,7 @@ export const policyStatusSchema = z
   .meta({ id: 'PolicyStatus' });
 
 export const storageHealthSchema = z.object({
+  driver: z.enum(['leveldb', 'postgresql']).describe('where the state lives: LevelDB in the data directory, or PostgreSQL (WRIT_DATABASE_URL)'),
   state: z.enum(['ok', 'unsafe', 'recovering', 'damaged']),
   reason: z.string().optional(),
   since: timestamp.optional(),

@@ -15,7 +15,10 @@ import type { Report } from '../report.ts';
  */
 export type StorageState = 'ok' | 'unsafe' | 'recovering' | 'damaged';
 
+export type StorageDriver = 'leveldb' | 'postgresql';
+
 export interface StorageHealth {
+  driver: StorageDriver;
   state: StorageState;
   /** Why the store is not ok, for /healthz, /api/v1/status and the console. */
   reason?: string;
@@ -30,7 +33,7 @@ const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 10_000;
 
 export class GuardedStore implements Store {
-  private status: StorageHealth = { state: 'ok', failures: 0, recoveries: 0 };
+  private status: StorageHealth;
   /** Bumped by every failure and every recovery: a write that straddles one is not acknowledged. */
   private epoch = 0;
   private retry: NodeJS.Timeout | undefined;
@@ -45,7 +48,10 @@ export class GuardedStore implements Store {
     private readonly report: Report = () => {},
     /** Keeps a finding of damage where the next start will see it (the data directory's DAMAGED note). */
     private readonly recordDamage: (reason: string) => Promise<void> = async () => {},
-  ) {}
+    driver: StorageDriver = 'leveldb',
+  ) {
+    this.status = { driver, state: 'ok', failures: 0, recoveries: 0 };
+  }
 
   get health(): StorageHealth {
     return { ...this.status };
@@ -195,8 +201,8 @@ export class GuardedStore implements Store {
     }
     this.epoch++;
     this.attempts = 0;
-    const { failures, recoveries } = this.status;
-    this.status = { state: 'ok', failures, recoveries: recoveries + 1 };
+    const { driver, failures, recoveries } = this.status;
+    this.status = { driver, state: 'ok', failures, recoveries: recoveries + 1 };
     this.report('storage: reopened and re-verified; accepting writes again', 'info');
   }
 

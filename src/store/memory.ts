@@ -25,15 +25,13 @@ export class MemoryStore implements Store {
 
   async *iterate(range: Range): AsyncIterable<[string, string]> {
     this.check();
-    let keys = [...this.map.keys()]
-      .filter((k) => (range.gte === undefined || k >= range.gte) && (range.lt === undefined || k < range.lt))
-      .sort();
-    if (range.reverse) keys.reverse();
-    if (range.limit !== undefined && range.limit >= 0) keys = keys.slice(0, range.limit);
-    for (const key of keys) {
-      const value = this.map.get(key);
-      if (value !== undefined) yield [key, value];
-    }
+    // A snapshot, as the other drivers' iterators read: taken before the first entry is yielded.
+    let entries = [...this.map]
+      .filter(([k]) => (range.gte === undefined || k >= range.gte) && (range.lt === undefined || k < range.lt))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (range.reverse) entries.reverse();
+    if (range.limit !== undefined && range.limit >= 0) entries = entries.slice(0, range.limit);
+    yield* entries;
   }
 
   async settle(): Promise<void> {

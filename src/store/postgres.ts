@@ -1,0 +1,335 @@
+import pg from 'pg';
+import type { BatchOp, Range, Store } from './store.ts';
+
+/**
+ * PostgreSQL as the store, selected by `WRIT_DATABASE_URL` (node-postgres, `pg`: the most used
+ * PostgreSQL client for Node, with a pool, LISTEN/NOTIFY and plain parameterised queries, and
+ * nothing it does on its own behind our back).
+ *
+ * The store is the same ordered map of strings as LevelDB's: one table, its key in the "C"
+ * collation, so that a range is in byte order exactly as LevelDB's is, and values kept as
+ * written. A batch is one transaction; a commit in PostgreSQL is durable once it returns (the
+ * connection insists on `synchronous_commit = on`), so `sync` costs nothing extra here.
+ *
+ * The schema is versioned: migrations run at open, each in its own transaction under an advisory
+ * lock (nodes starting together apply each once), and a database whose schema is newer than this
+ * Writ knows is refused rather than written with an older idea of it.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'the ordered key-value table, and the fence of the node that serves it',
+    sql: `CREATE TABLE writ_kv (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+      CREATE TABLE writ_fence (id integer PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL);
+      INSERT INTO writ_fence VALUES (1, 0)`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Taken by migrations (per transaction) and by a serving node (per session); arbitrary, fixed. */
+const MIGRATION_LOCK = 0x77726974_01;
+const NODE_LOCK = 0x77726974_02;
+
+/** Why a database cannot be used as it is; the message is for the operator. */
+export class DatabaseRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatabaseRefused';
+  }
+}
+
+/** Rows read per round trip while iterating a range. */
+const PAGE = 512;
+
+export interface PostgresOptions {
+  /**
+   * Hold the database for this process alone (a session advisory lock on a connection of its
+   * own): the log is sequenced in this process, so a second node on the same database is refused
+   * until sequencing moves into the database. Inspecting commands do not take it.
+   */
+  exclusive?: boolean;
+  /** Connections in the pool. */
+  max?: number;
+}
+
+export class PostgresStore implements Store {
+  /** Set when the connection holding the node lock is lost: nothing more is written through this store. */
+  private lockLost: Error | undefined;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly holder: pg.Client | undefined,
+    /** The fence this node took (exclusive stores): every batch checks it is still the current one. */
+    private readonly epoch: string | undefined,
+  ) {
+    holder?.on('error', (err) => (this.lockLost ??= err));
+    holder?.on('end', () => (this.lockLost ??= new Error('the connection holding the node lock ended')));
+  }
+
+  static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
+    // A commit returns only once it is durable, whatever the server's default says.
+    const pool = new pg.Pool({ connectionString: url, max: options.max ?? 8, options: '-c synchronous_commit=on' });
+    // A connection that breaks fails the query it was running (and the store's guard takes over);
+    // the error its socket also emits, unheard, would end the process.
+    pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
+    let holder: pg.Client | undefined;
+    let epoch: string | undefined;
+    try {
+      await migrate(pool);
+      if (options.exclusive) {
+        holder = await takeNodeLock(url);
+        // A node that lost its lock without noticing (a connection cut) is fenced off by this.
+        epoch = (await holder.query<{ epoch: string }>('UPDATE writ_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch')).rows[0]!.epoch;
+      }
+    } catch (err) {
+      await holder?.end().catch(() => undefined);
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return new PostgresStore(pool, holder, epoch);
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ value: string }>({ name: 'writ_get', text: 'SELECT value FROM writ_kv WHERE key = $1', values: [key] });
+    return rows[0]?.value;
+  }
+
+  async getMany(keys: string[]): Promise<Array<string | undefined>> {
+    if (keys.length === 0) return [];
+    const { rows } = await this.pool.query<{ key: string; value: string }>({
+      name: 'writ_get_many',
+      text: 'SELECT key, value FROM writ_kv WHERE key = ANY($1::text[])',
+      values: [keys],
+    });
+    const found = new Map(rows.map((r) => [r.key, r.value]));
+    return keys.map((k) => found.get(k));
+  }
+
+  async batch(ops: BatchOp[]): Promise<void> {
+    if (this.lockLost) throw new Error(`this node no longer holds the database (${this.lockLost.message})`);
+    if (ops.length === 0) return;
+    // Applied in order, a batch leaves each key as its last op says: one statement per kind then.
+    const last = new Map<string, BatchOp>();
+    for (const op of ops) last.set(storable(op.key, 'key'), op);
+    const putKeys: string[] = [];
+    const putValues: string[] = [];
+    const delKeys: string[] = [];
+    for (const [key, op] of last) {
+      if (op.type === 'put') {
+        putKeys.push(key);
+        putValues.push(storable(op.value, 'value'));
+      } else delKeys.push(key);
+    }
+    const client = await this.pool.connect();
+    let broken: unknown;
+    try {
+      await client.query('BEGIN');
+      if (this.epoch !== undefined) {
+        // Held until this commits: a node taking over waits for it, and every later batch here fails.
+        const { rows } = await client.query<{ epoch: string }>({ name: 'writ_fence', text: 'SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE' });
+        if (rows[0]?.epoch !== this.epoch) throw new Error('another Writ node has taken over this database since this one opened it');
+      }
+      if (delKeys.length) await client.query({ name: 'writ_del', text: 'DELETE FROM writ_kv WHERE key = ANY($1::text[])', values: [delKeys] });
+      if (putKeys.length) {
+        await client.query({
+          name: 'writ_put',
+          text: 'INSERT INTO writ_kv (key, value) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value',
+          values: [putKeys, putValues],
+        });
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      broken = err;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      // A connection that failed mid-transaction is not handed to the next caller.
+      client.release(broken instanceof Error ? broken : undefined);
+    }
+  }
+
+  /**
+   * A range as one snapshot, as a LevelDB iterator reads (a backup relies on it): one query when
+   * it fits in a page, otherwise pages read in one read-only REPEATABLE READ transaction.
+   */
+  async *iterate(range: Range): AsyncIterable<[string, string]> {
+    let left = range.limit !== undefined && range.limit >= 0 ? range.limit : Infinity;
+    if (left <= PAGE) {
+      for (const row of await this.page(this.pool, range, left)) yield [row.key, row.value];
+      return;
+    }
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    let open = false;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      open = true;
+      let after: string | undefined;
+      while (left > 0) {
+        const size = Math.min(PAGE, left);
+        const rows = await this.page(client, range, size, after);
+        for (const row of rows) yield [row.key, row.value];
+        if (rows.length < size) break;
+        left -= rows.length;
+        after = rows[rows.length - 1]!.key;
+      }
+    } catch (err) {
+      broken = err as Error;
+      throw err;
+    } finally {
+      // Also when the reader stops early: the transaction ends and the connection goes back.
+      if (open && !broken) await client.query('COMMIT').catch((err: Error) => (broken = err));
+      client.release(broken);
+    }
+  }
+
+  async readValues(range: Range): Promise<string[]> {
+    const limit = range.limit !== undefined && range.limit >= 0 ? range.limit : null;
+    return (await this.page(this.pool, range, limit)).map((r) => r.value);
+  }
+
+  /** One page of a range in key order; `after` is the last key of the page before (exclusive). */
+  private async page(db: pg.Pool | pg.PoolClient, range: Range, limit: number | null, after?: string): Promise<Array<{ key: string; value: string }>> {
+    const reverse = range.reverse === true;
+    const bounds: Array<[string, string]> = [];
+    if (range.gte !== undefined) bounds.push(['>=', range.gte]);
+    if (range.lt !== undefined) bounds.push(['<', range.lt]);
+    if (after !== undefined) bounds.push([reverse ? '<' : '>', after]);
+    // One prepared statement per shape of range, each a plain index range scan.
+    const where = bounds.map(([op], i) => `key ${op} $${i + 1}`).join(' AND ');
+    const shape = bounds.map(([op]) => op).join('');
+    const { rows } = await db.query<{ key: string; value: string }>({
+      name: `writ_range_${reverse ? 'd' : 'a'}_${shape.replace(/>=/g, 'ge').replace(/</g, 'lt').replace(/>/g, 'gt')}`,
+      text: `SELECT key, value FROM writ_kv ${where ? `WHERE ${where}` : ''} ORDER BY key ${reverse ? 'DESC' : 'ASC'} LIMIT $${bounds.length + 1}`,
+      values: [...bounds.map(([, v]) => v), limit],
+    });
+    return rows;
+  }
+
+  /**
+   * Copies a whole store into this one, which must be empty, in one transaction: a migration that
+   * stops halfway leaves the database as empty as it found it. Returns how many pairs it copied.
+   */
+  async importAll(source: AsyncIterable<[string, string]>): Promise<number> {
+    const client = await this.pool.connect();
+    let broken: unknown;
+    let copied = 0;
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM (SELECT 1 FROM writ_kv LIMIT 1) AS any_row');
+      if (rows[0]?.n !== '0') throw new DatabaseRefused('the database already holds Writ data; a migration goes into an empty one');
+      let keys: string[] = [];
+      let values: string[] = [];
+      const flush = async () => {
+        await client.query({ name: 'writ_import', text: 'INSERT INTO writ_kv (key, value) SELECT * FROM unnest($1::text[], $2::text[])', values: [keys, values] });
+        copied += keys.length;
+        keys = [];
+        values = [];
+      };
+      for await (const [key, value] of source) {
+        keys.push(storable(key, 'key'));
+        values.push(storable(value, 'value'));
+        if (keys.length >= 2000) await flush();
+      }
+      if (keys.length) await flush();
+      await client.query('COMMIT');
+      return copied;
+    } catch (err) {
+      broken = err;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release(broken instanceof DatabaseRefused ? undefined : (broken as Error | undefined));
+    }
+  }
+
+  /** PostgreSQL's own write-ahead log is checksummed and replayed whole: there is nothing to move. */
+  async settle(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.holder) {
+      this.holder.removeAllListeners('end');
+      await this.holder.end().catch(() => undefined);
+    }
+    await this.pool.end();
+  }
+}
+
+/**
+ * Text that PostgreSQL keeps exactly: no NUL (its text type cannot hold one) and no lone surrogate
+ * (which UTF-8 cannot encode, and the client would replace). Input is refused long before it gets
+ * here; this guards against storing anything other than what was written.
+ */
+const UNSTORABLE = /\u0000|\p{Cs}/u;
+
+function storable(text: string, what: string): string {
+  if (UNSTORABLE.test(text)) throw new Error(`a ${what} holds text PostgreSQL cannot store as written (NUL or a lone surrogate)`);
+  return text;
+}
+
+/** Applies the migrations this database lacks, each in its own transaction, one node at a time. */
+export async function migrate(pool: pg.Pool): Promise<number> {
+  const client = await pool.connect();
+  try {
+    const { rows: enc } = await client.query<{ server_encoding: string }>('SHOW server_encoding');
+    if (enc[0]?.server_encoding !== 'UTF8') {
+      throw new DatabaseRefused(`the database's encoding is ${enc[0]?.server_encoding}; Writ needs UTF8 (CREATE DATABASE … ENCODING 'UTF8')`);
+    }
+    for (;;) {
+      await client.query('BEGIN');
+      try {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+        await client.query('CREATE TABLE IF NOT EXISTS writ_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), description text NOT NULL)');
+        const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM writ_schema');
+        const current = rows[0]?.version ?? 0;
+        if (current > SCHEMA_VERSION) {
+          throw new DatabaseRefused(`the database's schema is version ${current}, newer than this Writ knows (${SCHEMA_VERSION}): run the Writ that migrated it, or a newer one`);
+        }
+        const next = MIGRATIONS.find((m) => m.version > current);
+        if (!next) {
+          await client.query('COMMIT');
+          return current;
+        }
+        await client.query(next.sql);
+        await client.query('INSERT INTO writ_schema (version, description) VALUES ($1, $2)', [next.version, next.description]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    }
+  } finally {
+    client.release();
+  }
+}
+
+async function takeNodeLock(url: string): Promise<pg.Client> {
+  const holder = new pg.Client({ connectionString: url });
+  holder.on('error', () => undefined);
+  await holder.connect();
+  const { rows } = await holder.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [NODE_LOCK]);
+  if (!rows[0]?.taken) {
+    await holder.end().catch(() => undefined);
+    throw new DatabaseRefused('the database is in use by another Writ node; one node serves a database (several nodes on one database are not supported yet)');
+  }
+  return holder;
+}
+
+/** The URL without its password, for messages and the console. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}

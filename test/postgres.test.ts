@@ -1,0 +1,240 @@
+import test from 'ava';
+import pg from 'pg';
+import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
+import { MIGRATIONS, PostgresStore, SCHEMA_VERSION } from '../src/store/postgres.ts';
+import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
+import { agent, eventually, startWrit, tempDir, writCli, writCliWith, type TestWrit } from './helpers/writ.ts';
+
+/**
+ * Writ on PostgreSQL (`WRIT_DATABASE_URL`), against a real server this file starts: the schema is
+ * migrated at start and never run against a newer one, a node holds its database alone, a
+ * decision is acknowledged only once PostgreSQL has committed it, and an embedded instance moves
+ * into PostgreSQL with its log unchanged.
+ */
+let server: Promise<TestPostgres> | undefined;
+const postgres = () => (server ??= startPostgres());
+test.after.always(async () => (await server)?.stop());
+
+async function sql<T extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+const EMAIL = (i: number) => ({ action: 'email.send', resource: `email:r${i}@acme.com`, scope: { max_emails: 1 } });
+
+test('a new database gets the schema at start, each migration once, even when nodes start together', async (t) => {
+  const url = await (await postgres()).database();
+  const stores = await Promise.all([PostgresStore.open(url), PostgresStore.open(url), PostgresStore.open(url)]);
+  const rows = await sql<{ version: number }>(url, 'SELECT version FROM writ_schema ORDER BY version');
+  t.deepEqual(rows.map((r) => r.version), MIGRATIONS.map((m) => m.version));
+  t.is(rows.at(-1)!.version, SCHEMA_VERSION);
+  for (const store of stores) await store.close();
+  // Opening again applies nothing.
+  await (await PostgresStore.open(url)).close();
+  t.is((await sql(url, 'SELECT version FROM writ_schema')).length, MIGRATIONS.length);
+});
+
+test('a database whose schema is newer than this Writ knows is refused, and left as it is', async (t) => {
+  const url = await (await postgres()).database();
+  await (await PostgresStore.open(url)).close();
+  await sql(url, "INSERT INTO writ_schema (version, description) VALUES ($1, 'from the future')", [SCHEMA_VERSION + 1]);
+  await t.throwsAsync(PostgresStore.open(url), { message: new RegExp(`schema is version ${SCHEMA_VERSION + 1}, newer than this Writ knows \\(${SCHEMA_VERSION}\\)`) });
+  t.is((await sql(url, 'SELECT version FROM writ_schema')).length, MIGRATIONS.length + 1);
+});
+
+test('a database that is not UTF-8 is refused before anything is written to it', async (t) => {
+  const pgServer = await postgres();
+  const base = await pgServer.database();
+  const name = `ascii_${process.pid}`;
+  await sql(base, `CREATE DATABASE ${name} ENCODING 'SQL_ASCII' TEMPLATE template0`);
+  const url = base.replace(/\/writ_[^?]+\?/, `/${name}?`);
+  await t.throwsAsync(PostgresStore.open(url), { message: /encoding is SQL_ASCII; Writ needs UTF8/ });
+  t.deepEqual(await sql(url, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'writ_%'"), []);
+});
+
+test('a serving node holds its database alone; a second is refused at start, and readers are not', async (t) => {
+  const url = await (await postgres()).database();
+  const first = await PostgresStore.open(url, { exclusive: true });
+  await t.throwsAsync(PostgresStore.open(url, { exclusive: true }), { message: /in use by another Writ node/ });
+  const reader = await PostgresStore.open(url);
+  t.is(await reader.get('nothing'), undefined);
+  await reader.close();
+  await first.close();
+  // Once the first has gone, the database is free again.
+  await (await PostgresStore.open(url, { exclusive: true })).close();
+  t.pass();
+});
+
+async function writOn(url: string, data?: string): Promise<TestWrit> {
+  return startWrit({ ...(data ? { data } : {}), config: { databaseUrl: url } });
+}
+
+test('Writ serves from PostgreSQL: decisions, receipts and the log survive a restart, and `writ log verify --database` checks them', async (t) => {
+  const url = await (await postgres()).database();
+  const w = await writOn(url);
+  let permissionId: string;
+  let size: number;
+  try {
+    const a = await agent(w);
+    const answers = await Promise.all([0, 1, 2, 3, 4].map((i) => a.call('POST', '/api/v1/permissions', EMAIL(i))));
+    for (const res of answers) t.is(res.status, 201);
+    t.is(answers[0]!.body.decision, 'allow');
+    permissionId = answers[0]!.body.id;
+    const jwks = (await w.call('GET', '/.well-known/jwks.json')).body;
+    const { claims } = await verifyReceipt(answers[0]!.body.receipt, { jwks });
+    t.is(claims.permission_id, permissionId);
+    size = (await w.call('GET', '/healthz')).body.log_size;
+    t.is((await w.admin('GET', '/api/v1/status')).body.storage.driver, 'postgresql');
+    // Nothing of the state went to a LevelDB in the data directory.
+    t.false((await import('node:fs')).existsSync(`${w.data}/db`));
+  } finally {
+    await w.close();
+  }
+  const rows = await sql<{ n: string }>(url, "SELECT count(*) AS n FROM writ_kv WHERE key LIKE 'log/e/%'");
+  t.is(Number(rows[0]!.n), size);
+
+  const again = await writOn(url, w.data);
+  try {
+    t.is((await again.call('GET', '/healthz')).body.log_size, size);
+    const viewed = await again.admin('GET', `/api/v1/permissions/${permissionId}`);
+    t.is(viewed.status, 200);
+    t.is(viewed.body.decision, 'allow');
+    // While it serves, the log can be checked beside it.
+    const verified = await writCli('log', 'verify', '--data', w.data, '--database', url);
+    t.is(verified.code, 0, verified.out);
+    t.regex(verified.out, new RegExp(`OK — ${size} entries`));
+  } finally {
+    await again.close();
+  }
+});
+
+test('a second Writ on the same database is refused at start, naming why', async (t) => {
+  const url = await (await postgres()).database();
+  const w = await writOn(url);
+  try {
+    const second = await writCliWith({ WRIT_DATABASE_URL: url }, 'serve', '--port', '0', '--data', await tempDir());
+    t.is(second.code, 1);
+    t.regex(second.out, /in use by another Writ node/);
+    t.notRegex(second.out, /postgres@localhost\/writ_\d+_\d+\?host=.*password/);
+  } finally {
+    await w.close();
+  }
+});
+
+test('when PostgreSQL goes away mid-stream nothing unrecorded is acknowledged, and Writ heals once it is back', async (t) => {
+  // A server of its own: the other tests' goes on running.
+  const pgServer = await startPostgres();
+  t.teardown(() => pgServer.stop());
+  const url = await pgServer.database();
+  const w = await writOn(url);
+  try {
+    const a = await agent(w);
+    const acknowledged: string[] = [];
+    const refused: number[] = [];
+    let stop = false;
+    const stream = (async () => {
+      for (let i = 0; !stop; i++) {
+        const res = await a.call('POST', '/api/v1/permissions', EMAIL(i)).catch(() => undefined);
+        if (!res) continue;
+        if (res.status === 201) acknowledged.push(res.body.id);
+        else {
+          refused.push(res.status);
+          t.is(res.status, 503, res.text);
+          t.is(res.body.error.reason_code, 'storage_unavailable');
+        }
+      }
+    })();
+    await eventually(() => acknowledged.length >= 20, 'decisions before the crash');
+    await pgServer.crash();
+    await eventually(() => refused.length >= 3, 'refusals while PostgreSQL is down');
+    const health = await w.call('GET', '/healthz');
+    t.is(health.status, 503);
+    t.is(health.body.status, 'unavailable');
+    await pgServer.restart();
+    const before = acknowledged.length;
+    await eventually(() => acknowledged.length >= before + 20, 'decisions after PostgreSQL came back', 60_000);
+    stop = true;
+    await stream;
+    // Every acknowledged decision is there.
+    for (const id of acknowledged) t.is((await w.admin('GET', `/api/v1/permissions/${id}`)).status, 200, id);
+  } finally {
+    await w.close();
+  }
+  const verified = await writCli('log', 'verify', '--data', w.data, '--database', url);
+  t.is(verified.code, 0, verified.out);
+});
+
+test('`writ migrate` moves an embedded instance into PostgreSQL with its log unchanged, and it goes on from there', async (t) => {
+  const url = await (await postgres()).database();
+  const embedded = await startWrit();
+  const data = embedded.data;
+  let receipt: string;
+  let permissionId: string;
+  let checkpoint: string;
+  try {
+    const a = await agent(embedded);
+    for (let i = 0; i < 5; i++) t.is((await a.call('POST', '/api/v1/permissions', EMAIL(i))).status, 201);
+    const last = await a.call('POST', '/api/v1/permissions', EMAIL(9));
+    receipt = last.body.receipt;
+    permissionId = last.body.id;
+    checkpoint = (await embedded.call('GET', '/api/v1/log/checkpoint')).text;
+    t.is((await embedded.admin('GET', '/api/v1/status')).body.storage.driver, 'leveldb');
+  } finally {
+    await embedded.close();
+  }
+  const migrated = await writCli('migrate', '--from-data', data, '--to', url, '--json');
+  t.is(migrated.code, 0, migrated.out);
+  const result = JSON.parse(migrated.out);
+  t.true(result.verified);
+  t.is(result.origin, checkpoint.split('\n')[0]);
+
+  // Into a database that holds data already: refused, and that data is left alone.
+  const again = await writCli('migrate', '--from-data', data, '--to', url);
+  t.is(again.code, 1);
+  t.regex(again.out, /already holds Writ data/);
+
+  const w = await writOn(url, data);
+  try {
+    const now = await w.call('GET', '/api/v1/log/checkpoint');
+    // The same log: its latest checkpoint is the one signed before the move, or one that extends it.
+    t.is(now.text.split('\n')[0], checkpoint.split('\n')[0]);
+    t.true(Number(now.text.split('\n')[1]) >= Number(checkpoint.split('\n')[1]));
+    const jwks = (await w.call('GET', '/.well-known/jwks.json')).body;
+    t.is((await verifyReceipt(receipt, { jwks })).claims.permission_id, permissionId);
+    t.is((await w.admin('GET', `/api/v1/permissions/${permissionId}`)).status, 200);
+    const b = await agent(w, { name: 'after-the-move' });
+    t.is((await b.call('POST', '/api/v1/permissions', EMAIL(10))).status, 201);
+  } finally {
+    await w.close();
+  }
+  const verified = await writCli('log', 'verify', '--data', data, '--database', url);
+  t.is(verified.code, 0, verified.out);
+});
+
+test('WRIT_DATABASE_URL is a secret in `writ config check`, and a value that is not a postgres:// URL is refused by name', async (t) => {
+  const shown = await writCliWith({ WRIT_DATABASE_URL: 'postgres://writ:hunter2hunter2@db.internal:5432/writ' }, 'config', 'check');
+  t.is(shown.code, 0, shown.out);
+  t.notRegex(shown.out, /hunter2/);
+  const bad = await writCliWith({ WRIT_DATABASE_URL: 'mysql://db/writ' }, 'config', 'check');
+  t.not(bad.code, 0);
+  t.regex(bad.out, /WRIT_DATABASE_URL: must be a postgres:\/\/ URL/);
+});
+
+test('a node that lost its hold on the database writes nothing more once another has taken over', async (t) => {
+  const url = await (await postgres()).database();
+  const first = await PostgresStore.open(url, { exclusive: true });
+  await first.batch([{ type: 'put', key: 'a', value: 'first' }]);
+  // Its lock's connection is cut (as a network failure or an operator would), and a second node starts.
+  await sql(url, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND pid <> pg_backend_pid()");
+  const second = await eventually(() => PostgresStore.open(url, { exclusive: true }).catch(() => undefined), 'the second node to take the database');
+  await t.throwsAsync(first.batch([{ type: 'put', key: 'a', value: 'stale' }]));
+  await second.batch([{ type: 'put', key: 'b', value: 'second' }]);
+  t.deepEqual(await second.getMany(['a', 'b']), ['first', 'second']);
+  await first.close();
+  await second.close();
+});
