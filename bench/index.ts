@@ -13,7 +13,8 @@
  *   - in-process Cedar p50 < 60 µs, Rego p50 < 50 µs (issues 2, 3); the first evaluation after a
  *     policy load and after a worker start (both warmed up before they serve);
  *   - an OPA decision-log upload of 10,000 events holds up no other request by more than 100 ms;
- *   - the dashboard's page weight and time to first render in Chromium (issue 10).
+ *   - the dashboard's page weight and time to first render in Chromium (issue 10);
+ *   - the decision path on PostgreSQL, one node, beside a one-row commit there (issue 12).
  * The load generator is wrk (installed from Debian's packages when missing), so the server under
  * test gets the machine; its own CPU is reported. Knobs: BENCH_SECONDS (10), BENCH_CONCURRENCY
  * (50), BENCH_TOTAL (100000; 0 skips the RSS run), BENCH_ONLY (a comma list of the phases below).
@@ -36,6 +37,8 @@ import { dashboardFigures } from './dashboard.ts';
 import { scaleFigures } from './scale.ts';
 import { describe, ensureWrk, figure, figures, fmt, fsyncFloor, luaString, pct, postScript, readRss, request, spawnWrit, stop, waitUp, wrk, type Load } from './util.ts';
 import type { PolicyRequest } from '../src/policy/types.ts';
+import pg from 'pg';
+import { startPostgres } from '../test/helpers/postgres.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ADMIN = 'bench-admin-token-0123456789abcdef';
@@ -325,7 +328,49 @@ function ratio(name: string, label: string, writ: Load | undefined, opa: Load | 
   console.log(`ratio, ${label} to OPA's bare decision (same generator, same run): throughput ${fmt(writ.perSecond / opa.perSecond, 2)}× (target ≥ 0.7×), p99 ${fmt(writ.p99 / opa.p99, 2)}× (target ≤ 2×)`);
 }
 
-const PHASES = ['cedar', 'rego', 'warm', 'http', 'opa', 'ingest', 'scale', 'opa-upload', 'dashboard'];
+/**
+ * The decision path on PostgreSQL (one node: one node serves a database for now), on a server of
+ * its own started as the tests start theirs, beside the floor of one durable answer there: a
+ * one-row transaction committed over the same socket.
+ */
+async function postgresPath(bin: string, floor: { p50: number }, leveldb: Load | undefined): Promise<void> {
+  let server;
+  try {
+    server = await startPostgres();
+  } catch (err) {
+    console.log(`postgresql: skipped (${(err as Error).message.split('\n')[0]})`);
+    return;
+  }
+  try {
+    const url = await server.database();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '';
+    await client.query('CREATE TABLE bench_commit (k integer PRIMARY KEY, v text)');
+    const samples: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const started = process.hrtime.bigint();
+      await client.query('INSERT INTO bench_commit VALUES ($1, $2)', [i, 'x'.repeat(200)]);
+      samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    await client.query('DROP TABLE bench_commit');
+    await client.end();
+    samples.sort((a, b) => a - b);
+    figure('pg_commit_p50_ms', pct(samples, 50));
+    figure('pg_commit_p99_ms', pct(samples, 99));
+    console.log(`postgresql ${version}: one-row commit over a Unix socket p50 ${fmt(pct(samples, 50), 3)} ms, p99 ${fmt(pct(samples, 99), 3)} ms — the floor of one durable answer there`);
+    const load = await writPath('pg_cedar', 'writ http on PostgreSQL, Cedar (one node)', path.join(ROOT, 'policies'), bin, { p50: pct(samples, 50) }, false, { WRIT_DATABASE_URL: url });
+    if (leveldb) {
+      figure('pg_to_leveldb_ratio', load.perSecond / leveldb.perSecond);
+      console.log(`postgresql against leveldb, one node under load: ${fmt(load.perSecond / leveldb.perSecond, 2)}× the decisions per second (leveldb fsync p50 ${fmt(floor.p50, 3)} ms)`);
+    }
+    console.log('postgresql, two nodes: not measured (one node serves a database until the log is sequenced in the database)');
+  } finally {
+    await server.stop();
+  }
+}
+
+const PHASES = ['cedar', 'rego', 'warm', 'http', 'opa', 'ingest', 'postgres', 'scale', 'opa-upload', 'dashboard'];
 const only = new Set((process.env.BENCH_ONLY ?? PHASES.join(',')).split(','));
 const json = process.argv.includes('--json');
 figure('cores', os.cpus().length);
@@ -344,7 +389,7 @@ if (only.has('rego')) {
   else console.log('rego in-process: skipped (no OPA compiler: npm run build:opa)');
 }
 if (only.has('warm')) await firstEvaluation();
-const needsWrk = ['http', 'opa', 'ingest'].some((phase) => only.has(phase));
+const needsWrk = ['http', 'opa', 'ingest', 'postgres'].some((phase) => only.has(phase));
 const bin = needsWrk ? await ensureWrk() : undefined;
 if (needsWrk && !bin) console.log('load phases: skipped (no wrk, and it could not be installed: apt-get install wrk)');
 if (bin) {
@@ -353,6 +398,7 @@ if (bin) {
   const rego = only.has('opa') && findOpa() ? await writPath('rego', 'writ http, Rego (examples/rego)', path.join(EXAMPLES, 'rego'), bin, floor, false) : undefined;
   const bare = only.has('opa') ? await opaServer(bin) : undefined;
   const ingest = only.has('ingest') ? await attestationIngest(bin) : undefined;
+  if (only.has('postgres')) await postgresPath(bin, floor, cedar);
   ratio('rego', "Writ's signed decision (Rego: policy + token + receipt + durable log)", rego, bare);
   ratio('cedar', "Writ's signed decision (Cedar)", cedar, bare);
   ratio('ingest', 'attestation ingest (witnessed, signed, durable)', ingest, bare);

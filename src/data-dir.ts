@@ -53,6 +53,8 @@ export async function openDataDir(
     wrapDriver?: (driver: Store) => Store;
     /** PostgreSQL instead of LevelDB (`WRIT_DATABASE_URL`). */
     database?: string;
+    /** PostgreSQL: while another node serves the database, wait for it to stop instead of refusing. */
+    standby?: { signal?: AbortSignal; onWait?: () => void };
   },
 ): Promise<OpenedDataDir> {
   if (options.database) return openWithPostgres(data, options.database, options);
@@ -105,7 +107,11 @@ export async function openDataDir(
   return { store, meta: await getJson<Meta>(store, 'meta/instance'), warnings };
 }
 
-async function openWithPostgres(data: string, url: string, options: { create: boolean; inspect?: boolean; report?: Report; wrapDriver?: (driver: Store) => Store }): Promise<OpenedDataDir> {
+async function openWithPostgres(
+  data: string,
+  url: string,
+  options: { create: boolean; inspect?: boolean; report?: Report; wrapDriver?: (driver: Store) => Store; standby?: { signal?: AbortSignal; onWait?: () => void } },
+): Promise<OpenedDataDir> {
   if (options.create) {
     await fs.mkdir(data, { recursive: true, mode: 0o700 });
     process.umask(0o077);
@@ -116,20 +122,22 @@ async function openWithPostgres(data: string, url: string, options: { create: bo
   if (note !== undefined && !options.inspect) {
     throw new StartupError(`${data} was found damaged at an earlier start and is refused until that is resolved:\n  ${note.trim().replace(/\n/g, '\n  ')}`);
   }
-  // A serving node holds the database alone; inspecting commands read beside it.
-  const open = async () => {
-    const driver = await PostgresStore.open(url, { exclusive: !options.inspect });
+  // A serving node holds the database alone; inspecting commands read beside it. A reopen after
+  // a fault does not wait: while another node has taken over, recovery keeps being retried.
+  const open = async (standby?: { signal?: AbortSignal; onWait?: () => void }) => {
+    const driver = await PostgresStore.open(url, { exclusive: !options.inspect, ...(standby ? { standby } : {}) });
     return options.wrapDriver ? options.wrapDriver(driver) : driver;
   };
   let driver: Store;
   try {
-    driver = await open();
+    driver = await open(options.standby);
   } catch (err) {
+    if (options.standby?.signal?.aborted) throw new StartupError('stopped while waiting for the database');
     if (err instanceof DatabaseRefused) throw new StartupError(`${redactUrl(url)}: ${err.message}`);
     throw new StartupError(`cannot open the PostgreSQL database ${redactUrl(url)}: ${(err as Error).message}`);
   }
   await securePermissions(data);
-  const store = new GuardedStore(driver, open, options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`), 'postgresql');
+  const store = new GuardedStore(driver, () => open(), options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`), 'postgresql');
   return { store, meta: await getJson<Meta>(store, 'meta/instance'), warnings: [] };
 }
 

@@ -61,6 +61,11 @@ export interface ServerHooks {
   wrapDriver?: (driver: Store) => Store;
   /** Sees every answer as it goes out (the test suite checks each against /openapi.json). */
   observe?: (exchange: Exchange) => void;
+  /**
+   * PostgreSQL: wait while another node serves the database and take over when it stops (`writ
+   * serve` does, aborted by a signal); without it a second node is refused at start.
+   */
+  standby?: AbortSignal;
   /** Where the access log goes (`writ serve` passes its logger); without one, nowhere. */
   logger?: Logger;
 }
@@ -78,6 +83,9 @@ export async function openWrit(
     report,
     ...(hooks.wrapDriver ? { wrapDriver: hooks.wrapDriver } : {}),
     ...(config.databaseUrl ? { database: config.databaseUrl } : {}),
+    ...(hooks.standby
+      ? { standby: { signal: hooks.standby, onWait: () => report('another Writ node serves this database: waiting, as a standby, to take over when it stops', 'warn') } }
+      : {}),
   });
   // Everything opened so far is closed again if a later step fails, so a failed start holds nothing.
   const opened: Array<() => Promise<unknown>> = [() => store.close()];

@@ -1,9 +1,11 @@
 import test from 'ava';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { MIGRATIONS, PostgresStore, SCHEMA_VERSION } from '../src/store/postgres.ts';
 import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
-import { agent, eventually, startWrit, tempDir, writCli, writCliWith, type TestWrit } from './helpers/writ.ts';
+import { ADMIN, agent, caller, eventually, spawnWrit, startWrit, tempDir, writCli, writCliWith, type TestWrit } from './helpers/writ.ts';
 
 /**
  * Writ on PostgreSQL (`WRIT_DATABASE_URL`), against a real server this file starts: the schema is
@@ -113,16 +115,64 @@ test('Writ serves from PostgreSQL: decisions, receipts and the log survive a res
   }
 });
 
-test('a second Writ on the same database is refused at start, naming why', async (t) => {
+test('a second node waits as a standby and takes over within seconds when the serving one is killed, losing nothing it acknowledged', async (t) => {
   const url = await (await postgres()).database();
-  const w = await writOn(url);
+  const env = { WRIT_DATABASE_URL: url };
+  const dataA = await tempDir();
+  const a = await spawnWrit(dataA, env);
+  let exitedB: Promise<number | null> | undefined;
   try {
-    const second = await writCliWith({ WRIT_DATABASE_URL: url }, 'serve', '--port', '0', '--data', await tempDir());
-    t.is(second.code, 1);
-    t.regex(second.out, /in use by another Writ node/);
-    t.notRegex(second.out, /postgres@localhost\/writ_\d+_\d+\?host=.*password/);
+    const bot = JSON.parse((await writCliWith({}, 'agents', 'create', 'bot', '--trust-tier', 'T2', '--url', a.url, '--key', ADMIN, '--json')).out);
+    const onA = caller(a.url, bot.api_key);
+    // Every node of one database has the same keys (they are files in the data directory for now).
+    const dataB = await tempDir();
+    await fs.cp(path.join(dataA, 'keys'), path.join(dataB, 'keys'), { recursive: true });
+    let outputB = () => '';
+    const b = spawnWrit(dataB, env, { bannerMs: 120_000, spawned: (output) => (outputB = output) });
+    await eventually(() => /waiting, as a standby, to take over/.test(outputB()), "the standby's notice");
+    const acknowledged: string[] = [];
+    for (let i = 0; acknowledged.length < 30; i++) {
+      const res = await onA('POST', '/api/v1/permissions', EMAIL(i));
+      t.is(res.status, 201);
+      acknowledged.push(res.body.id);
+    }
+    // Killed with decisions in flight: those may fail, the acknowledged ones may not be lost.
+    const inFlight = Promise.all([0, 1, 2, 3].map((i) => onA('POST', '/api/v1/permissions', EMAIL(100 + i)).catch(() => undefined)));
+    const killedAt = Date.now();
+    a.child.kill('SIGKILL');
+    for (const res of await inFlight) if (res?.status === 201) acknowledged.push(res.body.id);
+    const standby = await b;
+    exitedB = standby.exited;
+    t.log(`the standby answered ${Date.now() - killedAt} ms after the kill`);
+    const onB = caller(standby.url, bot.api_key);
+    for (const id of acknowledged) t.is((await onB('GET', `/api/v1/permissions/${id}`)).status, 200, id);
+    t.is((await onB('POST', '/api/v1/permissions', EMAIL(200))).status, 201);
+    const verified = await writCli('log', 'verify', '--data', dataB, '--database', url);
+    t.is(verified.code, 0, verified.out);
+    standby.child.kill('SIGTERM');
+    t.is(await standby.exited, 0);
   } finally {
-    await w.close();
+    a.child.kill('SIGKILL');
+    await exitedB;
+  }
+});
+
+test('a standby that is told to stop while it waits stops at once, having written nothing', async (t) => {
+  const url = await (await postgres()).database();
+  const first = await writOn(url);
+  try {
+    let output = () => '';
+    let child: import('node:child_process').ChildProcess | undefined;
+    const standby = spawnWrit(await tempDir(), { WRIT_DATABASE_URL: url }, { spawned: (o, c) => ((output = o), (child = c)) });
+    const refused = t.throwsAsync(standby, { message: /exited with 0 before it listened/ });
+    await eventually(() => /waiting, as a standby/.test(output()), "the standby's notice");
+    const before = await sql<{ key: string; value: string }>(url, 'SELECT key, value FROM writ_kv ORDER BY key');
+    child!.kill('SIGTERM');
+    await refused;
+    t.regex(output(), /SIGTERM: stopped while waiting for the database/);
+    t.deepEqual(await sql(url, 'SELECT key, value FROM writ_kv ORDER BY key'), before);
+  } finally {
+    await first.close();
   }
 });
 

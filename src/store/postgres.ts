@@ -45,6 +45,17 @@ export class DatabaseRefused extends Error {
   }
 }
 
+/** Another node serves the database (it holds the node lock). */
+export class DatabaseInUse extends DatabaseRefused {
+  constructor() {
+    super('the database is in use by another Writ node; one node serves a database (several nodes on one database are not supported yet)');
+    this.name = 'DatabaseInUse';
+  }
+}
+
+/** How often a standby node tries for the lock while another serves. */
+const STANDBY_POLL_MS = 500;
+
 /** Rows read per round trip while iterating a range. */
 const PAGE = 512;
 
@@ -55,6 +66,11 @@ export interface PostgresOptions {
    * until sequencing moves into the database. Inspecting commands do not take it.
    */
   exclusive?: boolean;
+  /**
+   * With `exclusive`, wait while another node serves the database, and take over once it stops
+   * (or dies: its session, and with it the lock, ends). Without it, a held lock is refused.
+   */
+  standby?: { signal?: AbortSignal; onWait?: () => void };
   /** Connections in the pool. */
   max?: number;
 }
@@ -85,7 +101,7 @@ export class PostgresStore implements Store {
     try {
       await migrate(pool);
       if (options.exclusive) {
-        holder = await takeNodeLock(url);
+        holder = await takeNodeLock(url, options.standby);
         // A node that lost its lock without noticing (a connection cut) is fenced off by this.
         epoch = (await holder.query<{ epoch: string }>('UPDATE writ_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch')).rows[0]!.epoch;
       }
@@ -311,16 +327,22 @@ export async function migrate(pool: pg.Pool): Promise<number> {
   }
 }
 
-async function takeNodeLock(url: string): Promise<pg.Client> {
-  const holder = new pg.Client({ connectionString: url });
-  holder.on('error', () => undefined);
-  await holder.connect();
-  const { rows } = await holder.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [NODE_LOCK]);
-  if (!rows[0]?.taken) {
+async function takeNodeLock(url: string, standby?: PostgresOptions['standby']): Promise<pg.Client> {
+  for (let waited = false; ; waited = true) {
+    standby?.signal?.throwIfAborted();
+    const holder = new pg.Client({ connectionString: url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    const { rows } = await holder.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [NODE_LOCK]);
+    if (rows[0]?.taken) return holder;
     await holder.end().catch(() => undefined);
-    throw new DatabaseRefused('the database is in use by another Writ node; one node serves a database (several nodes on one database are not supported yet)');
+    if (!standby) throw new DatabaseInUse();
+    if (!waited) standby.onWait?.();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, STANDBY_POLL_MS);
+      standby.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
   }
-  return holder;
 }
 
 /** The URL without its password, for messages and the console. */

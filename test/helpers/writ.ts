@@ -148,7 +148,11 @@ process.once('exit', () => {
 });
 
 /** Runs `writ serve` as its own process on a free port, as a user would, and waits until it answers. */
-export async function spawnWrit(data: string, env: Record<string, string | undefined> = {}, { root = ROOT }: { root?: string } = {}) {
+export async function spawnWrit(
+  data: string,
+  env: Record<string, string | undefined> = {},
+  { root = ROOT, bannerMs = 30_000, spawned: onSpawn }: { root?: string; bannerMs?: number; spawned?: (output: () => string, child: import('node:child_process').ChildProcess) => void } = {},
+) {
   const { spawn } = await import('node:child_process');
   const policies = env.WRIT_POLICIES ? [] : ['--policies', path.join(ROOT, 'policies')];
   const child = spawn(process.execPath, [path.join(root, 'bin/writ.js'), 'serve', '--port', '0', '--data', data, ...policies], {
@@ -160,6 +164,8 @@ export async function spawnWrit(data: string, env: Record<string, string | undef
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  // What it prints before it listens (a standby's wait) is the caller's to watch.
+  onSpawn?.(() => output, child);
   let code: number | null | undefined;
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (c) => {
@@ -172,7 +178,7 @@ export async function spawnWrit(data: string, env: Record<string, string | undef
   const url = await eventually(() => {
     if (code !== undefined) throw new Error(`server exited with ${code} before it listened:\n${output}`);
     return /Writ is listening on (http:\/\/\S+)/.exec(output)?.[1];
-  }, `the server's banner:\n${output}`, 30_000).catch((err) => {
+  }, `the server's banner:\n${output}`, bannerMs).catch((err) => {
     child.kill('SIGKILL');
     throw err;
   });
