@@ -288,3 +288,21 @@ test('a node that lost its hold on the database writes nothing more once another
   await first.close();
   await second.close();
 });
+
+test('a PostgreSQL that stops answering fails the write in bounded time instead of holding it forever', async (t) => {
+  // A server of its own: it is frozen.
+  const pgServer = await startPostgres();
+  t.teardown(() => pgServer.stop());
+  const store = await PostgresStore.open(await pgServer.database(), { timeoutMs: 1000 });
+  await store.batch([{ type: 'put', key: 'a', value: '1' }]);
+  await pgServer.pause();
+  try {
+    await t.throwsAsync(store.batch([{ type: 'put', key: 'b', value: '2' }]), { message: /timeout/i });
+    await t.throwsAsync(store.get('a'), { message: /timeout/i });
+    await t.throwsAsync(store.iterate({ gte: 'a', lt: 'z' })[Symbol.asyncIterator]().next(), { message: /timeout/i });
+  } finally {
+    await pgServer.resume();
+  }
+  t.is(await eventually(() => store.get('a').catch(() => undefined), 'reads once it answers again'), '1');
+  await store.close();
+});

@@ -53,6 +53,9 @@ export class DatabaseInUse extends DatabaseRefused {
   }
 }
 
+const CONNECT_TIMEOUT_MS = 10_000;
+const QUERY_TIMEOUT_MS = 30_000;
+
 /** How often a standby node tries for the lock while another serves. */
 const STANDBY_POLL_MS = 500;
 
@@ -73,6 +76,8 @@ export interface PostgresOptions {
   standby?: { signal?: AbortSignal; onWait?: () => void };
   /** Connections in the pool. */
   max?: number;
+  /** A query with no answer within this long fails (default 30 s), a connection not made within it or 10 s. */
+  timeoutMs?: number;
 }
 
 export class PostgresStore implements Store {
@@ -90,8 +95,17 @@ export class PostgresStore implements Store {
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
-    // A commit returns only once it is durable, whatever the server's default says.
-    const pool = new pg.Pool({ connectionString: url, max: options.max ?? 8, options: '-c synchronous_commit=on' });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.max ?? 8,
+      // A commit returns only once it is durable, whatever the server's default says.
+      options: '-c synchronous_commit=on',
+      // Nothing waits forever on a server that stopped answering: a call that times out is a failed
+      // read or write, and a failed write makes the store's guard reconnect and re-verify.
+      connectionTimeoutMillis: Math.min(CONNECT_TIMEOUT_MS, options.timeoutMs ?? CONNECT_TIMEOUT_MS),
+      query_timeout: options.timeoutMs ?? QUERY_TIMEOUT_MS,
+      keepAlive: true,
+    });
     // A connection that breaks fails the query it was running (and the store's guard takes over);
     // the error its socket also emits, unheard, would end the process.
     pool.on('error', () => undefined);
@@ -330,7 +344,7 @@ export async function migrate(pool: pg.Pool): Promise<number> {
 async function takeNodeLock(url: string, standby?: PostgresOptions['standby']): Promise<pg.Client> {
   for (let waited = false; ; waited = true) {
     standby?.signal?.throwIfAborted();
-    const holder = new pg.Client({ connectionString: url });
+    const holder = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS, keepAlive: true });
     holder.on('error', () => undefined);
     await holder.connect();
     const { rows } = await holder.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [NODE_LOCK]);

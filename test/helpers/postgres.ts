@@ -20,6 +20,10 @@ export interface TestPostgres {
   database(): Promise<string>;
   /** Stops the server at once (kill -9): connections break, nothing is flushed. */
   crash(): Promise<void>;
+  /** Freezes the server and every backend (SIGSTOP): connections stay open, nothing answers. */
+  pause(): Promise<void>;
+  /** Lets a paused server go on. */
+  resume(): Promise<void>;
   /** Starts it again on the same cluster and socket. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -119,6 +123,12 @@ export async function startPostgres(): Promise<TestPostgres> {
       return `postgres://postgres@localhost/${name}?host=${encodeURIComponent(socket)}`;
     },
     crash: () => kill('SIGKILL'),
+    pause: () => signalAll(postmaster, 'SIGSTOP'),
+    async resume() {
+      await signalAll(postmaster, 'SIGCONT');
+      // runuser stops itself when its child is stopped (as su does), and stays stopped until told.
+      server?.kill('SIGCONT');
+    },
     async restart() {
       await kill('SIGKILL');
       // A killed postmaster leaves its shared memory and pid file; the next start cleans up.
@@ -126,6 +136,15 @@ export async function startPostgres(): Promise<TestPostgres> {
     },
     stop: () => kill('SIGINT'),
   };
+}
+
+/** The postmaster and its backends. */
+async function signalAll(pid: number, signal: NodeJS.Signals): Promise<void> {
+  const children = await run('pgrep', ['-P', String(pid)]).then(
+    ({ stdout }) => stdout.split('\n').filter(Boolean).map(Number),
+    () => [] as number[],
+  );
+  for (const child of [pid, ...children]) signalPostmaster(child, signal);
 }
 
 function signalPostmaster(pid: number, signal: NodeJS.Signals): void {
