@@ -55,8 +55,23 @@ async function* backupLines(store: Store, data: string, origin: string): AsyncGe
     return text;
   };
   // The iterator is made first: its snapshot fixes what the copy holds.
-  const entries = store.iterate({})[Symbol.asyncIterator]();
-  const first = await entries.next();
+  const entries = store.iterate({ snapshot: true })[Symbol.asyncIterator]();
+  try {
+    yield* backupFrom(entries, await entries.next(), data, origin, emit, hash);
+  } finally {
+    // A reader that stops early (a client that went away) ends the snapshot too.
+    await entries.return?.();
+  }
+}
+
+async function* backupFrom(
+  entries: AsyncIterator<[string, string]>,
+  first: IteratorResult<[string, string]>,
+  data: string,
+  origin: string,
+  emit: (line: Line) => string,
+  hash: crypto.Hash,
+): AsyncGenerator<string> {
   yield emit({ format: BACKUP_FORMAT, version: VERSION, created_at: new Date().toISOString(), origin });
   const keysDir = path.join(data, 'keys');
   for (const name of (await fs.readdir(keysDir)).sort()) {

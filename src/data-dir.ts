@@ -124,8 +124,17 @@ async function openWithPostgres(
   }
   // A serving node holds the database alone; inspecting commands read beside it. A reopen after
   // a fault does not wait: while another node has taken over, recovery keeps being retried.
+  // A reopen checks that no other node served in between (this node's memory would be stale).
+  let epoch: string | undefined;
   const open = async (standby?: { signal?: AbortSignal; onWait?: () => void }) => {
-    const driver = await PostgresStore.open(url, { exclusive: !options.inspect, ...(standby ? { standby } : {}) });
+    const driver = await PostgresStore.open(url, {
+      exclusive: !options.inspect,
+      // Inspecting never creates or migrates a schema (a mistyped URL stays untouched).
+      ...(options.inspect ? { migrate: false } : {}),
+      ...(standby ? { standby } : {}),
+      ...(epoch !== undefined ? { after: epoch } : {}),
+    });
+    epoch = driver.epoch;
     return options.wrapDriver ? options.wrapDriver(driver) : driver;
   };
   let driver: Store;

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
-import { MIGRATIONS, PostgresStore, SCHEMA_VERSION } from '../src/store/postgres.ts';
+import { MIGRATIONS, PostgresStore, SCHEMA_VERSION, redactUrl } from '../src/store/postgres.ts';
 import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
 import { ADMIN, agent, caller, eventually, spawnWrit, startWrit, tempDir, writCli, writCliWith, type TestWrit } from './helpers/writ.ts';
 
@@ -129,6 +129,8 @@ test('a second node waits as a standby and takes over within seconds when the se
     await fs.cp(path.join(dataA, 'keys'), path.join(dataB, 'keys'), { recursive: true });
     let outputB = () => '';
     const b = spawnWrit(dataB, env, { bannerMs: 120_000, spawned: (output) => (outputB = output) });
+    // Awaited below; a standby that fails early must fail the test there, not as an unhandled rejection.
+    b.catch(() => undefined);
     await eventually(() => /waiting, as a standby, to take over/.test(outputB()), "the standby's notice");
     const acknowledged: string[] = [];
     for (let i = 0; acknowledged.length < 30; i++) {
@@ -237,16 +239,26 @@ test('`writ migrate` moves an embedded instance into PostgreSQL with its log unc
   } finally {
     await embedded.close();
   }
-  const migrated = await writCli('migrate', '--from-data', data, '--to', url, '--json');
+  // Into a database that holds data already: refused, and that data is left alone.
+  const other = await startWrit();
+  await other.close();
+  const occupied = await (await postgres()).database();
+  t.is((await writCli('migrate', '--from-data', other.data, '--to', occupied)).code, 0);
+  const refused = await writCli('migrate', '--from-data', data, '--to', occupied);
+  t.is(refused.code, 1);
+  t.regex(refused.out, /already holds Writ data/);
+  t.truthy((await import('node:fs')).existsSync(path.join(data, 'db')));
+
+  // The URL may come from the environment (no password on the command line).
+  const migrated = await writCliWith({ WRIT_DATABASE_URL: url }, 'migrate', '--from-data', data, '--json');
   t.is(migrated.code, 0, migrated.out);
   const result = JSON.parse(migrated.out);
   t.true(result.verified);
+  // The embedded copy is put aside, so that it cannot be served again by mistake.
+  t.false((await import('node:fs')).existsSync(path.join(data, 'db')));
+  t.true((await import('node:fs')).existsSync(result.leveldb_moved_to));
   t.is(result.origin, checkpoint.split('\n')[0]);
 
-  // Into a database that holds data already: refused, and that data is left alone.
-  const again = await writCli('migrate', '--from-data', data, '--to', url);
-  t.is(again.code, 1);
-  t.regex(again.out, /already holds Writ data/);
 
   const w = await writOn(url, data);
   try {
@@ -287,6 +299,48 @@ test('a node that lost its hold on the database writes nothing more once another
   t.deepEqual(await second.getMany(['a', 'b']), ['first', 'second']);
   await first.close();
   await second.close();
+});
+
+test('the fence alone stops a node that has not noticed another took over: its next batch is refused and nothing of it stored', async (t) => {
+  const url = await (await postgres()).database();
+  const node = await PostgresStore.open(url, { exclusive: true });
+  await node.batch([{ type: 'put', key: 'a', value: '1' }]);
+  // What a takeover does to the fence, while this node's lock connection looks healthy.
+  await sql(url, 'UPDATE writ_fence SET epoch = epoch + 1');
+  await t.throwsAsync(node.batch([{ type: 'put', key: 'a', value: '2' }, { type: 'put', key: 'b', value: '2' }]), { message: /another Writ node has taken over/ });
+  t.deepEqual(await node.getMany(['a', 'b']), ['1', undefined]);
+  await node.close();
+  // Closing twice is closing once.
+  await node.close();
+});
+
+test('a node reconnecting after another node served its database in between is refused: its memory may be stale', async (t) => {
+  const url = await (await postgres()).database();
+  const node = await PostgresStore.open(url, { exclusive: true });
+  await node.close();
+  const other = await PostgresStore.open(url, { exclusive: true });
+  await other.close();
+  await t.throwsAsync(PostgresStore.open(url, { exclusive: true, after: node.epoch! }), { message: /another Writ node served this database while this one was reconnecting/ });
+  // Its own reopen, with nobody in between, is fine.
+  const again = await PostgresStore.open(url, { exclusive: true });
+  await again.close();
+  await (await PostgresStore.open(url, { exclusive: true, after: again.epoch! })).close();
+  t.pass();
+});
+
+test('inspecting never creates a schema: `writ log verify` on a database Writ never served is refused and leaves it empty', async (t) => {
+  const url = await (await postgres()).database();
+  const verified = await writCliWith({ WRIT_DATABASE_URL: url }, 'log', 'verify', '--data', await tempDir());
+  t.is(verified.code, 1);
+  t.regex(verified.out, /holds no Writ schema/);
+  t.deepEqual(await sql(url, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'writ_%'"), []);
+});
+
+test('a password is never shown, in the URL or as a parameter', (t) => {
+  t.is(redactUrl('postgres://writ:hunter2@db:5432/writ'), 'postgres://writ:***@db:5432/writ');
+  t.notRegex(redactUrl('postgres://writ@db/writ?password=hunter2&sslmode=require'), /hunter2/);
+  t.regex(redactUrl('postgres://writ@db/writ?password=hunter2&sslmode=require'), /sslmode=require/);
+  t.is(redactUrl('not a url hunter2'), 'postgres://…');
 });
 
 test('a PostgreSQL that stops answering fails the write in bounded time instead of holding it forever', async (t) => {

@@ -70,12 +70,39 @@ for (const [name, open] of drivers) {
     t.deepEqual(await readValues(store, { gte: 'z/', lt: 'z/~' }), []);
   });
 
+  test(`${name}: a bound with a NUL in it (the first key after another) is a bound like any other`, async (t) => {
+    const { store } = await open();
+    await store.batch(['p/a', 'p/a0', 'p/b', 'p/c'].map((key) => ({ type: 'put' as const, key, value: key })));
+    const keys = async (range: { gte?: string; lt?: string; reverse?: boolean }) => {
+      const out: string[] = [];
+      for await (const [key] of store.iterate(range)) out.push(key);
+      return out;
+    };
+    t.deepEqual(await keys({ gte: 'p/a\u0000', lt: 'p/~' }), ['p/a0', 'p/b', 'p/c']);
+    t.deepEqual(await keys({ gte: 'p/', lt: 'p/b\u0000' }), ['p/a', 'p/a0', 'p/b']);
+    t.deepEqual(await keys({ gte: 'p/', lt: 'p/b\u0000', reverse: true }), ['p/b', 'p/a0', 'p/a']);
+    t.deepEqual(await readValues(store, { gte: 'p/a\u0000', lt: 'p/b\u0000' }), ['p/a0', 'p/b']);
+    t.is(await store.get('p/a\u0000'), undefined);
+    t.deepEqual(await store.getMany(['p/a\u0000', 'p/b']), [undefined, 'p/b']);
+  });
+
+  test(`${name}: readers that make other calls while they iterate do not wait on each other, however many there are`, async (t) => {
+    const { store } = await open();
+    await store.batch(Array.from({ length: 600 }, (_, i) => ({ type: 'put' as const, key: `q/${String(i).padStart(4, '0')}`, value: String(i) })));
+    const reader = async () => {
+      let n = 0;
+      for await (const [key] of store.iterate({ gte: 'q/', lt: 'q/~' })) if ((await store.get(key)) !== undefined) n++;
+      return n;
+    };
+    t.deepEqual(await Promise.all(Array.from({ length: 12 }, reader)), Array.from({ length: 12 }, () => 600));
+  });
+
   test(`${name}: an iteration reads one snapshot: writes made while it runs are not seen`, async (t) => {
     const { store } = await open();
     const keys = Array.from({ length: 1300 }, (_, i) => `s/${String(i).padStart(5, '0')}`);
     await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: 'before' })));
     const seen: Array<[string, string]> = [];
-    for await (const entry of store.iterate({ gte: 's/', lt: 's/~' })) {
+    for await (const entry of store.iterate({ gte: 's/', lt: 's/~', snapshot: true })) {
       if (seen.length === 0) {
         await store.batch([
           { type: 'del', key: keys[1299]! },

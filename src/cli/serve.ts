@@ -27,7 +27,7 @@ export async function serve(args: string[]): Promise<number> {
   try {
     server = await startServer(config, say, { logger, standby: standby.signal });
   } catch (err) {
-    if (!standby.signal.aborted) throw err;
+    if (!standby.signal.aborted || !/stopped while waiting for the database/.test((err as Error).message)) throw err;
     say(`${signalled}: stopped while waiting for the database`, 'info');
     return 0;
   }

@@ -191,9 +191,13 @@ const THREADS_FROM = 4 * CHUNK;
  * per core, up to 4, for a log of more than a few chunks.
  */
 export async function verifyLog(store: Store, logKey: NoteVerifier, options: { threads?: number } = {}): Promise<LogVerification> {
+  // Checkpoints first, then the size: beside a serving node (PostgreSQL) a checkpoint signed in
+  // between is then never larger than the size read.
+  const notes: string[] = [];
+  for await (const [, note] of store.iterate(KEYS.checkpointRange)) notes.push(note);
   const size = await storedSize(store);
   const parsed: Array<{ size: number; root: string }> = [];
-  for await (const [, note] of store.iterate(KEYS.checkpointRange)) {
+  for (const note of notes) {
     try {
       parsed.push(verifiedCheckpoint(note, logKey));
     } catch (err) {

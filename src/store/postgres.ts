@@ -76,6 +76,13 @@ export interface PostgresOptions {
   standby?: { signal?: AbortSignal; onWait?: () => void };
   /** Connections in the pool. */
   max?: number;
+  /** Inspecting: check the schema is this Writ's, and never create or migrate it. */
+  migrate?: boolean;
+  /**
+   * Reconnecting: the fence this node held before. Another node that served in between moved it
+   * further than this node's own reopen does, and the open is refused.
+   */
+  after?: string;
   /** A query with no answer within this long fails (default 30 s), a connection not made within it or 10 s. */
   timeoutMs?: number;
 }
@@ -83,21 +90,24 @@ export interface PostgresOptions {
 export class PostgresStore implements Store {
   /** Set when the connection holding the node lock is lost: nothing more is written through this store. */
   private lockLost: Error | undefined;
+  /** Connections of snapshot iterations in progress, ended by close. */
+  private readonly snapshots = new Set<pg.Client>();
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
+    private readonly clientConfig: pg.ClientConfig,
     private readonly holder: pg.Client | undefined,
     /** The fence this node took (exclusive stores): every batch checks it is still the current one. */
-    private readonly epoch: string | undefined,
+    readonly epoch: string | undefined,
   ) {
     holder?.on('error', (err) => (this.lockLost ??= err));
     holder?.on('end', () => (this.lockLost ??= new Error('the connection holding the node lock ended')));
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
-    const pool = new pg.Pool({
+    const clientConfig: pg.ClientConfig = {
       connectionString: url,
-      max: options.max ?? 8,
       // A commit returns only once it is durable, whatever the server's default says.
       options: '-c synchronous_commit=on',
       // Nothing waits forever on a server that stopped answering: a call that times out is a failed
@@ -105,7 +115,8 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: Math.min(CONNECT_TIMEOUT_MS, options.timeoutMs ?? CONNECT_TIMEOUT_MS),
       query_timeout: options.timeoutMs ?? QUERY_TIMEOUT_MS,
       keepAlive: true,
-    });
+    };
+    const pool = new pg.Pool({ ...clientConfig, max: options.max ?? 8 });
     // A connection that breaks fails the query it was running (and the store's guard takes over);
     // the error its socket also emits, unheard, would end the process.
     pool.on('error', () => undefined);
@@ -113,31 +124,38 @@ export class PostgresStore implements Store {
     let holder: pg.Client | undefined;
     let epoch: string | undefined;
     try {
-      await migrate(pool);
+      if (options.migrate === false) await checkSchema(pool);
+      else await migrate(pool);
       if (options.exclusive) {
-        holder = await takeNodeLock(url, options.standby);
+        holder = await takeNodeLock(clientConfig, options.standby);
         // A node that lost its lock without noticing (a connection cut) is fenced off by this.
         epoch = (await holder.query<{ epoch: string }>('UPDATE writ_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch')).rows[0]!.epoch;
+        if (options.after !== undefined && BigInt(epoch) !== BigInt(options.after) + 1n) {
+          throw new DatabaseRefused('another Writ node served this database while this one was reconnecting; what this node holds in memory may be stale, so it writes nothing more: restart it');
+        }
       }
     } catch (err) {
       await holder?.end().catch(() => undefined);
       await pool.end().catch(() => undefined);
       throw err;
     }
-    return new PostgresStore(pool, holder, epoch);
+    return new PostgresStore(pool, clientConfig, holder, epoch);
   }
 
   async get(key: string): Promise<string | undefined> {
+    // No stored key holds text PostgreSQL cannot (see storable), so such a key is simply absent.
+    if (UNSTORABLE.test(key)) return undefined;
     const { rows } = await this.pool.query<{ value: string }>({ name: 'writ_get', text: 'SELECT value FROM writ_kv WHERE key = $1', values: [key] });
     return rows[0]?.value;
   }
 
   async getMany(keys: string[]): Promise<Array<string | undefined>> {
-    if (keys.length === 0) return [];
+    const asked = keys.filter((k) => !UNSTORABLE.test(k));
+    if (asked.length === 0) return keys.map(() => undefined);
     const { rows } = await this.pool.query<{ key: string; value: string }>({
       name: 'writ_get_many',
       text: 'SELECT key, value FROM writ_kv WHERE key = ANY($1::text[])',
-      values: [keys],
+      values: [asked],
     });
     const found = new Map(rows.map((r) => [r.key, r.value]));
     return keys.map((k) => found.get(k));
@@ -187,37 +205,40 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * A range as one snapshot, as a LevelDB iterator reads (a backup relies on it): one query when
-   * it fits in a page, otherwise pages read in one read-only REPEATABLE READ transaction.
+   * A range in key order, a page per round trip through the pool: a reader that makes other store
+   * calls while it reads never waits for a connection it holds itself. With `snapshot`, the pages
+   * are read in one read-only REPEATABLE READ transaction on a connection of its own (outside the
+   * pool), as a LevelDB iterator reads.
    */
   async *iterate(range: Range): AsyncIterable<[string, string]> {
-    let left = range.limit !== undefined && range.limit >= 0 ? range.limit : Infinity;
-    if (left <= PAGE) {
-      for (const row of await this.page(this.pool, range, left)) yield [row.key, row.value];
+    if (!range.snapshot) {
+      yield* this.pages(this.pool, range);
       return;
     }
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    let open = false;
+    const client = new pg.Client(this.clientConfig);
+    client.on('error', () => undefined);
+    await client.connect();
+    this.snapshots.add(client);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      open = true;
-      let after: string | undefined;
-      while (left > 0) {
-        const size = Math.min(PAGE, left);
-        const rows = await this.page(client, range, size, after);
-        for (const row of rows) yield [row.key, row.value];
-        if (rows.length < size) break;
-        left -= rows.length;
-        after = rows[rows.length - 1]!.key;
-      }
-    } catch (err) {
-      broken = err as Error;
-      throw err;
+      yield* this.pages(client, range);
     } finally {
-      // Also when the reader stops early: the transaction ends and the connection goes back.
-      if (open && !broken) await client.query('COMMIT').catch((err: Error) => (broken = err));
-      client.release(broken);
+      // Also when the reader stops early: the connection, and its transaction, end.
+      this.snapshots.delete(client);
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private async *pages(db: pg.Pool | pg.Client, range: Range): AsyncIterable<[string, string]> {
+    let left = range.limit !== undefined && range.limit >= 0 ? range.limit : Infinity;
+    let after: string | undefined;
+    while (left > 0) {
+      const size = Math.min(PAGE, left);
+      const rows = await this.page(db, range, size, after);
+      for (const row of rows) yield [row.key, row.value];
+      if (rows.length < size) return;
+      left -= rows.length;
+      after = rows[rows.length - 1]!.key;
     }
   }
 
@@ -227,17 +248,17 @@ export class PostgresStore implements Store {
   }
 
   /** One page of a range in key order; `after` is the last key of the page before (exclusive). */
-  private async page(db: pg.Pool | pg.PoolClient, range: Range, limit: number | null, after?: string): Promise<Array<{ key: string; value: string }>> {
+  private async page(db: pg.Pool | pg.Client, range: Range, limit: number | null, after?: string): Promise<Array<{ key: string; value: string }>> {
     const reverse = range.reverse === true;
     const bounds: Array<[string, string]> = [];
-    if (range.gte !== undefined) bounds.push(['>=', range.gte]);
-    if (range.lt !== undefined) bounds.push(['<', range.lt]);
+    if (range.gte !== undefined) bounds.push(lowerBound(range.gte));
+    if (range.lt !== undefined) bounds.push(upperBound(range.lt));
     if (after !== undefined) bounds.push([reverse ? '<' : '>', after]);
     // One prepared statement per shape of range, each a plain index range scan.
     const where = bounds.map(([op], i) => `key ${op} $${i + 1}`).join(' AND ');
     const shape = bounds.map(([op]) => op).join('');
     const { rows } = await db.query<{ key: string; value: string }>({
-      name: `writ_range_${reverse ? 'd' : 'a'}_${shape.replace(/>=/g, 'ge').replace(/</g, 'lt').replace(/>/g, 'gt')}`,
+      name: `writ_range_${reverse ? 'd' : 'a'}_${shape.replace(/>=/g, 'ge').replace(/<=/g, 'le').replace(/</g, 'lt').replace(/>/g, 'gt')}`,
       text: `SELECT key, value FROM writ_kv ${where ? `WHERE ${where}` : ''} ORDER BY key ${reverse ? 'DESC' : 'ASC'} LIMIT $${bounds.length + 1}`,
       values: [...bounds.map(([, v]) => v), limit],
     });
@@ -284,12 +305,17 @@ export class PostgresStore implements Store {
   /** PostgreSQL's own write-ahead log is checksummed and replayed whole: there is nothing to move. */
   async settle(): Promise<void> {}
 
-  async close(): Promise<void> {
-    if (this.holder) {
-      this.holder.removeAllListeners('end');
-      await this.holder.end().catch(() => undefined);
-    }
-    await this.pool.end();
+  /** Once: the pool drains first, and only then is the node lock let go (a successor waits for it). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const client of this.snapshots) await client.end().catch(() => undefined);
+      await this.pool.end().catch(() => undefined);
+      if (this.holder) {
+        this.holder.removeAllListeners('end');
+        await this.holder.end().catch(() => undefined);
+      }
+    })();
+    return this.closing;
   }
 }
 
@@ -299,6 +325,21 @@ export class PostgresStore implements Store {
  * here; this guards against storing anything other than what was written.
  */
 const UNSTORABLE = /\u0000|\p{Cs}/u;
+
+/**
+ * Range bounds may hold a NUL (`after + '\u0000'`, the first key after `after`), which PostgreSQL's
+ * text cannot. No stored key holds one, so a bound is cut at its first NUL: every key at or above
+ * `P\u0000…` is above P, and every key below it is at most P.
+ */
+function lowerBound(bound: string): [string, string] {
+  const nul = bound.indexOf('\u0000');
+  return nul < 0 ? ['>=', bound] : ['>', bound.slice(0, nul)];
+}
+
+function upperBound(bound: string): [string, string] {
+  const nul = bound.indexOf('\u0000');
+  return nul < 0 ? ['<', bound] : ['<=', bound.slice(0, nul)];
+}
 
 function storable(text: string, what: string): string {
   if (UNSTORABLE.test(text)) throw new Error(`a ${what} holds text PostgreSQL cannot store as written (NUL or a lone surrogate)`);
@@ -341,29 +382,53 @@ export async function migrate(pool: pg.Pool): Promise<number> {
   }
 }
 
-async function takeNodeLock(url: string, standby?: PostgresOptions['standby']): Promise<pg.Client> {
+async function takeNodeLock(config: pg.ClientConfig, standby?: PostgresOptions['standby']): Promise<pg.Client> {
   for (let waited = false; ; waited = true) {
     standby?.signal?.throwIfAborted();
-    const holder = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS, keepAlive: true });
+    const holder = new pg.Client(config);
     holder.on('error', () => undefined);
-    await holder.connect();
-    const { rows } = await holder.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [NODE_LOCK]);
-    if (rows[0]?.taken) return holder;
-    await holder.end().catch(() => undefined);
-    if (!standby) throw new DatabaseInUse();
+    try {
+      await holder.connect();
+      const { rows } = await holder.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [NODE_LOCK]);
+      if (rows[0]?.taken) return holder;
+      await holder.end().catch(() => undefined);
+      if (!standby) throw new DatabaseInUse();
+    } catch (err) {
+      await holder.end().catch(() => undefined);
+      // A standby rides out a database that is briefly unreachable; anything else is the caller's.
+      if (!standby || err instanceof DatabaseRefused) throw err;
+    }
     if (!waited) standby.onWait?.();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, STANDBY_POLL_MS);
-      standby.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-    });
+    await sleep(STANDBY_POLL_MS, standby.signal);
   }
 }
 
-/** The URL without its password, for messages and the console. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** An inspecting open: the schema must be there, and be this Writ's. */
+async function checkSchema(pool: pg.Pool): Promise<void> {
+  const { rows: table } = await pool.query<{ present: boolean }>("SELECT to_regclass('writ_schema') IS NOT NULL AS present");
+  const version = table[0]?.present ? ((await pool.query<{ version: number | null }>('SELECT max(version) AS version FROM writ_schema')).rows[0]?.version ?? null) : null;
+  if (version === null) throw new DatabaseRefused('the database holds no Writ schema (nothing has been served from it)');
+  if (version !== SCHEMA_VERSION) throw new DatabaseRefused(`the database's schema is version ${version}, this Writ reads version ${SCHEMA_VERSION}`);
+}
+
+/** The URL without its secrets (the password, in the userinfo or as a parameter), for messages and the console. */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    for (const name of ['password', 'sslpassword', 'sslkey']) if (parsed.searchParams.has(name)) parsed.searchParams.set(name, '***');
     return parsed.toString();
   } catch {
     return 'postgres://…';

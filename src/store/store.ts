@@ -9,6 +9,11 @@ export interface Range {
   lt?: string;
   reverse?: boolean;
   limit?: number;
+  /**
+   * Read the whole range as one snapshot, untouched by writes made while it is read (a backup).
+   * LevelDB's iterators always are; PostgreSQL holds a transaction of its own for it.
+   */
+  snapshot?: boolean;
 }
 
 export interface Store {
