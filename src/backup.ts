@@ -10,6 +10,7 @@ import { verifyLog } from './log/verify.ts';
 import { LevelStore } from './store/level.ts';
 import type { BatchOp, Store } from './store/store.ts';
 import { openLogKey } from './crypto/keys.ts';
+import type { KeyVault } from './crypto/vault.ts';
 
 /**
  * Backups: a consistent snapshot of a live instance, and the way back from a damaged disk.
@@ -43,11 +44,11 @@ interface Trailer {
 type Line = Header | { file: string; content: string } | { k: string; v: string } | Trailer;
 
 /** The backup of an open store and its key files, as a gzipped stream. */
-export function backupStream(store: Store, data: string, origin: string): Readable {
-  return Readable.from(backupLines(store, data, origin)).pipe(createGzip());
+export function backupStream(store: Store, vault: KeyVault, origin: string): Readable {
+  return Readable.from(backupLines(store, vault, origin)).pipe(createGzip());
 }
 
-async function* backupLines(store: Store, data: string, origin: string): AsyncGenerator<string> {
+async function* backupLines(store: Store, vault: KeyVault, origin: string): AsyncGenerator<string> {
   const hash = crypto.createHash('sha256');
   const emit = (line: Line) => {
     const text = `${JSON.stringify(line)}\n`;
@@ -57,7 +58,7 @@ async function* backupLines(store: Store, data: string, origin: string): AsyncGe
   // The iterator is made first: its snapshot fixes what the copy holds.
   const entries = store.iterate({ snapshot: true })[Symbol.asyncIterator]();
   try {
-    yield* backupFrom(entries, await entries.next(), data, origin, emit, hash);
+    yield* backupFrom(entries, await entries.next(), vault, origin, emit, hash);
   } finally {
     // A reader that stops early (a client that went away) ends the snapshot too.
     await entries.return?.();
@@ -67,17 +68,14 @@ async function* backupLines(store: Store, data: string, origin: string): AsyncGe
 async function* backupFrom(
   entries: AsyncIterator<[string, string]>,
   first: IteratorResult<[string, string]>,
-  data: string,
+  vault: KeyVault,
   origin: string,
   emit: (line: Line) => string,
   hash: crypto.Hash,
 ): AsyncGenerator<string> {
   yield emit({ format: BACKUP_FORMAT, version: VERSION, created_at: new Date().toISOString(), origin });
-  const keysDir = path.join(data, 'keys');
-  for (const name of (await fs.readdir(keysDir)).sort()) {
-    if (name.endsWith('.tmp')) continue;
-    yield emit({ file: `keys/${name}`, content: await fs.readFile(path.join(keysDir, name), 'utf8') });
-  }
+  // The keys as files, wherever they are kept: a backup restores into a data directory.
+  for (const name of await vault.list()) yield emit({ file: `keys/${name}`, content: (await vault.read(name))! });
   let count = 0;
   let logSize = 0;
   let checkpointSize = 0;

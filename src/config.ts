@@ -26,6 +26,11 @@ export const ConfigSchema = z
       .string()
       .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL (postgres://user:password@host:5432/writ)')
       .optional(),
+    masterKey: z
+      .string()
+      .regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as base64 or hex (openssl rand -base64 32)')
+      .optional(),
+    masterKeyFile: z.string().min(1).optional(),
     policies: z.string().min(1).default('./policies'),
     adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
     publicUrl: z.url().optional(),
@@ -57,6 +62,14 @@ export const ConfigSchema = z
     path: ['tokenTtlDefault'],
     message: 'must not exceed tokenTtlMax (WRIT_TOKEN_TTL_MAX)',
   })
+  .refine((c) => !(c.masterKey && c.masterKeyFile), {
+    path: ['masterKeyFile'],
+    message: 'give the master key one way: WRIT_MASTER_KEY or WRIT_MASTER_KEY_FILE, not both',
+  })
+  .refine((c) => c.databaseUrl || !(c.masterKey || c.masterKeyFile), {
+    path: ['masterKey'],
+    message: 'seals the keys kept in PostgreSQL, and needs WRIT_DATABASE_URL (with LevelDB the keys are files in the data directory)',
+  })
   .refine((c) => c.telegramMode !== 'webhook' || !c.telegramBotToken || c.telegramWebhookUrl, {
     path: ['telegramWebhookUrl'],
     message: 'is required when WRIT_TELEGRAM_MODE is webhook (the public URL Telegram posts updates to)',
@@ -71,6 +84,8 @@ export const ENV_KEYS: Record<string, keyof Config> = {
   WRIT_HOST: 'host',
   WRIT_DATA: 'data',
   WRIT_DATABASE_URL: 'databaseUrl',
+  WRIT_MASTER_KEY: 'masterKey',
+  WRIT_MASTER_KEY_FILE: 'masterKeyFile',
   WRIT_POLICIES: 'policies',
   WRIT_ADMIN_TOKEN: 'adminToken',
   WRIT_PUBLIC_URL: 'publicUrl',
@@ -101,6 +116,8 @@ export const SETTING_HELP: Record<keyof Config, string> = {
   host: 'listen address',
   data: 'data directory: LevelDB and key files (0700/0600)',
   databaseUrl: 'PostgreSQL instead of LevelDB: the state lives there, the data directory keeps the key files (unset: LevelDB)',
+  masterKey: 'PostgreSQL: the key-encryption key (32 bytes, base64 or hex) that seals Writ\'s keys in the database, never stored there (unset: key files)',
+  masterKeyFile: 'PostgreSQL: a file holding the master key instead (a mounted secret)',
   policies: 'policy directory (must exist), reloaded on change',
   adminToken: 'admin key, at least 16 characters, stored as an HMAC (default: a generated key, printed once)',
   publicUrl: 'the URL clients use (issuer, discovery); default: from the listen address',
@@ -126,7 +143,7 @@ export const SETTING_HELP: Record<keyof Config, string> = {
 };
 
 /** Settings whose values are never printed (config check, logs). */
-export const SECRET_SETTINGS = new Set<keyof Config>(['adminToken', 'telegramBotToken', 'metricsToken', 'databaseUrl']);
+export const SECRET_SETTINGS = new Set<keyof Config>(['adminToken', 'telegramBotToken', 'metricsToken', 'databaseUrl', 'masterKey']);
 
 const KEY_TO_ENV = Object.fromEntries(Object.entries(ENV_KEYS).map(([env, key]) => [key, env])) as Record<keyof Config, string>;
 

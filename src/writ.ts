@@ -5,6 +5,7 @@ import http from 'node:http';
 import { publicBaseUrl, type Config } from './config.ts';
 import { Signer } from './crypto/signer.ts';
 import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
+import { adoptKeyFiles, fileVault, keysDir, masterKeyOf, sealedVault, VaultLocked, type KeyVault } from './crypto/vault.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
 import { Principals } from './domain/principals.ts';
@@ -33,6 +34,8 @@ import type { Report } from './report.ts';
 export interface Writ {
   config: Config;
   store: GuardedStore;
+  /** Where the keys are: the data directory's files, or sealed in the database. */
+  vault: KeyVault;
   log: TransparencyLog;
   keys: KeyRing;
   /** Signs decisions' receipts off the event loop. */
@@ -99,9 +102,10 @@ export async function openWrit(
     } else if (config.logOrigin && config.logOrigin !== meta.origin) {
       throw new StartupError(`WRIT_LOG_ORIGIN is ${config.logOrigin} but this log's origin is ${meta.origin}; a log's origin never changes`);
     }
-    const keys = await KeyRing.open(config.data);
-    const logKey = await openLogKey(config.data);
-    const dataKey = await openDataKey(config.data);
+    const vault = await openVault(config, store, report, existing !== undefined);
+    const keys = await KeyRing.open(vault);
+    const logKey = await openLogKey(vault);
+    const dataKey = await openDataKey(vault);
     const metrics = new Metrics({ token: config.metricsToken });
     const log = await openLog(store, { origin: meta.origin, key: logKey, commitWindowMs: config.commitWindowMs, onCommit: metrics.committed }, config.data);
     opened.push(() => log.close());
@@ -146,6 +150,7 @@ export async function openWrit(
     opened.push(() => policies.close());
     const writ: Writ = {
       config,
+      vault,
       store,
       log,
       keys,
@@ -178,6 +183,34 @@ export async function openWrit(
 }
 
 /** The log, opened after its tail was checked; damage is a start-up refusal that says what to do. */
+/**
+ * Where the keys are: sealed in the database when it is PostgreSQL and a master key is given
+ * (adopting the data directory's key files the first time), else the data directory's files. An
+ * instance that has a log already must find its keys: new ones would sign a different log.
+ */
+async function openVault(config: Config, store: GuardedStore, report: Report, existing: boolean): Promise<KeyVault> {
+  const files = fileVault(config.data);
+  let vault = files;
+  try {
+    const kek = config.databaseUrl ? await masterKeyOf(config) : undefined;
+    if (kek) {
+      vault = sealedVault(store, kek);
+      const adopted = await adoptKeyFiles(vault, files);
+      if (adopted.length) report(`keys: sealed the ${adopted.length} key files of ${keysDir(config.data)} into the database under the master key; the files are no longer read and can be deleted`, 'info');
+    }
+    if (existing && (await vault.read('log.jwk')) === undefined) {
+      throw new StartupError(
+        `this log was started with keys that are not here (no log key in ${vault.where('log.jwk')}): ` +
+          (kek ? 'give this node the master key that sealed them, or the data directory\'s keys/ to adopt' : 'give this node the data directory\'s keys/ (or, on PostgreSQL, the master key that sealed them)'),
+      );
+    }
+  } catch (err) {
+    if (err instanceof VaultLocked) throw new StartupError(err.message);
+    throw err;
+  }
+  return vault;
+}
+
 async function openLog(store: GuardedStore, options: Omit<LogOptions, 'writeRefusal'>, data: string): Promise<TransparencyLog> {
   try {
     return await TransparencyLog.open(store, { ...options, writeRefusal: () => store.writeRefusal() });

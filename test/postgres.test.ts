@@ -27,6 +27,9 @@ async function sql<T extends pg.QueryResultRow>(url: string, text: string, value
   }
 }
 
+/** A master key for the tests (32 bytes, base64): the keys are then sealed in the database. */
+const MASTER = 'q3J7Yk2c0n8v5Xh1Lw9Zt4Rb6Md2Fs7Pa0Ue3Gi5Oj8=';
+
 const EMAIL = (i: number) => ({ action: 'email.send', resource: `email:r${i}@acme.com`, scope: { max_emails: 1 } });
 
 test('a new database gets the schema at start, each migration once, even when nodes start together', async (t) => {
@@ -117,25 +120,24 @@ test('Writ serves from PostgreSQL: decisions, receipts and the log survive a res
 
 test('a second node waits as a standby and takes over within seconds when the serving one is killed, losing nothing it acknowledged', async (t) => {
   const url = await (await postgres()).database();
-  const env = { WRIT_DATABASE_URL: url };
+  // With the master key every node has the keys from the database: nothing to copy between them.
+  const env = { WRIT_DATABASE_URL: url, WRIT_MASTER_KEY: MASTER };
   const dataA = await tempDir();
   const a = await spawnWrit(dataA, env);
   let exitedB: Promise<number | null> | undefined;
   try {
     const bot = JSON.parse((await writCliWith({}, 'agents', 'create', 'bot', '--trust-tier', 'T2', '--url', a.url, '--key', ADMIN, '--json')).out);
     const onA = caller(a.url, bot.api_key);
-    // Every node of one database has the same keys (they are files in the data directory for now).
     const dataB = await tempDir();
-    await fs.cp(path.join(dataA, 'keys'), path.join(dataB, 'keys'), { recursive: true });
     let outputB = () => '';
     const b = spawnWrit(dataB, env, { bannerMs: 120_000, spawned: (output) => (outputB = output) });
     // Awaited below; a standby that fails early must fail the test there, not as an unhandled rejection.
     b.catch(() => undefined);
     await eventually(() => /waiting, as a standby, to take over/.test(outputB()), "the standby's notice");
     const acknowledged: string[] = [];
-    for (let i = 0; acknowledged.length < 30; i++) {
+    for (let i = 0; i < 30; i++) {
       const res = await onA('POST', '/api/v1/permissions', EMAIL(i));
-      t.is(res.status, 201);
+      t.is(res.status, 201, res.text);
       acknowledged.push(res.body.id);
     }
     // Killed with decisions in flight: those may fail, the acknowledged ones may not be lost.
@@ -149,7 +151,7 @@ test('a second node waits as a standby and takes over within seconds when the se
     const onB = caller(standby.url, bot.api_key);
     for (const id of acknowledged) t.is((await onB('GET', `/api/v1/permissions/${id}`)).status, 200, id);
     t.is((await onB('POST', '/api/v1/permissions', EMAIL(200))).status, 201);
-    const verified = await writCli('log', 'verify', '--data', dataB, '--database', url);
+    const verified = await writCliWith(env, 'log', 'verify', '--data', dataB);
     t.is(verified.code, 0, verified.out);
     standby.child.kill('SIGTERM');
     t.is(await standby.exited, 0);
@@ -359,4 +361,86 @@ test('a PostgreSQL that stops answering fails the write in bounded time instead 
   }
   t.is(await eventually(() => store.get('a').catch(() => undefined), 'reads once it answers again'), '1');
   await store.close();
+});
+
+test('with a master key the keys live sealed in the database: a node needs no files, and a wrong master key is refused', async (t) => {
+  const url = await (await postgres()).database();
+  const w = await startWrit({ config: { databaseUrl: url, masterKey: MASTER } });
+  let receipt: string;
+  let jwks: unknown;
+  let verifier: string;
+  try {
+    const a = await agent(w);
+    receipt = (await a.call('POST', '/api/v1/permissions', EMAIL(1))).body.receipt;
+    jwks = (await w.call('GET', '/.well-known/jwks.json')).body;
+    verifier = (await w.call('GET', '/.well-known/openid-configuration')).body.log_verifier_key;
+  } finally {
+    await w.close();
+  }
+  // Nothing of the keys is a file, and what the database holds is sealed.
+  t.deepEqual(await fs.readdir(path.join(w.data, 'keys')).catch(() => []), []);
+  const sealed = await sql<{ key: string; value: string }>(url, "SELECT key, value FROM writ_kv WHERE key LIKE 'vault/%' ORDER BY key");
+  t.deepEqual(sealed.map((r) => r.key).filter((k) => !k.startsWith('vault/receipt-') || k.endsWith('ring.json')), ['vault/data.key', 'vault/log.jwk', 'vault/receipt-ring.json']);
+  for (const row of sealed) t.notRegex(row.value, /"d"|kty|current/);
+
+  // Another node, on a fresh directory, with the master key: the same keys.
+  const other = await startWrit({ config: { databaseUrl: url, masterKey: MASTER } });
+  try {
+    t.deepEqual((await other.call('GET', '/.well-known/jwks.json')).body, jwks);
+    t.is((await other.call('GET', '/.well-known/openid-configuration')).body.log_verifier_key, verifier);
+    t.is((await verifyReceipt(receipt, { jwks: jwks as never })).claims.action, 'email.send');
+  } finally {
+    await other.close();
+  }
+  const verified = await writCliWith({ WRIT_DATABASE_URL: url, WRIT_MASTER_KEY: MASTER }, 'log', 'verify', '--data', await tempDir());
+  t.is(verified.code, 0, verified.out);
+
+  const wrong = await writCliWith({ WRIT_DATABASE_URL: url, WRIT_MASTER_KEY: 'A'.repeat(43) + '=' }, 'serve', '--port', '0', '--data', await tempDir());
+  t.is(wrong.code, 1);
+  t.regex(wrong.out, /master key .* does not open the key/);
+  t.notRegex(wrong.out, /AAAAAAAAAA/);
+});
+
+test('an instance given a master key later seals its key files into the database once, and keeps its log key', async (t) => {
+  const url = await (await postgres()).database();
+  const first = await writOn(url);
+  const verifier = (await first.call('GET', '/.well-known/openid-configuration')).body.log_verifier_key;
+  await first.close();
+  const again = await startWrit({ data: first.data, config: { databaseUrl: url, masterKey: MASTER } });
+  try {
+    t.is((await again.call('GET', '/.well-known/openid-configuration')).body.log_verifier_key, verifier);
+  } finally {
+    await again.close();
+  }
+  t.is((await sql(url, "SELECT key FROM writ_kv WHERE key = 'vault/log.jwk'")).length, 1);
+  // From now on the files are not needed: a node on an empty directory has the same log.
+  const fresh = await startWrit({ config: { databaseUrl: url, masterKey: MASTER } });
+  try {
+    t.is((await fresh.call('GET', '/.well-known/openid-configuration')).body.log_verifier_key, verifier);
+  } finally {
+    await fresh.close();
+  }
+});
+
+test('a node of an existing log that finds none of its keys is refused at start, and makes none', async (t) => {
+  const url = await (await postgres()).database();
+  await (await writOn(url)).close();
+  const refused = await writCliWith({ WRIT_DATABASE_URL: url }, 'serve', '--port', '0', '--data', await tempDir());
+  t.is(refused.code, 1);
+  t.regex(refused.out, /this log was started with keys that are not here/);
+  const sealedRefused = await writCliWith({ WRIT_DATABASE_URL: url, WRIT_MASTER_KEY: MASTER }, 'serve', '--port', '0', '--data', await tempDir());
+  t.is(sealedRefused.code, 1);
+  t.regex(sealedRefused.out, /keys that are not here/);
+  t.deepEqual(await sql(url, "SELECT key FROM writ_kv WHERE key LIKE 'vault/%'"), []);
+});
+
+test('a master key is only taken with PostgreSQL, one way, and in the right shape', async (t) => {
+  const leveldb = await writCliWith({ WRIT_MASTER_KEY: MASTER }, 'config', 'check');
+  t.not(leveldb.code, 0);
+  t.regex(leveldb.out, /WRIT_MASTER_KEY: seals the keys kept in PostgreSQL, and needs WRIT_DATABASE_URL/);
+  const short = await writCliWith({ WRIT_DATABASE_URL: 'postgres://db/writ', WRIT_MASTER_KEY: 'c2hvcnQ=' }, 'config', 'check');
+  t.regex(short.out, /WRIT_MASTER_KEY: must be 32 bytes/);
+  const ok = await writCliWith({ WRIT_DATABASE_URL: 'postgres://db/writ', WRIT_MASTER_KEY: MASTER }, 'config', 'check');
+  t.is(ok.code, 0, ok.out);
+  t.notRegex(ok.out, new RegExp(MASTER.slice(0, 12)));
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupStream, restoreBackup } from '../backup.ts';
+import { fileVault } from '../crypto/vault.ts';
 import { openDataDir } from '../data-dir.ts';
 import { UsageError, parseFlags } from './args.ts';
 import { REMOTE_FLAGS, UnreachableError, targetOf } from './remote.ts';
@@ -42,7 +43,7 @@ export async function backup(args: string[]): Promise<number> {
       await store.close();
       throw new Error(`${data} holds no Writ data`);
     }
-    source = backupStream(store, data, meta.origin);
+    source = backupStream(store, fileVault(data), meta.origin);
     close = () => store.close();
   }
   try {

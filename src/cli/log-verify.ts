@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { openLogKey } from '../crypto/keys.ts';
+import { fileVault, masterKeyOf, sealedVault } from '../crypto/vault.ts';
 import { verifyLog } from '../log/verify.ts';
 import { openDataDir } from '../data-dir.ts';
 import { parseFlags } from './args.ts';
@@ -17,7 +18,11 @@ export async function logVerify(args: string[]): Promise<number> {
       process.stderr.write(`writ: ${data} holds no Writ log\n`);
       return 1;
     }
-    const key = await openLogKey(data, { create: false });
+    // On PostgreSQL with a master key the log key is sealed in the database, else a file in DIR.
+    const kek = database ? await masterKeyOf({ masterKey: process.env.WRIT_MASTER_KEY || undefined, masterKeyFile: process.env.WRIT_MASTER_KEY_FILE || undefined }) : undefined;
+    const sealed = kek ? sealedVault(store, kek) : undefined;
+    const vault = sealed && (await sealed.list()).includes('log.jwk') ? sealed : fileVault(data);
+    const key = await openLogKey(vault, { create: false });
     const result = await verifyLog(store, { name: meta.origin, publicKeyRaw: key.publicRaw });
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else if (result.ok) {

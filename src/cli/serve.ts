@@ -36,7 +36,9 @@ export async function serve(args: string[]): Promise<number> {
   logger.info({ url: server.url, data: config.data, ...(database ? { database } : {}), policy_set: writ.policies.current.hash, log_size: writ.log.size }, 'listening');
   const lines = [
     `Writ is listening on ${server.url}`,
-    ...(database ? [`  database:  ${database} (PostgreSQL)`, `  keys:      ${config.data}`] : [`  data:      ${config.data}`]),
+    ...(database
+      ? [`  database:  ${database} (PostgreSQL)`, `  keys:      ${writ.vault.kind === 'database' ? 'sealed in the database under the master key' : config.data}`]
+      : [`  data:      ${config.data}`]),
     `  policies:  ${config.policies} (${writ.policies.current.files.join(', ') || 'none: every request is denied'})`,
     `  log:       ${writ.log.origin}, ${writ.log.size} entries`,
     `  verifier:  ${writ.logVerifierKey}`,

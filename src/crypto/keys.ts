@@ -1,14 +1,18 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { exportJWK, importJWK, type JWK } from 'jose';
 import { b64url, randomBytes, sha256 } from './encoding.ts';
+import { fileVault, type KeyVault } from './vault.ts';
 
 /**
- * Ed25519 keys kept as JWK files (mode 0600) under `<data>/keys`. Receipt keys rotate; a retired
+ * Ed25519 keys kept as JWKs in a key vault (files of mode 0600 under `<data>/keys`, or sealed in
+ * the database: see vault.ts). Receipt keys rotate; a retired
  * key stays published in the JWKS for 90 days so receipts it signed keep verifying.
  */
 export const RETIRED_KEY_GRACE_SECONDS = 90 * 86_400;
+
+const RING = 'receipt-ring.json';
+const LOG_KEY = 'log.jwk';
+const DATA_KEY = 'data.key';
 
 export interface SigningKey {
   kid: string;
@@ -22,30 +26,6 @@ export interface SigningKey {
 interface RingFile {
   current: string;
   keys: Array<{ kid: string; created_at: number; retired_at?: number }>;
-}
-
-const keysDir = (data: string) => path.join(data, 'keys');
-
-/**
- * Writes a key file atomically and durably (file and directory fsynced): the log, which is synced,
- * must never point at a key that a power cut could take away.
- */
-async function writeSecretFile(file: string, content: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(tmp, 'w', 0o600);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, file);
-  const dir = await fs.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
 
 async function generate(): Promise<{ privateJwk: JWK; key: SigningKey }> {
@@ -68,8 +48,10 @@ function toSigningKey(kid: string, privateKey: KeyObject, publicKey: KeyObject, 
   };
 }
 
-async function load(file: string): Promise<SigningKey> {
-  const jwk = JSON.parse(await fs.readFile(file, 'utf8')) as JWK;
+async function load(vault: KeyVault, name: string): Promise<SigningKey> {
+  const text = await vault.read(name);
+  if (text === undefined) throw new Error(`the key ${vault.where(name)} is missing`);
+  const jwk = JSON.parse(text) as JWK;
   const privateKey = (await importJWK(jwk, 'EdDSA', { extractable: true })) as unknown;
   // jose may hand back a WebCrypto key; node:crypto signs with a KeyObject.
   const priv = privateKey instanceof crypto.KeyObject ? privateKey : crypto.KeyObject.from(privateKey as CryptoKey);
@@ -78,36 +60,36 @@ async function load(file: string): Promise<SigningKey> {
   return toSigningKey(jwk.kid ?? '', priv, pub, publicJwk);
 }
 
+/** A data directory's key files, or a vault as it is. */
+const vaultOf = (where: string | KeyVault): KeyVault => (typeof where === 'string' ? fileVault(where) : where);
+
 /** The receipt key ring: the current key plus retired ones still inside their grace period. */
 export class KeyRing {
   private constructor(
-    private readonly dir: string,
+    private readonly vault: KeyVault,
     private ring: RingFile,
     private keys: Map<string, SigningKey>,
   ) {}
 
-  static async open(data: string): Promise<KeyRing> {
-    const dir = keysDir(data);
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    const ringFile = path.join(dir, 'receipt-ring.json');
+  static async open(where: string | KeyVault): Promise<KeyRing> {
+    const vault = vaultOf(where);
+    const text = await vault.read(RING);
     let ring: RingFile;
-    try {
-      ring = JSON.parse(await fs.readFile(ringFile, 'utf8')) as RingFile;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (text !== undefined) ring = JSON.parse(text) as RingFile;
+    else {
       const { privateJwk, key } = await generate();
-      await writeSecretFile(path.join(dir, `receipt-${key.kid}.jwk`), JSON.stringify(privateJwk));
+      await vault.write(`receipt-${key.kid}.jwk`, JSON.stringify(privateJwk));
       ring = { current: key.kid, keys: [{ kid: key.kid, created_at: Math.floor(Date.now() / 1000) }] };
-      await writeSecretFile(ringFile, JSON.stringify(ring, null, 2));
+      await vault.write(RING, JSON.stringify(ring, null, 2));
     }
     const keys = new Map<string, SigningKey>();
-    for (const entry of ring.keys) keys.set(entry.kid, await load(path.join(dir, `receipt-${entry.kid}.jwk`)));
-    return new KeyRing(dir, ring, keys);
+    for (const entry of ring.keys) keys.set(entry.kid, await load(vault, `receipt-${entry.kid}.jwk`));
+    return new KeyRing(vault, ring, keys);
   }
 
   get current(): SigningKey {
     const key = this.keys.get(this.ring.current);
-    if (!key) throw new Error(`receipt key ${this.ring.current} is missing from ${this.dir}`);
+    if (!key) throw new Error(`receipt key ${this.ring.current} is missing from ${this.vault.where(RING)}`);
     return key;
   }
 
@@ -125,7 +107,7 @@ export class KeyRing {
   /** A new key, written to disk but not yet used: the caller logs it, then activates it. */
   async prepare(): Promise<SigningKey> {
     const { privateJwk, key } = await generate();
-    await writeSecretFile(path.join(this.dir, `receipt-${key.kid}.jwk`), JSON.stringify(privateJwk));
+    await this.vault.write(`receipt-${key.kid}.jwk`, JSON.stringify(privateJwk));
     return key;
   }
 
@@ -142,7 +124,7 @@ export class KeyRing {
         { kid: key.kid, created_at: now },
       ],
     };
-    await writeSecretFile(path.join(this.dir, 'receipt-ring.json'), JSON.stringify(ring, null, 2));
+    await this.vault.write(RING, JSON.stringify(ring, null, 2));
     this.ring = ring;
     this.keys.set(key.kid, key);
   }
@@ -152,36 +134,28 @@ export class KeyRing {
  * The log's checkpoint key: one per log, never rotated in v1 (its verifier key is the log's
  * identity). Made on first start; commands that only inspect a data directory pass `create: false`.
  */
-export async function openLogKey(data: string, options: { create?: boolean } = {}): Promise<SigningKey> {
-  const dir = keysDir(data);
-  const file = path.join(dir, 'log.jwk');
-  try {
-    return await load(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    if (options.create === false) throw new Error(`the log key ${file} is missing`);
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    const { privateJwk, key } = await generate();
-    await writeSecretFile(file, JSON.stringify(privateJwk));
-    return key;
+export async function openLogKey(where: string | KeyVault, options: { create?: boolean } = {}): Promise<SigningKey> {
+  const vault = vaultOf(where);
+  if ((await vault.read(LOG_KEY)) === undefined) {
+    if (options.create === false) throw new Error(`the log key ${vault.where(LOG_KEY)} is missing`);
+    const { privateJwk } = await generate();
+    await vault.write(LOG_KEY, JSON.stringify(privateJwk));
   }
+  return load(vault, LOG_KEY);
 }
 
 /** A 32-byte data-encryption key for secrets kept at rest (AES-256-GCM). */
-export async function openDataKey(data: string): Promise<Buffer> {
-  const dir = keysDir(data);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, 'data.key');
-  try {
-    const key = Buffer.from((await fs.readFile(file, 'utf8')).trim(), 'base64');
-    if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key`);
-    return key;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+export async function openDataKey(where: string | KeyVault): Promise<Buffer> {
+  const vault = vaultOf(where);
+  const text = await vault.read(DATA_KEY);
+  if (text === undefined) {
     const key = crypto.randomBytes(32);
-    await writeSecretFile(file, key.toString('base64'));
+    await vault.write(DATA_KEY, key.toString('base64'));
     return key;
   }
+  const key = Buffer.from(text.trim(), 'base64');
+  if (key.length !== 32) throw new Error(`${vault.where(DATA_KEY)} does not hold a 32-byte key`);
+  return key;
 }
 
 export function encrypt(key: Buffer, plaintext: string): string {

@@ -15,7 +15,7 @@ export default defineRoute({
       status: 200,
       type: 'application/gzip',
       headers: { 'content-disposition': `attachment; filename="${name}"`, 'cache-control': 'no-store' },
-      body: backupStream(writ.store, writ.config.data, writ.log.origin),
+      body: backupStream(writ.store, writ.vault, writ.log.origin),
     };
   },
 });
