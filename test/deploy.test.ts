@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { ENV_KEYS } from '../src/config.ts';
 import { PINNED_OPA } from '../src/policy/opa.ts';
 import { cleanEnv, npmEnv } from './helpers/npm.ts';
 import { ensureOpa } from './helpers/opa.ts';
@@ -171,6 +172,33 @@ test('compose.yaml runs the image with a named data volume, the port, and the ad
   t.true(volume! in compose.volumes, 'a named volume');
   t.deepEqual(writ.env_file, ['writ.env']);
   t.regex(read('docs/deploy/writ.env.example'), /^WRIT_ADMIN_TOKEN=/m);
+});
+
+test('compose.postgres.yaml runs two nodes on one PostgreSQL, keys sealed under a master key from a secret, behind a proxy that knows both', (t) => {
+  // `<<: *node` is a merge key, as Compose reads it.
+  const compose = parse(read('docs/deploy/compose.postgres.yaml'), { merge: true }) as { services: Record<string, any>; secrets: Record<string, any>; volumes: Record<string, unknown> };
+  const { postgres, proxy } = compose.services;
+  t.truthy(postgres, 'a postgres service');
+  t.regex(String(postgres.environment.POSTGRES_INITDB_ARGS), /--encoding=UTF8/);
+  t.deepEqual(postgres.env_file, ['postgres.env'], 'its password from an env file, never in the compose file');
+  const nodes = Object.entries(compose.services).filter(([, s]) => s.image === 'writ:latest');
+  t.is(nodes.length, 2);
+  for (const [name, node] of nodes) {
+    t.regex(node.environment.WRIT_DATABASE_URL, /^postgres:\/\/writ:\$\{POSTGRES_PASSWORD\}@postgres:5432\/writ$/, name);
+    t.is(node.environment.WRIT_MASTER_KEY_FILE, '/run/secrets/writ_master_key', name);
+    t.deepEqual(node.secrets, ['writ_master_key'], name);
+    t.is(node.depends_on.postgres.condition, 'service_healthy', name);
+    t.is(node.environment.WRIT_HOST, '0.0.0.0', name);
+  }
+  t.is(compose.secrets.writ_master_key.file, 'writ-master.key');
+  // The proxy sends requests to both nodes and never re-sends one that reached a node.
+  const conf = read('docs/deploy/nginx-writ.conf');
+  for (const [name] of nodes) t.regex(conf, new RegExp(`server ${name}:8080`));
+  t.notRegex(conf, /proxy_next_upstream[^;]*non_idempotent/);
+  t.regex(conf, /proxy_next_upstream error timeout;/);
+  t.true(proxy.volumes.some((v: string) => v.startsWith('./docs/deploy/nginx-writ.conf:')));
+  // Every setting the nodes are given is one Writ knows.
+  for (const [, node] of nodes) for (const name of Object.keys(node.environment)) t.true(name in ENV_KEYS, name);
 });
 
 test('the systemd unit runs bin/writ.js as its own user, with its state directory as the data directory', (t) => {
