@@ -444,3 +444,35 @@ test('a master key is only taken with PostgreSQL, one way, and in the right shap
   t.is(ok.code, 0, ok.out);
   t.notRegex(ok.out, new RegExp(MASTER.slice(0, 12)));
 });
+
+test('a backup of a node on PostgreSQL, keys sealed, restores into an embedded directory that serves the same log', async (t) => {
+  const url = await (await postgres()).database();
+  const w = await startWrit({ config: { databaseUrl: url, masterKey: MASTER } });
+  const file = path.join(await tempDir(), 'writ.backup');
+  let verifier: string;
+  let size: number;
+  let permissionId: string;
+  try {
+    const a = await agent(w);
+    permissionId = (await a.call('POST', '/api/v1/permissions', EMAIL(1))).body.id;
+    verifier = (await w.call('GET', '/.well-known/openid-configuration')).body.log_verifier_key;
+    size = (await w.call('GET', '/healthz')).body.log_size;
+    const backedUp = await writCli('backup', '--out', file, '--url', w.url, '--key', ADMIN);
+    t.is(backedUp.code, 0, backedUp.out);
+  } finally {
+    await w.close();
+  }
+  const restoredDir = path.join(await tempDir(), 'restored');
+  const restored = await writCli('restore', file, '--data', restoredDir);
+  t.is(restored.code, 0, restored.out);
+  // The keys come back as the files an embedded instance reads.
+  t.true((await fs.readdir(path.join(restoredDir, 'keys'))).includes('log.jwk'));
+  const embedded = await startWrit({ data: restoredDir });
+  try {
+    t.is((await embedded.call('GET', '/.well-known/openid-configuration')).body.log_verifier_key, verifier);
+    t.true((await embedded.call('GET', '/healthz')).body.log_size >= size);
+    t.is((await embedded.admin('GET', `/api/v1/permissions/${permissionId}`)).status, 200);
+  } finally {
+    await embedded.close();
+  }
+});
