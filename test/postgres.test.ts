@@ -125,12 +125,13 @@ test('a second node waits as a standby and takes over within seconds when the se
   const dataA = await tempDir();
   const a = await spawnWrit(dataA, env);
   let exitedB: Promise<number | null> | undefined;
+  let standbyChild: import('node:child_process').ChildProcess | undefined;
   try {
     const bot = JSON.parse((await writCliWith({}, 'agents', 'create', 'bot', '--trust-tier', 'T2', '--url', a.url, '--key', ADMIN, '--json')).out);
     const onA = caller(a.url, bot.api_key);
     const dataB = await tempDir();
     let outputB = () => '';
-    const b = spawnWrit(dataB, env, { bannerMs: 120_000, spawned: (output) => (outputB = output) });
+    const b = spawnWrit(dataB, env, { bannerMs: 120_000, spawned: (output, child) => ((outputB = output), (standbyChild = child)) });
     // Awaited below; a standby that fails early must fail the test there, not as an unhandled rejection.
     b.catch(() => undefined);
     await eventually(() => /waiting, as a standby, to take over/.test(outputB()), "the standby's notice");
@@ -156,7 +157,9 @@ test('a second node waits as a standby and takes over within seconds when the se
     standby.child.kill('SIGTERM');
     t.is(await standby.exited, 0);
   } finally {
+    // A failed assertion throws: neither node may outlive the test.
     a.child.kill('SIGKILL');
+    standbyChild?.kill('SIGKILL');
     await exitedB;
   }
 });
