@@ -20,6 +20,7 @@
  * (50), BENCH_TOTAL (100000; 0 skips the RSS run), BENCH_ONLY (a comma list of the phases below).
  */
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -364,9 +365,47 @@ async function postgresPath(bin: string, floor: { p50: number }, leveldb: Load |
       figure('pg_to_leveldb_ratio', load.perSecond / leveldb.perSecond);
       console.log(`postgresql against leveldb, one node under load: ${fmt(load.perSecond / leveldb.perSecond, 2)}× the decisions per second (leveldb fsync p50 ${fmt(floor.p50, 3)} ms)`);
     }
-    console.log('postgresql, two nodes: not measured (one node serves a database until the log is sequenced in the database)');
+    console.log('postgresql, two nodes serving: not measured (one node serves a database until the log is sequenced in the database; a second waits as a standby)');
+    await takeover(await server.database());
   } finally {
     await server.stop();
+  }
+}
+
+/** A serving node killed with -9: how long until its standby answers in its place. */
+async function takeover(url: string): Promise<void> {
+  const env = { WRIT_ADMIN_TOKEN: ADMIN, WRIT_DATABASE_URL: url, WRIT_MASTER_KEY: crypto.randomBytes(32).toString('base64') };
+  const dirs = await Promise.all([0, 1].map(() => fs.mkdtemp(path.join(os.tmpdir(), 'writ-bench-node-'))));
+  const serving = await spawnWrit(ROOT, { data: dirs[0]!, policies: path.join(ROOT, 'policies'), env });
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', '0', '--data', dirs[1]!, '--policies', path.join(ROOT, 'policies')], {
+    env: { ...process.env, ...env, WRIT_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  try {
+    for (const until = Date.now() + 60_000; !/waiting, as a standby/.test(out); ) {
+      if (child.exitCode !== null || Date.now() > until) throw new Error(`the standby did not wait:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    process.kill(serving.pid, 'SIGKILL');
+    const killed = performance.now();
+    let standbyUrl: string | undefined;
+    for (const until = Date.now() + 60_000; !(standbyUrl = /Writ is listening on (http:\/\/\S+)/.exec(out)?.[1]); ) {
+      if (child.exitCode !== null || Date.now() > until) throw new Error(`the standby did not take over:\n${out}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const agent = new http.Agent({ keepAlive: true });
+    await waitUp(agent, standbyUrl, '/healthz', 5);
+    agent.destroy();
+    const ms = performance.now() - killed;
+    figure('pg_takeover_ms', ms);
+    console.log(`postgresql, standby takeover: answering ${fmt(ms, 0)} ms after the serving node was killed with -9 (standby polls every 500 ms, then opens and verifies the log)`);
+  } finally {
+    serving.agent.destroy();
+    await stop(child);
+    for (const dir of dirs) await fs.rm(dir, { recursive: true, force: true });
   }
 }
 
