@@ -479,3 +479,40 @@ test('a backup of a node on PostgreSQL, keys sealed, restores into an embedded d
     await embedded.close();
   }
 });
+
+test('a takeover is not starved by the batches of a node that lost its lock: they queue behind the fence and then see it moved', async (t) => {
+  const url = await (await postgres()).database();
+  await (await PostgresStore.open(url)).close();
+  const connect = async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    return client;
+  };
+  // Two batches of the old node, as its fence check takes them: one in flight, one after the takeover began.
+  const inFlight = await connect();
+  const later = await connect();
+  const watcher = await connect();
+  try {
+    await inFlight.query('BEGIN');
+    const { rows: before } = await inFlight.query<{ epoch: string }>('SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE');
+    const takeover = PostgresStore.open(url, { exclusive: true });
+    const waiting = (n: number) =>
+      eventually(
+        async () => (await watcher.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows.length >= n,
+        `${n} sessions waiting on a lock`,
+      );
+    await waiting(1);
+    await later.query('BEGIN');
+    const seen = later.query<{ epoch: string }>('SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE');
+    await waiting(2);
+    await inFlight.query('COMMIT');
+    const node = await takeover;
+    t.is(BigInt(node.epoch!), BigInt(before[0]!.epoch) + 1n);
+    // The later batch waited, and reads the fence as the new node set it: it is refused.
+    t.is((await seen).rows[0]!.epoch, node.epoch!);
+    await later.query('COMMIT');
+    await node.close();
+  } finally {
+    for (const client of [inFlight, later, watcher]) await client.end().catch(() => undefined);
+  }
+});

@@ -129,7 +129,7 @@ export class PostgresStore implements Store {
       if (options.exclusive) {
         holder = await takeNodeLock(clientConfig, options.standby);
         // A node that lost its lock without noticing (a connection cut) is fenced off by this.
-        epoch = (await holder.query<{ epoch: string }>('UPDATE writ_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch')).rows[0]!.epoch;
+        epoch = await bumpFence(holder);
         if (options.after !== undefined && BigInt(epoch) !== BigInt(options.after) + 1n) {
           throw new DatabaseRefused('another Writ node served this database while this one was reconnecting; what this node holds in memory may be stale, so it writes nothing more: restart it');
         }
@@ -400,6 +400,24 @@ async function takeNodeLock(config: pg.ClientConfig, standby?: PostgresOptions['
     }
     if (!waited) standby.onWait?.();
     await sleep(STANDBY_POLL_MS, standby.signal);
+  }
+}
+
+/**
+ * Moves the fence on. The table lock queues fairly: the batch a fenced-off node has in flight
+ * finishes first, and its later batches (whose `FOR SHARE` would otherwise keep slipping past a
+ * waiting row update) wait behind this one, then see the new epoch and fail.
+ */
+async function bumpFence(holder: pg.Client): Promise<string> {
+  await holder.query('BEGIN');
+  try {
+    await holder.query('LOCK TABLE writ_fence IN EXCLUSIVE MODE');
+    const { rows } = await holder.query<{ epoch: string }>('UPDATE writ_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch');
+    await holder.query('COMMIT');
+    return rows[0]!.epoch;
+  } catch (err) {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    throw err;
   }
 }
 
