@@ -516,3 +516,30 @@ test('a takeover is not starved by the batches of a node that lost its lock: the
     for (const client of [inFlight, later, watcher]) await client.end().catch(() => undefined);
   }
 });
+
+test('a receipt key rotated on a node with sealed keys is the current key of the next node, and the old one still verifies', async (t) => {
+  const url = await (await postgres()).database();
+  const first = await startWrit({ config: { databaseUrl: url, masterKey: MASTER } });
+  let before: string;
+  let rotated: { retired: string; current: string };
+  try {
+    const a = await agent(first);
+    before = (await a.call('POST', '/api/v1/permissions', EMAIL(1))).body.receipt;
+    const res = await first.admin('POST', '/api/v1/keys/rotate');
+    t.is(res.status, 200, res.text);
+    rotated = res.body;
+  } finally {
+    await first.close();
+  }
+  const next = await startWrit({ config: { databaseUrl: url, masterKey: MASTER } });
+  try {
+    const jwks = (await next.call('GET', '/.well-known/jwks.json')).body;
+    t.deepEqual(jwks.keys.map((k: { kid: string }) => k.kid).sort(), [rotated.retired, rotated.current].sort());
+    t.is((await verifyReceipt(before, { jwks })).header.kid, rotated.retired);
+    const b = await agent(next, { name: 'after-rotation' });
+    const after = (await b.call('POST', '/api/v1/permissions', EMAIL(2))).body.receipt;
+    t.is((await verifyReceipt(after, { jwks })).header.kid, rotated.current);
+  } finally {
+    await next.close();
+  }
+});
