@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { tempDir } from './writ.ts';
+import { eventually, tempDir } from './writ.ts';
 
 /**
  * A real PostgreSQL server for one test file: Debian's `postgresql` package (installed by
@@ -77,27 +77,24 @@ export async function startPostgres(): Promise<TestPostgres> {
   let stderr = '';
   const start = async () => {
     let child = spawnServer();
-    const deadline = Date.now() + 60_000;
-    for (;;) {
+    postmaster = await eventually(async () => {
       // After a kill -9 the old backends may still hold the shared memory for a moment: start again.
       if (child.exitCode !== null) {
-        if (Date.now() > deadline) throw new Error(`postgres exited at start:\n${stderr}`);
-        await new Promise((r) => setTimeout(r, 100));
         child = spawnServer();
-        continue;
+        return undefined;
       }
       const client = admin();
       try {
         await client.connect();
         await client.end();
-        postmaster = Number(readFileSync(path.join(cluster, 'postmaster.pid'), 'utf8').split('\n')[0]);
-        return;
+        return Number(readFileSync(path.join(cluster, 'postmaster.pid'), 'utf8').split('\n')[0]);
       } catch {
         await client.end().catch(() => undefined);
-        if (Date.now() > deadline) throw new Error(`postgres did not accept connections within 60 s:\n${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
+        return undefined;
       }
-    }
+    }, 'postgres to accept connections', 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${stderr}`);
+    });
   };
   await start();
   const kill = async (signal: NodeJS.Signals) => {
