@@ -58,36 +58,26 @@ async function* backupLines(store: Store, vault: KeyVault, origin: string): Asyn
   // The iterator is made first: its snapshot fixes what the copy holds.
   const entries = store.iterate({ snapshot: true })[Symbol.asyncIterator]();
   try {
-    yield* backupFrom(entries, await entries.next(), vault, origin, emit, hash);
+    const first = await entries.next();
+    yield emit({ format: BACKUP_FORMAT, version: VERSION, created_at: new Date().toISOString(), origin });
+    // The keys as files, wherever they are kept: a backup restores into a data directory.
+    for (const name of await vault.list()) yield emit({ file: `keys/${name}`, content: (await vault.read(name))! });
+    let count = 0;
+    let logSize = 0;
+    let checkpointSize = 0;
+    for (let next = first; !next.done; next = await entries.next()) {
+      const [k, v] = next.value;
+      count++;
+      if (k === KEYS.meta) logSize = (JSON.parse(v) as { size: number }).size;
+      if (k.startsWith(KEYS.checkpointRange.gte)) checkpointSize = Number(k.slice(KEYS.checkpointRange.gte.length));
+      yield emit({ k, v });
+    }
+    const trailer: Trailer = { end: true, entries: count, log_size: logSize, checkpoint_size: checkpointSize, sha256: hash.digest('hex') };
+    yield `${JSON.stringify(trailer)}\n`;
   } finally {
     // A reader that stops early (a client that went away) ends the snapshot too.
     await entries.return?.();
   }
-}
-
-async function* backupFrom(
-  entries: AsyncIterator<[string, string]>,
-  first: IteratorResult<[string, string]>,
-  vault: KeyVault,
-  origin: string,
-  emit: (line: Line) => string,
-  hash: crypto.Hash,
-): AsyncGenerator<string> {
-  yield emit({ format: BACKUP_FORMAT, version: VERSION, created_at: new Date().toISOString(), origin });
-  // The keys as files, wherever they are kept: a backup restores into a data directory.
-  for (const name of await vault.list()) yield emit({ file: `keys/${name}`, content: (await vault.read(name))! });
-  let count = 0;
-  let logSize = 0;
-  let checkpointSize = 0;
-  for (let next = first; !next.done; next = await entries.next()) {
-    const [k, v] = next.value;
-    count++;
-    if (k === KEYS.meta) logSize = (JSON.parse(v) as { size: number }).size;
-    if (k.startsWith(KEYS.checkpointRange.gte)) checkpointSize = Number(k.slice(KEYS.checkpointRange.gte.length));
-    yield emit({ k, v });
-  }
-  const trailer: Trailer = { end: true, entries: count, log_size: logSize, checkpoint_size: checkpointSize, sha256: hash.digest('hex') };
-  yield `${JSON.stringify(trailer)}\n`;
 }
 
 export class RestoreError extends Error {

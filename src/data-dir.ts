@@ -57,7 +57,6 @@ export async function openDataDir(
     standby?: { signal?: AbortSignal; onWait?: () => void };
   },
 ): Promise<OpenedDataDir> {
-  if (options.database) return openWithPostgres(data, options.database, options);
   if (options.create) {
     await fs.mkdir(data, { recursive: true, mode: 0o700 });
     // New files (LevelDB's tables and logs, key files) are for this user only.
@@ -65,12 +64,15 @@ export async function openDataDir(
   } else {
     const stat = await fs.stat(data).catch(() => undefined);
     if (!stat?.isDirectory()) throw new StartupError(`no Writ data directory at ${data}`);
-    if (!(await fs.stat(path.join(dbPath(data), 'CURRENT')).catch(() => undefined))) throw new StartupError(`${data} holds no Writ database (no db/ inside)`);
+    if (!options.database && !(await fs.stat(path.join(dbPath(data), 'CURRENT')).catch(() => undefined))) {
+      throw new StartupError(`${data} holds no Writ database (no db/ inside)`);
+    }
   }
   const note = await fs.readFile(path.join(data, DAMAGED_FILE), 'utf8').catch(() => undefined);
   if (note !== undefined && !options.inspect) {
     throw new StartupError(`${data} was found damaged at an earlier start and is refused until that is resolved:\n  ${note.trim().replace(/\n/g, '\n  ')}`);
   }
+  if (options.database) return openWithPostgres(data, options.database, options);
   const open = async () => {
     const driver = await openLevel(data, options.create);
     return options.wrapDriver ? options.wrapDriver(driver) : driver;
@@ -110,18 +112,8 @@ export async function openDataDir(
 async function openWithPostgres(
   data: string,
   url: string,
-  options: { create: boolean; inspect?: boolean; report?: Report; wrapDriver?: (driver: Store) => Store; standby?: { signal?: AbortSignal; onWait?: () => void } },
+  options: { inspect?: boolean; report?: Report; wrapDriver?: (driver: Store) => Store; standby?: { signal?: AbortSignal; onWait?: () => void } },
 ): Promise<OpenedDataDir> {
-  if (options.create) {
-    await fs.mkdir(data, { recursive: true, mode: 0o700 });
-    process.umask(0o077);
-  } else if (!(await fs.stat(data).catch(() => undefined))?.isDirectory()) {
-    throw new StartupError(`no Writ data directory (its keys) at ${data}`);
-  }
-  const note = await fs.readFile(path.join(data, DAMAGED_FILE), 'utf8').catch(() => undefined);
-  if (note !== undefined && !options.inspect) {
-    throw new StartupError(`${data} was found damaged at an earlier start and is refused until that is resolved:\n  ${note.trim().replace(/\n/g, '\n  ')}`);
-  }
   // A serving node holds the database alone; inspecting commands read beside it. A reopen after
   // a fault does not wait: while another node has taken over, recovery keeps being retried.
   // A reopen checks that no other node served in between (this node's memory would be stale).

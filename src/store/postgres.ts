@@ -176,31 +176,36 @@ export class PostgresStore implements Store {
         putValues.push(storable(op.value, 'value'));
       } else delKeys.push(key);
     }
+    await this.withClient((client) =>
+      transaction(client, async () => {
+        if (this.epoch !== undefined) {
+          // Held until this commits: a node taking over waits for it, and every later batch here fails.
+          const { rows } = await client.query<{ epoch: string }>({ name: 'writ_fence', text: 'SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE' });
+          if (rows[0]?.epoch !== this.epoch) throw new Error('another Writ node has taken over this database since this one opened it');
+        }
+        if (delKeys.length) await client.query({ name: 'writ_del', text: 'DELETE FROM writ_kv WHERE key = ANY($1::text[])', values: [delKeys] });
+        if (putKeys.length) {
+          await client.query({
+            name: 'writ_put',
+            text: 'INSERT INTO writ_kv (key, value) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value',
+            values: [putKeys, putValues],
+          });
+        }
+      }),
+    );
+  }
+
+  /** A pooled connection for `run`; one that failed mid-transaction is not handed to the next caller. */
+  private async withClient<T>(run: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
-    let broken: unknown;
+    let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
-      if (this.epoch !== undefined) {
-        // Held until this commits: a node taking over waits for it, and every later batch here fails.
-        const { rows } = await client.query<{ epoch: string }>({ name: 'writ_fence', text: 'SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE' });
-        if (rows[0]?.epoch !== this.epoch) throw new Error('another Writ node has taken over this database since this one opened it');
-      }
-      if (delKeys.length) await client.query({ name: 'writ_del', text: 'DELETE FROM writ_kv WHERE key = ANY($1::text[])', values: [delKeys] });
-      if (putKeys.length) {
-        await client.query({
-          name: 'writ_put',
-          text: 'INSERT INTO writ_kv (key, value) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value',
-          values: [putKeys, putValues],
-        });
-      }
-      await client.query('COMMIT');
+      return await run(client);
     } catch (err) {
-      broken = err;
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (!(err instanceof DatabaseRefused)) broken = err as Error;
       throw err;
     } finally {
-      // A connection that failed mid-transaction is not handed to the next caller.
-      client.release(broken instanceof Error ? broken : undefined);
+      client.release(broken);
     }
   }
 
@@ -270,36 +275,28 @@ export class PostgresStore implements Store {
    * stops halfway leaves the database as empty as it found it. Returns how many pairs it copied.
    */
   async importAll(source: AsyncIterable<[string, string]>): Promise<number> {
-    const client = await this.pool.connect();
-    let broken: unknown;
-    let copied = 0;
-    try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM (SELECT 1 FROM writ_kv LIMIT 1) AS any_row');
-      if (rows[0]?.n !== '0') throw new DatabaseRefused('the database already holds Writ data; a migration goes into an empty one');
-      let keys: string[] = [];
-      let values: string[] = [];
-      const flush = async () => {
-        await client.query({ name: 'writ_import', text: 'INSERT INTO writ_kv (key, value) SELECT * FROM unnest($1::text[], $2::text[])', values: [keys, values] });
-        copied += keys.length;
-        keys = [];
-        values = [];
-      };
-      for await (const [key, value] of source) {
-        keys.push(storable(key, 'key'));
-        values.push(storable(value, 'value'));
-        if (keys.length >= 2000) await flush();
-      }
-      if (keys.length) await flush();
-      await client.query('COMMIT');
-      return copied;
-    } catch (err) {
-      broken = err;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release(broken instanceof DatabaseRefused ? undefined : (broken as Error | undefined));
-    }
+    return this.withClient((client) =>
+      transaction(client, async () => {
+        const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM (SELECT 1 FROM writ_kv LIMIT 1) AS any_row');
+        if (rows[0]?.n !== '0') throw new DatabaseRefused('the database already holds Writ data; a migration goes into an empty one');
+        let copied = 0;
+        let keys: string[] = [];
+        let values: string[] = [];
+        const flush = async () => {
+          await client.query({ name: 'writ_import', text: 'INSERT INTO writ_kv (key, value) SELECT * FROM unnest($1::text[], $2::text[])', values: [keys, values] });
+          copied += keys.length;
+          keys = [];
+          values = [];
+        };
+        for await (const [key, value] of source) {
+          keys.push(storable(key, 'key'));
+          values.push(storable(value, 'value'));
+          if (keys.length >= 2000) await flush();
+        }
+        if (keys.length) await flush();
+        return copied;
+      }),
+    );
   }
 
   /** PostgreSQL's own write-ahead log is checksummed and replayed whole: there is nothing to move. */
@@ -355,8 +352,7 @@ export async function migrate(pool: pg.Pool): Promise<number> {
       throw new DatabaseRefused(`the database's encoding is ${enc[0]?.server_encoding}; Writ needs UTF8 (CREATE DATABASE … ENCODING 'UTF8')`);
     }
     for (;;) {
-      await client.query('BEGIN');
-      try {
+      const applied = await transaction(client, async () => {
         await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
         await client.query('CREATE TABLE IF NOT EXISTS writ_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), description text NOT NULL)');
         const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM writ_schema');
@@ -365,17 +361,12 @@ export async function migrate(pool: pg.Pool): Promise<number> {
           throw new DatabaseRefused(`the database's schema is version ${current}, newer than this Writ knows (${SCHEMA_VERSION}): run the Writ that migrated it, or a newer one`);
         }
         const next = MIGRATIONS.find((m) => m.version > current);
-        if (!next) {
-          await client.query('COMMIT');
-          return current;
-        }
+        if (!next) return { done: current };
         await client.query(next.sql);
         await client.query('INSERT INTO writ_schema (version, description) VALUES ($1, $2)', [next.version, next.description]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
+        return undefined;
+      });
+      if (applied) return applied.done;
     }
   } finally {
     client.release();
@@ -409,14 +400,22 @@ async function takeNodeLock(config: pg.ClientConfig, standby?: PostgresOptions['
  * waiting row update) wait behind this one, then see the new epoch and fail.
  */
 async function bumpFence(holder: pg.Client): Promise<string> {
-  await holder.query('BEGIN');
-  try {
+  return transaction(holder, async () => {
     await holder.query('LOCK TABLE writ_fence IN EXCLUSIVE MODE');
     const { rows } = await holder.query<{ epoch: string }>('UPDATE writ_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch');
-    await holder.query('COMMIT');
     return rows[0]!.epoch;
+  });
+}
+
+/** `run` inside BEGIN … COMMIT on `client`, rolled back if it throws. */
+async function transaction<T>(client: pg.ClientBase, run: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await run();
+    await client.query('COMMIT');
+    return result;
   } catch (err) {
-    await holder.query('ROLLBACK').catch(() => undefined);
+    await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
 }
