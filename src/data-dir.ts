@@ -53,8 +53,6 @@ export async function openDataDir(
     wrapDriver?: (driver: Store) => Store;
     /** PostgreSQL instead of LevelDB (`WRIT_DATABASE_URL`). */
     database?: string;
-    /** PostgreSQL: while another node serves the database, wait for it to stop instead of refusing. */
-    standby?: { signal?: AbortSignal; onWait?: () => void };
   },
 ): Promise<OpenedDataDir> {
   if (options.create) {
@@ -112,33 +110,23 @@ export async function openDataDir(
 async function openWithPostgres(
   data: string,
   url: string,
-  options: { inspect?: boolean; report?: Report; wrapDriver?: (driver: Store) => Store; standby?: { signal?: AbortSignal; onWait?: () => void } },
+  options: { inspect?: boolean; report?: Report; wrapDriver?: (driver: Store) => Store },
 ): Promise<OpenedDataDir> {
-  // A serving node holds the database alone; inspecting commands read beside it. A reopen after
-  // a fault does not wait: while another node has taken over, recovery keeps being retried.
-  // A reopen checks that no other node served in between (this node's memory would be stale).
-  let epoch: string | undefined;
-  const open = async (standby?: { signal?: AbortSignal; onWait?: () => void }) => {
-    const driver = await PostgresStore.open(url, {
-      exclusive: !options.inspect,
-      // Inspecting never creates or migrates a schema (a mistyped URL stays untouched).
-      ...(options.inspect ? { migrate: false } : {}),
-      ...(standby ? { standby } : {}),
-      ...(epoch !== undefined ? { after: epoch } : {}),
-    });
-    epoch = driver.epoch;
+  // Any number of nodes serve one database, and inspecting commands read beside them.
+  const open = async () => {
+    // Inspecting never creates or migrates a schema (a mistyped URL stays untouched).
+    const driver = await PostgresStore.open(url, options.inspect ? { migrate: false } : {});
     return options.wrapDriver ? options.wrapDriver(driver) : driver;
   };
   let driver: Store;
   try {
-    driver = await open(options.standby);
+    driver = await open();
   } catch (err) {
-    if (options.standby?.signal?.aborted) throw new StartupError('stopped while waiting for the database');
     if (err instanceof DatabaseRefused) throw new StartupError(`${redactUrl(url)}: ${err.message}`);
     throw new StartupError(`cannot open the PostgreSQL database ${redactUrl(url)}: ${(err as Error).message}`);
   }
   await securePermissions(data);
-  const store = new GuardedStore(driver, () => open(), options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`), 'postgresql');
+  const store = new GuardedStore(driver, open, options.report, (reason) => writeDamageNote(data, `while Writ ran: ${reason}.\n${RESTORE_HINT}.`), 'postgresql');
   return { store, meta: await getJson<Meta>(store, 'meta/instance'), warnings: [] };
 }
 

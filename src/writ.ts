@@ -8,7 +8,7 @@ import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
 import { adoptKeyFiles, fileVault, keysDir, masterKeyOf, sealedVault, VaultLocked, type KeyVault } from './crypto/vault.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
-import { Principals } from './domain/principals.ts';
+import { activityKey, Principals } from './domain/principals.ts';
 import { Passkeys } from './domain/passkeys.ts';
 import { Sessions } from './domain/sessions.ts';
 import { Webhooks } from './domain/webhooks.ts';
@@ -19,12 +19,16 @@ import { createApp, type Exchange } from './http/server.ts';
 import { TransparencyLog, type LogOptions } from './log/log.ts';
 import { verifierKeyString } from './log/note.ts';
 import { PolicyStore } from './policy/policies.ts';
-import { openDataDir, StartupError } from './data-dir.ts';
+import { openDataDir, StartupError, type Meta } from './data-dir.ts';
 import { LogDamage } from './log/verify.ts';
 import { silentLogger, type Logger } from './ops/logger.ts';
 import { Metrics } from './ops/metrics.ts';
 import type { GuardedStore } from './store/guarded.ts';
-import { put, type Store } from './store/store.ts';
+import { Conflict, getJson, put, type Store } from './store/store.ts';
+import { redactUrl } from './store/postgres.ts';
+import { localBus, postgresBus, type Bus } from './store/bus.ts';
+import { Nodes } from './ops/nodes.ts';
+import { retrying } from './domain/reads.ts';
 import type { Report } from './report.ts';
 
 /**
@@ -51,6 +55,10 @@ export interface Writ {
   /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramBot;
   metrics: Metrics;
+  /** Word between the nodes sharing a database (nothing to say for one process alone). */
+  bus: Bus;
+  /** The nodes serving this store, with their policy sets. */
+  nodes: Nodes;
   /** Start-up is finished once every service runs (`serving`); `stopping` from the first shutdown step. */
   phase: 'starting' | 'serving' | 'stopping';
   logVerifierKey: string;
@@ -64,11 +72,6 @@ export interface ServerHooks {
   wrapDriver?: (driver: Store) => Store;
   /** Sees every answer as it goes out (the test suite checks each against /openapi.json). */
   observe?: (exchange: Exchange) => void;
-  /**
-   * PostgreSQL: wait while another node serves the database and take over when it stops (`writ
-   * serve` does, aborted by a signal); without it a second node is refused at start.
-   */
-  standby?: AbortSignal;
   /** Where the access log goes (`writ serve` passes its logger); without one, nowhere. */
   logger?: Logger;
 }
@@ -86,20 +89,25 @@ export async function openWrit(
     report,
     ...(hooks.wrapDriver ? { wrapDriver: hooks.wrapDriver } : {}),
     ...(config.databaseUrl ? { database: config.databaseUrl } : {}),
-    ...(hooks.standby
-      ? { standby: { signal: hooks.standby, onWait: () => report('another Writ node serves this database: waiting, as a standby, to take over when it stops', 'warn') } }
-      : {}),
   });
   // Everything opened so far is closed again if a later step fails, so a failed start holds nothing.
   const opened: Array<() => Promise<unknown>> = [() => store.close()];
   try {
-    let meta = existing;
+    let meta: Meta | undefined = existing;
     if (!meta) {
       const instance = crypto.randomBytes(6).toString('hex');
-      meta = { instance_id: instance, origin: config.logOrigin ?? `writ.local/${instance}`, created_at: new Date().toISOString() };
-      await store.batch([put('meta/instance', meta)], { sync: true });
-      report(`initialised a new data directory at ${config.data}`, 'info');
-    } else if (config.logOrigin && config.logOrigin !== meta.origin) {
+      const made: Meta = { instance_id: instance, origin: config.logOrigin ?? `writ.local/${instance}`, created_at: new Date().toISOString() };
+      // Nodes starting together on a new database: the first one's instance is everyone's.
+      try {
+        await store.batch([put('meta/instance', made)], { sync: true, expect: [{ key: 'meta/instance', value: undefined }] });
+        meta = made;
+        report(`initialised a new ${config.databaseUrl ? 'database' : 'data directory'} at ${config.databaseUrl ? redactUrl(config.databaseUrl) : config.data}`, 'info');
+      } catch (err) {
+        if (!(err instanceof Conflict)) throw err;
+        meta = (await getJson<Meta>(store, 'meta/instance'))!;
+      }
+    }
+    if (config.logOrigin && config.logOrigin !== meta.origin) {
       throw new StartupError(`WRIT_LOG_ORIGIN is ${config.logOrigin} but this log's origin is ${meta.origin}; a log's origin never changes`);
     }
     const vault = await openVault(config, store, report, existing !== undefined);
@@ -111,11 +119,32 @@ export async function openWrit(
     opened.push(() => log.close());
     let port = config.port;
     const baseUrl = () => publicBaseUrl(config, port);
-    const principals = new Principals(store, log, derivedKey(dataKey, 'writ admin token'));
+    // With PostgreSQL other nodes may serve the same database: nothing correct may rest on this
+    // process's memory alone, and the nodes tell each other what changed.
+    const shared = config.databaseUrl !== undefined;
+    const bus = config.databaseUrl ? await postgresBus(config.databaseUrl, report) : localBus();
+    opened.push(() => bus.close());
+    const principals = new Principals(store, log, derivedKey(dataKey, 'writ admin token'), shared);
     const signer = new Signer();
     opened.push(() => signer.close());
-    const permissions = new Permissions({ store, log, keys, signer, dataKey, issuer: baseUrl, criticalDelaySeconds: config.criticalDelay, refused: (id) => principals.refused(id) });
-    const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report });
+    const permissions = new Permissions({
+      store,
+      log,
+      keys,
+      signer,
+      dataKey,
+      issuer: baseUrl,
+      criticalDelaySeconds: config.criticalDelay,
+      refused: (id) => principals.refused(id),
+      standing: (id, role, keyId) => principals.standing(id, role, keyId),
+      activity: activityKey,
+      ...(shared ? { bus } : {}),
+    });
+    const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report, ...(shared ? { bus } : {}) });
+    // A receipt key rotated on another node becomes this one's current key too.
+    bus.subscribe((message) => {
+      if (message.t === 'keys') void keys.reload().catch((err) => report(`keys: could not read the rotated key ring: ${(err as Error).message}`, 'error'));
+    });
     permissions.events.add(webhooks);
     const oversight = new Oversight({
       store,
@@ -127,6 +156,7 @@ export async function openWrit(
       approvalTimeout: config.approvalTimeout,
       ttl: config.tokenTtlDefault,
       listAttesters: () => principals.listAttesters(),
+      shared,
     });
     permissions.events.add(oversight);
     // After a failed write the database is reopened: the log re-verifies its tail before anything
@@ -164,11 +194,17 @@ export async function openWrit(
       oversight,
       revocations: new Revocations({ principals, permissions, log }),
       metrics,
+      bus,
+      nodes: new Nodes(store, bus.node, () => ({ policy_hash: policies.current.hash, url: baseUrl() }), report),
       phase: 'starting',
       logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
       baseUrl,
       report,
-      rotateKeys: () => rotateReceiptKey(keys, log),
+      rotateKeys: async () => {
+        const rotated = await rotateReceiptKey(keys, log);
+        bus.publish({ t: 'keys' });
+        return rotated;
+      },
     };
     metrics.watch(writ);
     await logCurrentReceiptKey(keys, log, store);
@@ -229,15 +265,20 @@ const POLICY_HASH_KEY = 'meta/policy-hash';
 
 /** The log records which policy set is active whenever it differs from the last one recorded. */
 async function logPolicySetIfNew(writ: Writ): Promise<void> {
-  const last = await writ.store.get(POLICY_HASH_KEY);
-  const current = writ.policies.current;
-  if (last === current.hash) return;
-  await writ.log.append('policy.activated', { hash_before: last ?? '', hash_after: current.hash, files: current.files }, [
-    { type: 'put', key: POLICY_HASH_KEY, value: current.hash },
-  ]);
+  // Nodes starting together with the same policies log them once.
+  await retrying(async () => {
+    const last = await writ.store.get(POLICY_HASH_KEY);
+    const current = writ.policies.current;
+    if (last === current.hash) return;
+    await writ.log.append('policy.activated', { hash_before: last ?? '', hash_after: current.hash, files: current.files }, [{ type: 'put', key: POLICY_HASH_KEY, value: current.hash }], {
+      expect: [{ key: POLICY_HASH_KEY, value: last }],
+    });
+  });
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
+/** Nodes sharing a database look again this often at what another node may have changed (keys, approvals' timers). */
+const CATCH_UP_MS = 5_000;
 
 export interface RunningServer {
   writ: Writ;
@@ -274,6 +315,7 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
   opened.setPort(port);
   await writ.permissions.start();
   await writ.webhooks.start();
+  await writ.nodes.start();
   writ.policies.watch();
   if (config.telegramBotToken) {
     writ.telegram = await startTelegram(writ);
@@ -285,6 +327,15 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
     void writ.log.checkpoint().catch((err) => report(`checkpoint failed: ${(err as Error).message}`, 'error'));
   }, config.checkpointInterval * 1000);
   checkpoints.unref();
+  // With other nodes sharing the store, what their word (the bus) carries is also looked at again
+  // on a timer, so a message lost while a connection was down is caught up within seconds.
+  const catchUp = config.databaseUrl
+    ? setInterval(() => {
+        void writ.keys.reload().catch(() => undefined);
+        void writ.permissions.armOpen().catch(() => undefined);
+      }, CATCH_UP_MS)
+    : undefined;
+  catchUp?.unref();
   writ.phase = 'serving';
 
   let closing: Promise<void> | undefined;
@@ -292,6 +343,7 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
     (closing ??= (async () => {
       writ.phase = 'stopping';
       clearInterval(checkpoints);
+      clearInterval(catchUp);
       shutdown.abort();
       writ.permissions.stop();
       // Keep-alive connections would hold close() open: close each as soon as it is idle, and
@@ -305,6 +357,7 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
       });
       await writ.telegram?.stop();
       await writ.webhooks.stop();
+      await writ.nodes.stop();
       await closeWrit(writ);
     })());
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;

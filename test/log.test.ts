@@ -123,3 +123,60 @@ test('a companion that cannot be made fails its batch and what queued behind it,
   t.true(verified.ok, verified.problem?.message);
   t.is(verified.size, 2);
 });
+
+test('two logs sharing one store (two nodes) sequence one chain: every entry once, in one order, and the log verifies', async (t) => {
+  const store = new MemoryStore();
+  const signing = key();
+  const a = await TransparencyLog.open(store, { origin: 'test/log', key: signing });
+  const b = await TransparencyLog.open(store, { origin: 'test/log', key: signing });
+  const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? b : a).append('e', { i, node: i % 3 === 0 ? 'b' : 'a' })));
+  t.deepEqual(
+    answers.map((x) => x.index).sort((x, y) => x - y),
+    Array.from({ length: 60 }, (_, i) => i),
+    'each entry has its own index',
+  );
+  const seen = new Map<number, number>();
+  for await (const { entry } of a.entries()) seen.set(entry.data.i as number, entry.index);
+  t.is(seen.size, 60, 'every entry is stored once');
+  for (const [i, answer] of answers.entries()) t.is(seen.get(i), answer.index, `entry ${i} is where its append said`);
+  t.true(a.stats.replaced + b.stats.replaced > 0, 'the nodes met each other at the sequencing lock');
+  const checkpoint = await b.checkpoint();
+  t.is(checkpoint.size, 60, 'a checkpoint covers what either node wrote');
+  t.is((await a.checkpoint()).size, 60, 'and the other node does not sign a smaller one after it');
+  const verified = await verifyLog(store, { name: 'test/log', publicKeyRaw: signing.publicRaw });
+  t.true(verified.ok, verified.problem?.message);
+  t.is(verified.size, 60);
+});
+
+test('of two appends conditional on one record, on two nodes, exactly one is written; the other fails with a Conflict', async (t) => {
+  const store = new MemoryStore();
+  const signing = key();
+  await store.batch([{ type: 'put', key: 'perm/1', value: 'approved' }]);
+  const a = await TransparencyLog.open(store, { origin: 'test/log', key: signing });
+  const b = await TransparencyLog.open(store, { origin: 'test/log', key: signing });
+  const expect = [{ key: 'perm/1', value: 'approved' }];
+  const spend = (log: TransparencyLog, by: string) => log.append('token.used', { by }, [{ type: 'put', key: 'perm/1', value: `used by ${by}` }], { expect });
+  const results = await Promise.allSettled([spend(a, 'a'), spend(b, 'b'), a.append('other', {}), b.append('other', {})]);
+  const spent = results.slice(0, 2);
+  t.is(spent.filter((r) => r.status === 'fulfilled').length, 1, 'one spend wins');
+  const lost = spent.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  t.is((lost.reason as Error).name, 'Conflict');
+  t.true(results.slice(2).every((r) => r.status === 'fulfilled'), 'appends without conditions are unaffected');
+  const winner = spent[0]!.status === 'fulfilled' ? 'a' : 'b';
+  t.is(await store.get('perm/1'), `used by ${winner}`);
+  const types: string[] = [];
+  for await (const { entry } of a.entries()) types.push(entry.type);
+  t.deepEqual(types.sort(), ['other', 'other', 'token.used']);
+  t.true((await verifyLog(store, { name: 'test/log', publicKeyRaw: signing.publicRaw })).ok);
+});
+
+test('an append conditional on a record an earlier append of the same batch changes is refused at once', async (t) => {
+  const log = await TransparencyLog.open(new MemoryStore(), { origin: 'test/log', key: key() });
+  const first = log.append('a', {}, [{ type: 'put', key: 'x', value: '1' }]);
+  const second = log.append('b', {}, [], { expect: [{ key: 'x', value: undefined }] });
+  const third = log.append('c', {}, [], { expect: [{ key: 'x', value: '1' }] });
+  await first;
+  const err = await t.throwsAsync(second);
+  t.is(err?.name, 'Conflict');
+  t.is((await third).index, 1, 'what expects the batch as it will be follows it');
+});

@@ -9,9 +9,9 @@ import { ADMIN, agent, caller, eventually, spawnWrit, startWrit, tempDir, writCl
 
 /**
  * Writ on PostgreSQL (`WRIT_DATABASE_URL`), against a real server this file starts: the schema is
- * migrated at start and never run against a newer one, a node holds its database alone, a
- * decision is acknowledged only once PostgreSQL has committed it, and an embedded instance moves
- * into PostgreSQL with its log unchanged.
+ * migrated at start and never run against a newer one, a decision is acknowledged only once
+ * PostgreSQL has committed it, keys are sealed in the database, and an embedded instance moves
+ * into PostgreSQL with its log unchanged. Several nodes on one database: test/nodes.test.ts.
  */
 let server: Promise<TestPostgres> | undefined;
 const postgres = () => (server ??= startPostgres());
@@ -29,6 +29,10 @@ async function sql<T extends pg.QueryResultRow>(url: string, text: string, value
 
 /** A master key for the tests (32 bytes, base64): the keys are then sealed in the database. */
 const MASTER = 'q3J7Yk2c0n8v5Xh1Lw9Zt4Rb6Md2Fs7Pa0Ue3Gi5Oj8=';
+
+async function writOn(url: string, data?: string): Promise<TestWrit> {
+  return startWrit({ ...(data ? { data } : {}), config: { databaseUrl: url } });
+}
 
 const EMAIL = (i: number) => ({ action: 'email.send', resource: `email:r${i}@acme.com`, scope: { max_emails: 1 } });
 
@@ -61,23 +65,6 @@ test('a database that is not UTF-8 is refused before anything is written to it',
   await t.throwsAsync(PostgresStore.open(url), { message: /encoding is SQL_ASCII; Writ needs UTF8/ });
   t.deepEqual(await sql(url, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'writ_%'"), []);
 });
-
-test('a serving node holds its database alone; a second is refused at start, and readers are not', async (t) => {
-  const url = await (await postgres()).database();
-  const first = await PostgresStore.open(url, { exclusive: true });
-  await t.throwsAsync(PostgresStore.open(url, { exclusive: true }), { message: /in use by another Writ node/ });
-  const reader = await PostgresStore.open(url);
-  t.is(await reader.get('nothing'), undefined);
-  await reader.close();
-  await first.close();
-  // Once the first has gone, the database is free again.
-  await (await PostgresStore.open(url, { exclusive: true })).close();
-  t.pass();
-});
-
-async function writOn(url: string, data?: string): Promise<TestWrit> {
-  return startWrit({ ...(data ? { data } : {}), config: { databaseUrl: url } });
-}
 
 test('Writ serves from PostgreSQL: decisions, receipts and the log survive a restart, and `writ log verify --database` checks them', async (t) => {
   const url = await (await postgres()).database();
@@ -115,71 +102,6 @@ test('Writ serves from PostgreSQL: decisions, receipts and the log survive a res
     t.regex(verified.out, new RegExp(`OK — ${size} entries`));
   } finally {
     await again.close();
-  }
-});
-
-test('a second node waits as a standby and takes over within seconds when the serving one is killed, losing nothing it acknowledged', async (t) => {
-  const url = await (await postgres()).database();
-  // With the master key every node has the keys from the database: nothing to copy between them.
-  const env = { WRIT_DATABASE_URL: url, WRIT_MASTER_KEY: MASTER };
-  const dataA = await tempDir();
-  const a = await spawnWrit(dataA, env);
-  let exitedB: Promise<number | null> | undefined;
-  let standbyChild: import('node:child_process').ChildProcess | undefined;
-  try {
-    const bot = JSON.parse((await writCliWith({}, 'agents', 'create', 'bot', '--trust-tier', 'T2', '--url', a.url, '--key', ADMIN, '--json')).out);
-    const onA = caller(a.url, bot.api_key);
-    const dataB = await tempDir();
-    let outputB = () => '';
-    const b = spawnWrit(dataB, env, { bannerMs: 120_000, spawned: (output, child) => ((outputB = output), (standbyChild = child)) });
-    // Awaited below; a standby that fails early must fail the test there, not as an unhandled rejection.
-    b.catch(() => undefined);
-    await eventually(() => /waiting, as a standby, to take over/.test(outputB()), "the standby's notice");
-    const acknowledged: string[] = [];
-    for (let i = 0; i < 30; i++) {
-      const res = await onA('POST', '/api/v1/permissions', EMAIL(i));
-      t.is(res.status, 201, res.text);
-      acknowledged.push(res.body.id);
-    }
-    // Killed with decisions in flight: those may fail, the acknowledged ones may not be lost.
-    const inFlight = Promise.all([0, 1, 2, 3].map((i) => onA('POST', '/api/v1/permissions', EMAIL(100 + i)).catch(() => undefined)));
-    const killedAt = Date.now();
-    a.child.kill('SIGKILL');
-    for (const res of await inFlight) if (res?.status === 201) acknowledged.push(res.body.id);
-    const standby = await b;
-    exitedB = standby.exited;
-    t.log(`the standby answered ${Date.now() - killedAt} ms after the kill`);
-    const onB = caller(standby.url, bot.api_key);
-    for (const id of acknowledged) t.is((await onB('GET', `/api/v1/permissions/${id}`)).status, 200, id);
-    t.is((await onB('POST', '/api/v1/permissions', EMAIL(200))).status, 201);
-    const verified = await writCliWith(env, 'log', 'verify', '--data', dataB);
-    t.is(verified.code, 0, verified.out);
-    standby.child.kill('SIGTERM');
-    t.is(await standby.exited, 0);
-  } finally {
-    // A failed assertion throws: neither node may outlive the test.
-    a.child.kill('SIGKILL');
-    standbyChild?.kill('SIGKILL');
-    await exitedB;
-  }
-});
-
-test('a standby that is told to stop while it waits stops at once, having written nothing', async (t) => {
-  const url = await (await postgres()).database();
-  const first = await writOn(url);
-  try {
-    let output = () => '';
-    let child: import('node:child_process').ChildProcess | undefined;
-    const standby = spawnWrit(await tempDir(), { WRIT_DATABASE_URL: url }, { spawned: (o, c) => ((output = o), (child = c)) });
-    const refused = t.throwsAsync(standby, { message: /exited with 0 before it listened/ });
-    await eventually(() => /waiting, as a standby/.test(output()), "the standby's notice");
-    const before = await sql<{ key: string; value: string }>(url, 'SELECT key, value FROM writ_kv ORDER BY key');
-    child!.kill('SIGTERM');
-    await refused;
-    t.regex(output(), /SIGTERM: stopped while waiting for the database/);
-    t.deepEqual(await sql(url, 'SELECT key, value FROM writ_kv ORDER BY key'), before);
-  } finally {
-    await first.close();
   }
 });
 
@@ -290,47 +212,6 @@ test('WRIT_DATABASE_URL is a secret in `writ config check`, and a value that is 
   const bad = await writCliWith({ WRIT_DATABASE_URL: 'mysql://db/writ' }, 'config', 'check');
   t.not(bad.code, 0);
   t.regex(bad.out, /WRIT_DATABASE_URL: must be a postgres:\/\/ URL/);
-});
-
-test('a node that lost its hold on the database writes nothing more once another has taken over', async (t) => {
-  const url = await (await postgres()).database();
-  const first = await PostgresStore.open(url, { exclusive: true });
-  await first.batch([{ type: 'put', key: 'a', value: 'first' }]);
-  // Its lock's connection is cut (as a network failure or an operator would), and a second node starts.
-  await sql(url, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND pid <> pg_backend_pid()");
-  const second = await eventually(() => PostgresStore.open(url, { exclusive: true }).catch(() => undefined), 'the second node to take the database');
-  await t.throwsAsync(first.batch([{ type: 'put', key: 'a', value: 'stale' }]));
-  await second.batch([{ type: 'put', key: 'b', value: 'second' }]);
-  t.deepEqual(await second.getMany(['a', 'b']), ['first', 'second']);
-  await first.close();
-  await second.close();
-});
-
-test('the fence alone stops a node that has not noticed another took over: its next batch is refused and nothing of it stored', async (t) => {
-  const url = await (await postgres()).database();
-  const node = await PostgresStore.open(url, { exclusive: true });
-  await node.batch([{ type: 'put', key: 'a', value: '1' }]);
-  // What a takeover does to the fence, while this node's lock connection looks healthy.
-  await sql(url, 'UPDATE writ_fence SET epoch = epoch + 1');
-  await t.throwsAsync(node.batch([{ type: 'put', key: 'a', value: '2' }, { type: 'put', key: 'b', value: '2' }]), { message: /another Writ node has taken over/ });
-  t.deepEqual(await node.getMany(['a', 'b']), ['1', undefined]);
-  await node.close();
-  // Closing twice is closing once.
-  await node.close();
-});
-
-test('a node reconnecting after another node served its database in between is refused: its memory may be stale', async (t) => {
-  const url = await (await postgres()).database();
-  const node = await PostgresStore.open(url, { exclusive: true });
-  await node.close();
-  const other = await PostgresStore.open(url, { exclusive: true });
-  await other.close();
-  await t.throwsAsync(PostgresStore.open(url, { exclusive: true, after: node.epoch! }), { message: /another Writ node served this database while this one was reconnecting/ });
-  // Its own reopen, with nobody in between, is fine.
-  const again = await PostgresStore.open(url, { exclusive: true });
-  await again.close();
-  await (await PostgresStore.open(url, { exclusive: true, after: again.epoch! })).close();
-  t.pass();
 });
 
 test('inspecting never creates a schema: `writ log verify` on a database Writ never served is refused and leaves it empty', async (t) => {
@@ -477,43 +358,6 @@ test('a backup of a node on PostgreSQL, keys sealed, restores into an embedded d
     t.is((await embedded.admin('GET', `/api/v1/permissions/${permissionId}`)).status, 200);
   } finally {
     await embedded.close();
-  }
-});
-
-test('a takeover is not starved by the batches of a node that lost its lock: they queue behind the fence and then see it moved', async (t) => {
-  const url = await (await postgres()).database();
-  await (await PostgresStore.open(url)).close();
-  const connect = async () => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    return client;
-  };
-  // Two batches of the old node, as its fence check takes them: one in flight, one after the takeover began.
-  const inFlight = await connect();
-  const later = await connect();
-  const watcher = await connect();
-  try {
-    await inFlight.query('BEGIN');
-    const { rows: before } = await inFlight.query<{ epoch: string }>('SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE');
-    const takeover = PostgresStore.open(url, { exclusive: true });
-    const waiting = (n: number) =>
-      eventually(
-        async () => (await watcher.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows.length >= n,
-        `${n} sessions waiting on a lock`,
-      );
-    await waiting(1);
-    await later.query('BEGIN');
-    const seen = later.query<{ epoch: string }>('SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE');
-    await waiting(2);
-    await inFlight.query('COMMIT');
-    const node = await takeover;
-    t.is(BigInt(node.epoch!), BigInt(before[0]!.epoch) + 1n);
-    // The later batch waited, and reads the fence as the new node set it: it is refused.
-    t.is((await seen).rows[0]!.epoch, node.epoch!);
-    await later.query('COMMIT');
-    await node.close();
-  } finally {
-    for (const client of [inFlight, later, watcher]) await client.end().catch(() => undefined);
   }
 });
 

@@ -51,6 +51,35 @@ for (const [name, open] of drivers) {
     t.deepEqual(await store.getMany(['a', 'b', 'c']), [undefined, '2', '3']);
   });
 
+  test(`${name}: a conditional batch is written only while every key holds what it expects, a missing key included`, async (t) => {
+    const { store } = await open();
+    await store.batch([{ type: 'put', key: 'perm/1', value: 'approved' }]);
+    await store.batch([{ type: 'put', key: 'perm/1', value: 'used' }], { expect: [{ key: 'perm/1', value: 'approved' }, { key: 'new', value: undefined }] });
+    t.is(await store.get('perm/1'), 'used');
+    const err = await t.throwsAsync(
+      store.batch([{ type: 'put', key: 'perm/1', value: 'used again' }, { type: 'put', key: 'other', value: 'x' }], { expect: [{ key: 'perm/1', value: 'approved' }] }),
+    );
+    t.is(err?.name, 'Conflict');
+    t.deepEqual((err as unknown as { found: unknown }).found, [{ key: 'perm/1', value: 'used' }], 'it says what the key holds now');
+    t.deepEqual(await store.getMany(['perm/1', 'other']), ['used', undefined], 'nothing of a refused batch is written');
+    await t.throwsAsync(store.batch([{ type: 'put', key: 'x', value: '1' }], { expect: [{ key: 'perm/1', value: undefined }] }), { name: 'Conflict' });
+  });
+
+  test(`${name}: of many conditional batches racing on one key, exactly one is written`, async (t) => {
+    const { store } = await open();
+    await store.batch([{ type: 'put', key: 'token', value: 'unspent' }]);
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => store.batch([{ type: 'put', key: 'token', value: `spent by ${i}` }], { sync: true, expect: [{ key: 'token', value: 'unspent' }] })),
+    );
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    t.is(won.length, 1);
+    t.true(results.every((r) => r.status === 'fulfilled' || (r.reason as Error).name === 'Conflict'));
+    t.is(await store.get('token'), `spent by ${won[0]}`);
+    // A key that holds nothing yet is claimed once too.
+    const claims = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => store.batch([{ type: 'put', key: 'lease', value: String(i) }], { expect: [{ key: 'lease', value: undefined }] })));
+    t.is(claims.filter((r) => r.status === 'fulfilled').length, 1);
+  });
+
   test(`${name}: iteration is in key order within the range, forwards and backwards`, async (t) => {
     const { store } = await open();
     await store.batch(['x/3', 'x/1', 'y/0', 'x/2', 'w/9'].map((key) => ({ type: 'put' as const, key, value: key })));

@@ -30,7 +30,7 @@ export async function migrate(args: string[]): Promise<number> {
     const before = await verifyLog(source, logKey);
     if (!before.ok) throw new StartupError(`the log in ${data} does not verify (${before.problem?.message}); it is not migrated. Run \`writ log verify --data ${data}\``);
     try {
-      target = await PostgresStore.open(url, { exclusive: true });
+      target = await PostgresStore.open(url);
     } catch (err) {
       throw new StartupError(`${redactUrl(url)}: ${err instanceof DatabaseRefused ? err.message : `cannot open it: ${(err as Error).message}`}`);
     }

@@ -14,23 +14,13 @@ export async function serve(args: string[]): Promise<number> {
   // soon as it is up, instead of killing it halfway through opening its data directory.
   let signalled: string | undefined;
   let onSignal: ((signal: string) => void) | undefined;
-  // A standby waiting for the database has opened nothing yet: a signal ends the wait at once.
-  const standby = new AbortController();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       if (onSignal) return onSignal(signal);
       signalled = signal;
-      standby.abort();
     });
   }
-  let server;
-  try {
-    server = await startServer(config, say, { logger, standby: standby.signal });
-  } catch (err) {
-    if (!standby.signal.aborted || !/stopped while waiting for the database/.test((err as Error).message)) throw err;
-    say(`${signalled}: stopped while waiting for the database`, 'info');
-    return 0;
-  }
+  const server = await startServer(config, say, { logger });
   const { writ } = server;
   const database = config.databaseUrl ? redactUrl(config.databaseUrl) : undefined;
   logger.info({ url: server.url, data: config.data, ...(database ? { database } : {}), policy_set: writ.policies.current.hash, log_size: writ.log.size }, 'listening');

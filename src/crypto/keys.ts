@@ -63,6 +63,12 @@ async function load(vault: KeyVault, name: string): Promise<SigningKey> {
 /** A data directory's key files, or a vault as it is. */
 const vaultOf = (where: string | KeyVault): KeyVault => (typeof where === 'string' ? fileVault(where) : where);
 
+async function loadRing(vault: KeyVault, ring: RingFile, loaded: Map<string, SigningKey>): Promise<Map<string, SigningKey>> {
+  const keys = new Map<string, SigningKey>();
+  for (const entry of ring.keys) keys.set(entry.kid, loaded.get(entry.kid) ?? (await load(vault, `receipt-${entry.kid}.jwk`)));
+  return keys;
+}
+
 /** The receipt key ring: the current key plus retired ones still inside their grace period. */
 export class KeyRing {
   private constructor(
@@ -73,18 +79,28 @@ export class KeyRing {
 
   static async open(where: string | KeyVault): Promise<KeyRing> {
     const vault = vaultOf(where);
-    const text = await vault.read(RING);
-    let ring: RingFile;
-    if (text !== undefined) ring = JSON.parse(text) as RingFile;
-    else {
+    let text = await vault.read(RING);
+    if (text === undefined) {
       const { privateJwk, key } = await generate();
       await vault.write(`receipt-${key.kid}.jwk`, JSON.stringify(privateJwk));
-      ring = { current: key.kid, keys: [{ kid: key.kid, created_at: Math.floor(Date.now() / 1000) }] };
-      await vault.write(RING, JSON.stringify(ring, null, 2));
+      text = await vault.create(RING, JSON.stringify({ current: key.kid, keys: [{ kid: key.kid, created_at: Math.floor(Date.now() / 1000) }] } satisfies RingFile, null, 2));
     }
-    const keys = new Map<string, SigningKey>();
-    for (const entry of ring.keys) keys.set(entry.kid, await load(vault, `receipt-${entry.kid}.jwk`));
-    return new KeyRing(vault, ring, keys);
+    const ring = JSON.parse(text) as RingFile;
+    return new KeyRing(vault, ring, await loadRing(vault, ring, new Map()));
+  }
+
+  /**
+   * Reads the ring again, for a key rotated by another node sharing the vault: its new key becomes
+   * this ring's current one (keys already loaded are kept). Says whether anything changed.
+   */
+  async reload(): Promise<boolean> {
+    const text = await this.vault.read(RING);
+    if (text === undefined) return false;
+    const ring = JSON.parse(text) as RingFile;
+    if (ring.current === this.ring.current && ring.keys.length === this.ring.keys.length) return false;
+    this.keys = await loadRing(this.vault, ring, this.keys);
+    this.ring = ring;
+    return true;
   }
 
   get current(): SigningKey {
@@ -139,7 +155,7 @@ export async function openLogKey(where: string | KeyVault, options: { create?: b
   if ((await vault.read(LOG_KEY)) === undefined) {
     if (options.create === false) throw new Error(`the log key ${vault.where(LOG_KEY)} is missing`);
     const { privateJwk } = await generate();
-    await vault.write(LOG_KEY, JSON.stringify(privateJwk));
+    await vault.create(LOG_KEY, JSON.stringify(privateJwk));
   }
   return load(vault, LOG_KEY);
 }
@@ -147,12 +163,7 @@ export async function openLogKey(where: string | KeyVault, options: { create?: b
 /** A 32-byte data-encryption key for secrets kept at rest (AES-256-GCM). */
 export async function openDataKey(where: string | KeyVault): Promise<Buffer> {
   const vault = vaultOf(where);
-  const text = await vault.read(DATA_KEY);
-  if (text === undefined) {
-    const key = crypto.randomBytes(32);
-    await vault.write(DATA_KEY, key.toString('base64'));
-    return key;
-  }
+  const text = (await vault.read(DATA_KEY)) ?? (await vault.create(DATA_KEY, crypto.randomBytes(32).toString('base64')));
   const key = Buffer.from(text.trim(), 'base64');
   if (key.length !== 32) throw new Error(`${vault.where(DATA_KEY)} does not hold a 32-byte key`);
   return key;

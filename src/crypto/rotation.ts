@@ -1,5 +1,5 @@
 import type { TransparencyLog } from '../log/log.ts';
-import { put, type Store } from '../store/store.ts';
+import { Conflict, put, type Store } from '../store/store.ts';
 import type { KeyRing } from './keys.ts';
 
 /**
@@ -26,5 +26,10 @@ export function rotateReceiptKey(keys: KeyRing, log: TransparencyLog): Promise<{
 export async function logCurrentReceiptKey(keys: KeyRing, log: TransparencyLog, store: Store): Promise<void> {
   const kid = keys.current.kid;
   if ((await store.get(logged(kid))) !== undefined) return;
-  await log.append('keys.activated', { purpose: 'receipts', current: kid, jwk: keys.current.publicJwk }, [put(logged(kid), '1')]);
+  // Nodes starting together on a new database: the first to log it does.
+  await log
+    .append('keys.activated', { purpose: 'receipts', current: kid, jwk: keys.current.publicJwk }, [put(logged(kid), '1')], { expect: [{ key: logged(kid), value: undefined }] })
+    .catch((err: unknown) => {
+      if (!(err instanceof Conflict)) throw err;
+    });
 }

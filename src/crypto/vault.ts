@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Conflict } from '../store/store.ts';
 import type { Store } from '../store/store.ts';
 
 /**
@@ -16,6 +17,11 @@ export interface KeyVault {
   read(name: string): Promise<string | undefined>;
   /** Durable once it resolves: the log, which is synced, must never point at a key a crash could take away. */
   write(name: string, content: string): Promise<void>;
+  /**
+   * Writes a key that does not exist yet and returns it, or returns the one that does: nodes
+   * starting together on a new database all end up with the key the first of them made.
+   */
+  create(name: string, content: string): Promise<string>;
   list(): Promise<string[]>;
   /** Where a key is, for messages. */
   where(name: string): string;
@@ -39,6 +45,13 @@ export function fileVault(data: string): KeyVault {
     async write(name, content) {
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
       await writeSecretFile(path.join(dir, name), content);
+    },
+    async create(name, content) {
+      // One process holds a data directory (LevelDB's lock), so nothing races this.
+      const existing = await this.read(name);
+      if (existing !== undefined) return existing;
+      await this.write(name, content);
+      return content;
     },
     async list() {
       const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
@@ -77,6 +90,15 @@ export function sealedVault(store: Store, kek: Buffer): KeyVault {
     },
     async write(name, content) {
       await store.batch([{ type: 'put', key: VAULT_PREFIX + name, value: seal(kek, name, content) }], { sync: true });
+    },
+    async create(name, content) {
+      try {
+        await store.batch([{ type: 'put', key: VAULT_PREFIX + name, value: seal(kek, name, content) }], { sync: true, expect: [{ key: VAULT_PREFIX + name, value: undefined }] });
+        return content;
+      } catch (err) {
+        if (!(err instanceof Conflict)) throw err;
+        return (await this.read(name))!;
+      }
     },
     async list() {
       const names: string[] = [];

@@ -56,6 +56,8 @@ export function summary(record: PermissionRecord): PermissionSummary {
 
 export class Events {
   private readonly sinks: EventSink[] = [];
+  /** Tells other nodes sharing the store of each event (set by Permissions). */
+  publish: (event: WritEvent) => void = () => {};
 
   /** Adds a sink; the function returned removes it again (a live stream that ends must not stay subscribed). */
   add(sink: EventSink): () => void {
@@ -79,8 +81,14 @@ export class Events {
     return this.sinks.flatMap((s) => s.ops?.(event) ?? []);
   }
 
-  /** A sink's failure is its own business: it never reaches the change that caused the event. */
+  /** Once the change is durable: this node's sinks hear of it, and so do other nodes'. */
   after(event: WritEvent): void {
+    this.deliver(event);
+    this.publish(event);
+  }
+
+  /** A sink's failure is its own business: it never reaches the change that caused the event. */
+  deliver(event: WritEvent): void {
     // A copy: a sink may remove itself (or another) while it is told.
     for (const sink of [...this.sinks]) {
       try {

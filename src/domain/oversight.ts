@@ -5,7 +5,8 @@ import { canonicalize } from '../log/canonical.ts';
 import type { TransparencyLog } from '../log/log.ts';
 import type { Json } from '../policy/types.ts';
 import { DigestBloom } from '../store/bloom.ts';
-import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
+import { Conflict, getJson, put, type BatchOp, type Expectation, type Store } from '../store/store.ts';
+import { retrying } from './reads.ts';
 import type { EventSink, WritEvent } from './events.ts';
 import { KeyedMutex } from './lock.ts';
 import type { Permissions, PermissionRecord } from './permissions.ts';
@@ -125,6 +126,12 @@ export class Oversight implements EventSink {
       approvalTimeout: number;
       ttl: number;
       listAttesters: () => Promise<Attester[]>;
+      /**
+       * Other nodes share the store: the touchpoint is read from it every time, and the filter of
+       * recorded attestations only ever says "maybe" (a replay recorded elsewhere is caught by the
+       * write's condition that no record exists).
+       */
+      shared?: boolean;
     },
   ) {}
 
@@ -142,7 +149,11 @@ export class Oversight implements EventSink {
   async attest(attester: Attester, input: AttestationInput): Promise<Recorded> {
     this.doorChecks(attester, input);
     await this.load();
-    return this.mutex.run(input.touchpoint_id, async () => {
+    return this.mutex.run(input.touchpoint_id, () => retrying(() => this.attestLocked(attester, input)));
+  }
+
+  private async attestLocked(attester: Attester, input: AttestationInput): Promise<Recorded> {
+    {
       const digest = scoped(input.touchpoint_id, input.attestation_id);
       const bodyHash = sha256(canonicalize(input)).toString('base64');
       const existing = this.known.mightContain(digest) ? await getJson<AttestationRecord>(this.o.store, K.attestation(digest)) : undefined;
@@ -152,17 +163,17 @@ export class Oversight implements EventSink {
         }
         return { record: existing, receipt: await this.storedReceipt(K.receipt(digest)), replay: true };
       }
-      const tp = await this.touchpoint(input.touchpoint_id);
+      const { tp, raw } = await this.touchpoint(input.touchpoint_id);
       if (tp && tp.attestations > 0 && input.sequence_number <= tp.last_sequence) {
         throw new WritError('attestation_out_of_order', `sequence_number ${input.sequence_number} is not above ${tp.last_sequence}, the highest seen for touchpoint ${input.touchpoint_id}`, {
           field: 'sequence_number',
           highest_seen: tp.last_sequence,
         });
       }
-      const staged = this.stage(attester, input, tp, digest, bodyHash);
+      const staged = this.stage(attester, input, tp, raw, digest, bodyHash);
       await this.settle([staged], input.touchpoint_id);
       return { record: staged.record, receipt: staged.receipt(), replay: false, ...(staged.gap ? { gap: staged.gap } : {}) };
-    });
+    }
   }
 
   /**
@@ -178,7 +189,7 @@ export class Oversight implements EventSink {
     await this.load();
     const touchpoint = attester.touchpoint_id;
     return this.mutex.run(touchpoint, async () => {
-      let tp = await this.touchpoint(touchpoint);
+      let { tp, raw } = await this.touchpoint(touchpoint);
       /** Sequenced and not yet settled, oldest first. */
       const unsettled: Staged[] = [];
       const seen = new Set<string>();
@@ -212,17 +223,20 @@ export class Oversight implements EventSink {
             throw new WritError('attestation_out_of_order', `touchpoint ${touchpoint} has used every sequence number; an admin can reset it`, { field: 'sequence_number', highest_seen: tp!.last_sequence });
           }
           const numbered: AttestationInput = { ...partial, touchpoint_id: touchpoint, sequence_number: sequence };
-          const s = this.stage(attester, numbered, tp, digest, sha256(canonicalize(numbered)).toString('base64'));
+          const s = this.stage(attester, numbered, tp, raw, digest, sha256(canonicalize(numbered)).toString('base64'));
           s.done.catch(() => (refused = true));
           tp = s.next;
+          raw = JSON.stringify(s.next);
           unsettled.push(s);
         }
       } catch (err) {
         // What was sequenced before the failure may still become durable, and must then be known.
         await this.settle(unsettled, touchpoint).catch(() => undefined);
-        throw err;
+        throw contended(err);
       }
-      await this.settle(unsettled, touchpoint);
+      await this.settle(unsettled, touchpoint).catch((err: unknown) => {
+        throw contended(err);
+      });
       return { recorded: recorded + unsettled.length, duplicates };
     });
   }
@@ -237,7 +251,7 @@ export class Oversight implements EventSink {
   }
 
   /** Sequences one attestation's log entries now; its records and receipt ride the same batch. */
-  private stage(attester: Attester, input: AttestationInput, tp: Touchpoint | undefined, digest: Buffer, bodyHash: string): Staged {
+  private stage(attester: Attester, input: AttestationInput, tp: Touchpoint | undefined, tpRaw: string | undefined, digest: Buffer, bodyHash: string): Staged {
     const now = new Date().toISOString();
     // A touchpoint with no sequence yet (new, or reset by an admin) expects nothing: no gap.
     const counted = tp !== undefined && tp.attestations > 0 && tp.last_sequence >= 0;
@@ -266,8 +280,13 @@ export class Oversight implements EventSink {
     const record = { id: input.attestation_id, attester_id: attester.id, touchpoint_id: input.touchpoint_id, body_hash: bodyHash, body: input, received_at: now } as AttestationRecord;
     if (escalation) record.permission_id = escalation.record.id;
     let receipt = '';
+    // Written only while no node has recorded it, and the touchpoint is as its number was checked against.
+    const expect: Expectation[] = [
+      { key: K.attestation(digest), value: undefined },
+      { key: K.touchpoint(input.touchpoint_id), value: tpRaw },
+    ];
     const gapLogged = gap
-      ? this.o.log.append('attestation.gap_detected', { touchpoint_id: input.touchpoint_id, expected: gap.expected, got: gap.got, attestation_id: input.attestation_id })
+      ? this.o.log.append('attestation.gap_detected', { touchpoint_id: input.touchpoint_id, expected: gap.expected, got: gap.got, attestation_id: input.attestation_id }, [], { expect })
       : undefined;
     const { context: _context, ...entry } = input;
     const appended = this.o.log.append('attestation.received', { ...entry, attester_id: attester.id, ...(escalation ? { permission_id: escalation.record.id, approval_id: escalation.approval.id } : {}) }, (at) => {
@@ -282,7 +301,7 @@ export class Oversight implements EventSink {
         put(K.touchpoint(input.touchpoint_id), next),
         ...(escalation ? escalation.ops() : []),
       ];
-    });
+    }, { expect });
     return {
       record,
       next,
@@ -307,8 +326,9 @@ export class Oversight implements EventSink {
     });
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failure) {
-      // The touchpoint is read again from the store next time.
+      // The touchpoint is read again from the store next time, and the records too.
       this.touchpointCache.delete(touchpoint);
+      if (failure.reason instanceof Conflict) for (const s of staged) this.known.add(s.digest);
       throw failure.reason;
     }
     const last = staged.at(-1);
@@ -394,12 +414,14 @@ export class Oversight implements EventSink {
     return this.loaded;
   }
 
-  private async touchpoint(id: string): Promise<Touchpoint | undefined> {
-    const cached = this.touchpointCache.get(id);
-    if (cached) return cached;
-    const stored = await getJson<Touchpoint>(this.o.store, K.touchpoint(id));
-    if (stored) this.touchpointCache.set(id, stored);
-    return stored;
+  /** The touchpoint, with what the store holds for it (the condition of the next write to it). */
+  private async touchpoint(id: string): Promise<{ tp: Touchpoint | undefined; raw: string | undefined }> {
+    const cached = this.o.shared ? undefined : this.touchpointCache.get(id);
+    if (cached) return { tp: cached, raw: JSON.stringify(cached) };
+    const raw = await this.o.store.get(K.touchpoint(id));
+    const tp = raw === undefined ? undefined : (JSON.parse(raw) as Touchpoint);
+    if (tp && !this.o.shared) this.touchpointCache.set(id, tp);
+    return { tp, raw };
   }
 
   /**
@@ -407,27 +429,40 @@ export class Oversight implements EventSink {
    * attestation must be above `to`, or, without it, may have any number. Logged.
    */
   async resetSequence(touchpointId: string, to: number | undefined, by: { role: string; id: string }): Promise<Touchpoint> {
-    return this.mutex.run(touchpointId, async () => {
-      const tp = await this.touchpoint(touchpointId);
-      if (!tp) throw new WritError('not_found', `no touchpoint ${touchpointId} has reported yet`, { field: 'id' });
-      const next: Touchpoint = { ...tp, last_sequence: to ?? -1 };
-      await this.o.log.append('touchpoint.sequence_reset', { touchpoint_id: touchpointId, previous: tp.last_sequence, next: next.last_sequence, by }, [put(K.touchpoint(touchpointId), next)]);
-      this.touchpointCache.set(touchpointId, next);
-      return next;
-    });
+    return this.mutex.run(touchpointId, () =>
+      retrying(async () => {
+        this.touchpointCache.delete(touchpointId);
+        const { tp, raw } = await this.touchpoint(touchpointId);
+        if (!tp) throw new WritError('not_found', `no touchpoint ${touchpointId} has reported yet`, { field: 'id' });
+        const next: Touchpoint = { ...tp, last_sequence: to ?? -1 };
+        await this.o.log.append('touchpoint.sequence_reset', { touchpoint_id: touchpointId, previous: tp.last_sequence, next: next.last_sequence, by }, [put(K.touchpoint(touchpointId), next)], {
+          expect: [{ key: K.touchpoint(touchpointId), value: raw }],
+        });
+        this.touchpointCache.set(touchpointId, next);
+        return next;
+      }),
+    );
   }
 
   async heartbeat(attester: Attester, touchpointId: string, cadenceSeconds?: number): Promise<Touchpoint> {
     if (touchpointId !== attester.touchpoint_id) {
       throw new WritError('forbidden', `this attester reports for touchpoint ${attester.touchpoint_id}, not ${touchpointId}`, { field: 'touchpoint_id' });
     }
-    return this.mutex.run(touchpointId, async () => {
-      const tp = (await this.touchpoint(touchpointId)) ?? { touchpoint_id: touchpointId, last_sequence: -1, cadence_seconds: DEFAULT_CADENCE_SECONDS, attestations: 0, gaps: 0 };
-      const next: Touchpoint = { ...tp, last_heartbeat_at: new Date().toISOString(), ...(cadenceSeconds ? { cadence_seconds: cadenceSeconds } : {}) };
-      await this.o.store.batch([put(K.touchpoint(touchpointId), next)], { sync: true });
-      this.touchpointCache.set(touchpointId, next);
-      return next;
-    });
+    return this.mutex.run(touchpointId, () =>
+      retrying(async () => {
+        const { tp: found, raw } = await this.touchpoint(touchpointId);
+        const tp = found ?? { touchpoint_id: touchpointId, last_sequence: -1, cadence_seconds: DEFAULT_CADENCE_SECONDS, attestations: 0, gaps: 0 };
+        const next: Touchpoint = { ...tp, last_heartbeat_at: new Date().toISOString(), ...(cadenceSeconds ? { cadence_seconds: cadenceSeconds } : {}) };
+        try {
+          await this.o.store.batch([put(K.touchpoint(touchpointId), next)], { sync: true, expect: [{ key: K.touchpoint(touchpointId), value: raw }] });
+        } catch (err) {
+          this.touchpointCache.delete(touchpointId);
+          throw err;
+        }
+        this.touchpointCache.set(touchpointId, next);
+        return next;
+      }),
+    );
   }
 
   /**
@@ -480,4 +515,9 @@ export class Oversight implements EventSink {
       .sort((a, b) => b.total - a.total || (a.agent_class < b.agent_class ? -1 : 1));
     return { scanned, classes };
   }
+}
+
+/** An upload that met a concurrent write to its touchpoint (another node) is refused whole, to be sent again; what was recorded of it is then dropped as duplicates. */
+function contended(err: unknown): unknown {
+  return err instanceof Conflict ? new WritError('conflict', 'another node wrote to this touchpoint meanwhile; send the upload again', { retry_after: 1 }) : err;
 }

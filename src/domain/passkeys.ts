@@ -12,7 +12,7 @@ import { randomToken, sha256 } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import { canonicalize } from '../log/canonical.ts';
 import type { TransparencyLog } from '../log/log.ts';
-import { getJson, put, type Store } from '../store/store.ts';
+import { Conflict, getJson, put, take, type Store } from '../store/store.ts';
 import type { Approval } from './approvals.ts';
 import { KeyedMutex } from './lock.ts';
 
@@ -221,7 +221,13 @@ export class Passkeys {
     );
     if (!verified.verified || !verified.authenticationInfo.userVerified) throw invalid('the passkey assertion could not be verified');
     const used: Passkey = { ...passkey, counter: verified.authenticationInfo.newCounter, last_used_at: new Date().toISOString() };
-    await this.store.batch([put(K.passkey(approverId, passkey.id), used)], { sync: true });
+    // The counter moves only from where it was checked: an assertion spent at the same moment on another node loses.
+    try {
+      await this.store.batch([put(K.passkey(approverId, passkey.id), used)], { sync: true, expect: [{ key: K.passkey(approverId, passkey.id), value: JSON.stringify(passkey) }] });
+    } catch (err) {
+      if (err instanceof Conflict) throw invalid('this passkey was used for another answer at the same moment; answer again');
+      throw err;
+    }
     return used;
   }
 
@@ -243,9 +249,9 @@ export class Passkeys {
     if (!/^[A-Za-z0-9_-]{16,128}$/.test(challenge)) return Promise.resolve(undefined);
     const key = K.challenge(challenge);
     return this.spending.run(key, async () => {
-      const record = await getJson<Challenge>(this.store, key);
-      if (!record) return undefined;
-      await this.store.batch([{ type: 'del', key }], { sync: true });
+      const raw = await take(this.store, key);
+      if (raw === undefined) return undefined;
+      const record = JSON.parse(raw) as Challenge;
       return Date.parse(record.expires_at) > Date.now() ? record : undefined;
     });
   }

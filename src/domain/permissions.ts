@@ -3,7 +3,9 @@ import { randomToken, sha256, sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { Appended, Companion, TransparencyLog } from '../log/log.ts';
 import type { ActionRequest, Json, PolicyFailureCode, PolicyLanguage, Tier } from '../policy/types.ts';
-import { getJson, put, type BatchOp, type Range, type Store } from '../store/store.ts';
+import { getJson, put, type BatchOp, type Expectation, type Range, type Store } from '../store/store.ts';
+import { Reads, retrying } from './reads.ts';
+import { localBus, type Bus, type BusMessage } from '../store/bus.ts';
 import * as machine from './approvals.ts';
 import type { Approval } from './approvals.ts';
 import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
@@ -121,7 +123,19 @@ export interface PermissionsOptions {
   criticalDelaySeconds: number;
   /** Whether a principal or key id has been revoked, as of now (see Principals.refused). */
   refused?: (id: string | undefined) => boolean;
+  /** A principal's record and key as stored, as conditions of what it does (see Principals.standing); throws when revoked. */
+  standing?: (principalId: string, role: 'agent' | 'approver', keyId?: string) => Promise<Expectation[]>;
+  /** The key a principal's acts change, which a revocation that sweeps them expects unchanged. */
+  activity?: (principalId: string) => string;
+  /** Other nodes sharing the store, told of every change (long polls there wake, their timers arm). */
+  bus?: Bus;
 }
+
+/** With other nodes sharing the store, a long poll looks again at least this often (a lost wake-up costs no more). */
+const SHARED_RECHECK_MS = 2000;
+
+/** The token a revocation is written with: the acts it swept, and the conditions they were read under. */
+export type RevocationWrite<S> = (ops: (at: Appended) => BatchOp[], summary: S, expect: Expectation[]) => Promise<Appended>;
 
 const K = {
   permission: (id: string) => `perm/${id}`,
@@ -154,17 +168,49 @@ export class Permissions {
   readonly events = new Events();
 
   private readonly refused: (id: string | undefined) => boolean;
+  private readonly standing: NonNullable<PermissionsOptions['standing']>;
+  private readonly activity: NonNullable<PermissionsOptions['activity']>;
+  private readonly bus: Bus;
+  private readonly recheckMs: number;
 
   constructor(private readonly o: PermissionsOptions) {
     this.refused = o.refused ?? (() => false);
+    this.standing = o.standing ?? (async () => []);
+    this.activity = o.activity ?? ((id) => `activity/${id}`);
+    this.bus = o.bus ?? localBus();
+    this.recheckMs = o.bus ? SHARED_RECHECK_MS : Infinity;
+    this.events.publish = (event) => this.bus.publish({ t: 'event', event });
+    this.bus.subscribe((message) => this.heard(message));
+  }
+
+  /** Wakes whoever waits on the permission, here and on every other node. */
+  private notify(id: string): void {
+    this.watchers.notify(id);
+    this.bus.publish({ t: 'permission', id });
+  }
+
+  /** Another node changed something: its waiters here wake, its approvals' timers arm here too, its events reach this node's surfaces. */
+  private heard(message: BusMessage): void {
+    if (message.t === 'permission') this.watchers.notify(message.id);
+    if (message.t !== 'event') return;
+    const event = message.event as WritEvent;
+    const approval = event.data?.approval;
+    if (approval) {
+      if (machine.OPEN_STATUSES.includes(approval.status)) this.arm(approval);
+      else this.deadlines.cancel(approval.id);
+    }
+    if (event.data?.permission?.id) this.watchers.notify(event.data.permission.id);
+    this.events.deliver(event);
+  }
+
+  /** An op that changes the principal's activity key: a revocation sweeping its acts then sees this one, or is written again. */
+  private acted(principalId: string): BatchOp {
+    return put(this.activity(principalId), randomToken(8));
   }
 
   /** Re-arms approval timers after a restart; indexes open permissions by agent if an older version left none. */
   async start(): Promise<void> {
-    // Read through the open index a hundred records at a time, not one read each.
-    for await (const [, raw] of entries(this.o.store, 'appr-open/', K.openRange, K.approval)) {
-      if (raw !== undefined) this.arm(JSON.parse(raw) as Approval);
-    }
+    await this.armOpen();
     if ((await this.o.store.get(K.agentOpenBuilt)) === undefined) {
       const ops: BatchOp[] = [put(K.agentOpenBuilt, '1')];
       for await (const [, raw] of this.o.store.iterate({ gte: 'perm/', lt: 'perm/~' })) {
@@ -174,6 +220,18 @@ export class Permissions {
       await this.o.store.batch(ops, { sync: true });
     }
     if ((await this.o.store.get(K.agentPermissionBuilt)) === undefined) await this.indexPermissionsByAgent();
+  }
+
+  /**
+   * Arms the timer of every open approval. Every node sharing the store arms them all (so one
+   * that dies leaves none unwatched); the first to settle a due one writes it, the others then
+   * find it settled.
+   */
+  async armOpen(): Promise<void> {
+    // Read through the open index a hundred records at a time, not one read each.
+    for await (const [, raw] of entries(this.o.store, 'appr-open/', K.openRange, K.approval)) {
+      if (raw !== undefined) this.arm(JSON.parse(raw) as Approval);
+    }
   }
 
   /** Indexes every agent's permissions, for a store an older version wrote; the marker goes last, so a start that stops midway does it again. */
@@ -201,8 +259,11 @@ export class Permissions {
     keyIds: string[] | undefined,
     reason: string,
     by: Principal,
-    write: (ops: (at: Appended) => BatchOp[], summary: { tokens_revoked: number; approvals_closed: number; permission_ids: string[] }) => Promise<Appended>,
+    write: RevocationWrite<{ tokens_revoked: number; approvals_closed: number; permission_ids: string[] }>,
   ): Promise<{ tokens_revoked: number; approvals_closed: number }> {
+    const reads = new Reads(this.o.store);
+    // Read before the sweep: a request made meanwhile on any node changes it, and this is written again.
+    await reads.raw(this.activity(agentId));
     const ids: string[] = [];
     for await (const [key, keyId] of this.o.store.iterate(K.agentOpenRange(agentId))) {
       if (!keyIds || keyIds.includes(keyId)) ids.push(key.slice(K.agentOpenRange(agentId).gte.length));
@@ -213,7 +274,7 @@ export class Permissions {
       const events: WritEvent[] = [];
       const closed: string[] = [];
       const counts = { tokens_revoked: 0, approvals_closed: 0 };
-      const raws = await this.o.store.getMany(ids.map(K.permission));
+      const raws = await reads.many(ids.map(K.permission));
       for (const [i, raw] of raws.entries()) {
         const id = ids[i]!;
         ops.push({ type: 'del', key: K.agentOpen(agentId, id) });
@@ -230,7 +291,7 @@ export class Permissions {
         ops.push(put(K.permission(id), next));
         closed.push(id);
         if (record.status === 'approved') counts.tokens_revoked++;
-        const approval = record.approval_id ? await getJson<Approval>(this.o.store, K.approval(record.approval_id)) : undefined;
+        const approval = record.approval_id ? await reads.json<Approval>(K.approval(record.approval_id)) : undefined;
         if (approval && machine.OPEN_STATUSES.includes(approval.status)) {
           const cancelled: Approval = { ...approval, status: 'cancelled', decided_at: now, close_reason: 'revoked' };
           ops.push(put(K.approval(approval.id), cancelled), { type: 'del', key: K.open(approval.id) });
@@ -241,12 +302,12 @@ export class Permissions {
       await write((at) => {
         for (const event of events) event.log = { index: at.index, leaf_hash: at.leafHash, at: at.time };
         return [...ops, ...events.flatMap((e) => this.events.ops(e))];
-      }, { ...counts, permission_ids: closed });
+      }, { ...counts, permission_ids: closed }, reads.expect);
       for (const event of events) {
         this.deadlines.cancel(event.data.approval!.id);
         this.events.after(event);
       }
-      for (const id of closed) this.watchers.notify(id);
+      for (const id of closed) this.notify(id);
       return counts;
     });
   }
@@ -257,8 +318,11 @@ export class Permissions {
    */
   async voidVotesOf(
     approverId: string,
-    write: (ops: (at: Appended) => BatchOp[], summary: { votes_voided: number }) => Promise<Appended>,
+    write: RevocationWrite<{ votes_voided: number }>,
   ): Promise<{ votes_voided: number }> {
+    const reads = new Reads(this.o.store);
+    // Read before the sweep: a vote cast meanwhile on any node changes it, and this is written again.
+    await reads.raw(this.activity(approverId));
     const open: Approval[] = [];
     for await (const [key] of this.o.store.iterate(K.openRange)) {
       const approval = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
@@ -270,7 +334,7 @@ export class Permissions {
       const changed: Approval[] = [];
       let voided = 0;
       for (const { id } of open) {
-        const current = await getJson<Approval>(this.o.store, K.approval(id));
+        const current = await reads.json<Approval>(K.approval(id));
         if (!current || !machine.OPEN_STATUSES.includes(current.status)) continue;
         const next = machine.withoutVotesOf(current, approverId);
         if (next === current) continue;
@@ -283,7 +347,7 @@ export class Permissions {
       await write((at) => {
         for (const event of events) event.log = { index: at.index, leaf_hash: at.leafHash, at: at.time };
         return [...ops, ...events.flatMap((e) => this.events.ops(e))];
-      }, { votes_voided: voided });
+      }, { votes_voided: voided }, reads.expect);
       for (const approval of changed) this.arm(approval);
       for (const event of events) this.events.after(event);
       return { votes_voided: voided };
@@ -338,9 +402,11 @@ export class Permissions {
     }
     if (record.status !== 'denied') ops.push(put(K.agentOpen(record.agent.id, record.id), input.keyId));
     ops.push(put(K.agentPermission(record.agent.id, record.id), ''));
+    ops.push(this.acted(record.agent.id));
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
     let receipt: Promise<string> | undefined;
-    await this.o.log.append('permission.decided', decisionEntry(record), (at) => {
+    // Written only while the agent and its key stand as they do now: a revocation on any node wins.
+    const append = async () => this.o.log.append('permission.decided', decisionEntry(record), (at) => {
       const signed: Companion[] = [];
       if (record.status === 'approved') {
         anchor(record, at, this.o.issuer());
@@ -349,7 +415,8 @@ export class Permissions {
         receipt = soon;
       }
       return [put(K.permission(record.id), record), ...ops, ...signed, ...(event ? this.events.ops(event) : [])];
-    });
+    }, { expect: await this.standing(input.agent.id, 'agent', input.keyId) });
+    await retrying(append);
     // Handed out only now that the batch holding it, and its entry, is durable.
     if (receipt) record.receipt = await receipt;
     if (approval) this.arm(approval);
@@ -436,7 +503,7 @@ export class Permissions {
       const current = await this.get(id, viewer);
       const left = deadline - Date.now();
       if (current.record.status !== 'pending' || left <= 0 || signal?.aborted) return current;
-      await this.watchers.wait(id, left, signal);
+      await this.watchers.wait(id, Math.min(left, this.recheckMs), signal);
     }
   }
 
@@ -444,8 +511,9 @@ export class Permissions {
   async revoke(id: string, by: Principal, reason: string): Promise<PermissionRecord> {
     // Ownership check and any due approval timeout first: `get` may take this permission's lock.
     await this.get(id, by);
-    return this.mutex.run(id, async () => {
-      const record = effective((await getJson<PermissionRecord>(this.o.store, K.permission(id)))!);
+    return this.mutex.run(id, () => retrying(async () => {
+      const reads = new Reads(this.o.store);
+      const record = effective((await reads.json<PermissionRecord>(K.permission(id)))!);
       if (record.oversight) {
         throw new WritError('conflict', `permission ${id} is an escalation from ${record.oversight.touchpoint_id}; its approvers decide it`, { status: record.status });
       }
@@ -459,20 +527,20 @@ export class Permissions {
       const ops: BatchOp[] = [put(K.permission(id), next), { type: 'del', key: K.agentOpen(record.agent.id, id) }];
       let event: WritEvent | undefined;
       if (record.approval_id) {
-        const approval = await getJson<Approval>(this.o.store, K.approval(record.approval_id));
+        const approval = await reads.json<Approval>(K.approval(record.approval_id));
         if (approval && machine.OPEN_STATUSES.includes(approval.status)) {
           const withdrawn: Approval = { ...approval, status: 'cancelled', decided_at: iso(now), close_reason: 'withdrawn' };
           ops.push(put(K.approval(approval.id), withdrawn), { type: 'del', key: K.open(approval.id) });
-          this.deadlines.cancel(approval.id);
           event = this.events.make('approval.denied', { approval: withdrawn, permission: summary(next), by: { vote: 'withdraw', role: by.role, id: by.id } });
           ops.push(...this.events.ops(event));
         }
       }
-      await this.o.log.append('permission.revoked', { permission_id: id, by: { role: by.role, id: by.id }, previous_status: record.status, reason }, ops);
-      this.watchers.notify(id);
+      await this.o.log.append('permission.revoked', { permission_id: id, by: { role: by.role, id: by.id }, previous_status: record.status, reason }, ops, { expect: reads.expect });
+      if (record.approval_id) this.deadlines.cancel(record.approval_id);
+      this.notify(id);
       if (event) this.events.after(event);
       return next;
-    });
+    }));
   }
 
   /** Spends a one-time token. Exactly one of many concurrent calls succeeds. */
@@ -481,8 +549,10 @@ export class Permissions {
     const hash = sha256(input.token).toString('base64url');
     const id = await this.o.store.get(K.token(hash));
     if (id === undefined) throw new WritError('token_invalid', 'unknown token', { field: 'token' });
-    return this.mutex.run(id, async () => {
-      const stored = await getJson<PermissionRecord>(this.o.store, K.permission(id));
+    return this.mutex.run(id, () => retrying(async () => {
+      // Spent only while the record is as read here: of concurrent spends on any node, one is written.
+      const reads = new Reads(this.o.store);
+      const stored = await reads.json<PermissionRecord>(K.permission(id));
       if (!stored || stored.token_hash !== hash) throw new WritError('token_invalid', 'unknown token', { field: 'token' });
       // Only its agent, or the resource server it names (or any, when it names none), may spend a token.
       if (by.role === 'agent' ? stored.agent.id !== by.id : by.role !== 'resource_server' || (stored.audience !== undefined && stored.audience !== by.id)) {
@@ -515,11 +585,11 @@ export class Permissions {
         put(K.permission(id), next),
         { type: 'del', key: K.agentOpen(record.agent.id, id) },
         ...this.events.ops(event),
-      ]);
-      this.watchers.notify(id);
+      ], { expect: reads.expect });
+      this.notify(id);
       this.events.after(event);
       return { permission_id: id, receipt };
-    });
+    }));
   }
 
   /**
@@ -604,8 +674,10 @@ export class Permissions {
     seenDigest?: string,
   ): Promise<Approval> {
     const approval = await this.getApproval(approvalId);
-    return this.mutex.run(approval.permission_id, async () => {
-      const settled = await this.settleLocked(approvalId);
+    return this.mutex.run(approval.permission_id, () => retrying(async () => {
+      // Written only while the approval and its request are as read here: votes on other nodes are seen, never lost.
+      const reads = new Reads(this.o.store);
+      const settled = await this.settleLocked(approvalId, reads);
       if (seenDigest !== undefined && seenDigest !== settled.request_digest) {
         throw new WritError('request_mismatch', 'this approval is for another request than the one you were shown; look at it again', {
           field: 'request_digest',
@@ -618,22 +690,24 @@ export class Permissions {
           ? machine.cancel(settled, approver, now, comment)
           : machine.vote(settled, approver, action, now, this.o.criticalDelaySeconds, comment);
       if (!t.ok) throw new WritError(t.reason, t.message, { approval_id: approvalId, status: settled.status });
-      return this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment, passkey: approver.passkey });
-    });
+      reads.add(await this.standing(approver.approver_id, 'approver'));
+      return this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment, passkey: approver.passkey }, reads);
+    }));
   }
 
   /** Applies a due timeout or delay end; safe to call any number of times. */
   private settle(approvalId: string): Promise<Approval> {
     return getJson<Approval>(this.o.store, K.approval(approvalId)).then((a) =>
-      a ? this.mutex.run(a.permission_id, () => this.settleLocked(approvalId)) : Promise.reject(new WritError('not_found', `no approval ${approvalId}`)),
+      a ? this.mutex.run(a.permission_id, () => retrying(() => this.settleLocked(approvalId, new Reads(this.o.store)))) : Promise.reject(new WritError('not_found', `no approval ${approvalId}`)),
     );
   }
 
-  private async settleLocked(approvalId: string): Promise<Approval> {
-    const approval = await getJson<Approval>(this.o.store, K.approval(approvalId));
+  /** A due timeout or delay end, written once: every node may try, and the first to write it wins. */
+  private async settleLocked(approvalId: string, reads: Reads): Promise<Approval> {
+    const approval = await reads.json<Approval>(K.approval(approvalId));
     if (!approval) throw new WritError('not_found', `no approval ${approvalId}`, { field: 'id' });
     const { approval: next, outcome } = machine.settle(approval, Date.now());
-    return outcome ? this.persistTransition(next, outcome, undefined) : next;
+    return outcome ? this.persistTransition(next, outcome, undefined, reads) : next;
   }
 
   /** One log entry per transition; the permission follows the approval's outcome in the same batch. */
@@ -641,8 +715,9 @@ export class Permissions {
     decided: Approval,
     decidedOutcome: 'recorded' | 'approved' | 'denied' | 'delay' | 'cancelled' | 'expired',
     by: { approver_id: string; name: string; action: string; comment?: string | undefined; passkey?: string | undefined } | undefined,
+    reads: Reads,
   ): Promise<Approval> {
-    const record = await getJson<PermissionRecord>(this.o.store, K.permission(decided.permission_id));
+    const record = await reads.json<PermissionRecord>(K.permission(decided.permission_id));
     if (!record) throw new Error(`permission ${decided.permission_id} of approval ${decided.id} is missing`);
     const now = Date.now();
     let approval = decided;
@@ -661,6 +736,7 @@ export class Permissions {
       outcome = 'denied';
     }
     const ops: BatchOp[] = [put(K.approval(approval.id), approval)];
+    if (by) ops.push(this.acted(by.approver_id));
     const closing = !machine.OPEN_STATUSES.includes(approval.status);
     if (closing) ops.push({ type: 'del', key: K.open(approval.id) });
     if (closing && outcome !== 'approved') ops.push({ type: 'del', key: K.agentOpen(record.agent.id, record.id) });
@@ -708,10 +784,10 @@ export class Permissions {
         }
       }
       return [...ops, ...signed, ...this.events.ops(event), ...(next ? [put(K.permission(record.id), next)] : [])];
-    });
+    }, { expect: reads.expect });
     if (closing) this.deadlines.cancel(approval.id);
     else this.arm(approval);
-    this.watchers.notify(approval.permission_id);
+    this.notify(approval.permission_id);
     this.events.after(event);
     return approval;
   }

@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import { newId, safeEqual, sha256 } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
-import { getJson, put, type BatchOp, type Store } from '../store/store.ts';
+import { getJson, put, type BatchOp, type Expectation, type Store } from '../store/store.ts';
+import { Reads, retrying } from './reads.ts';
 import { KeyedMutex } from './lock.ts';
 import type { Page } from './permissions.ts';
 
@@ -108,7 +109,12 @@ const K = {
   telegramUser: (userId: number) => `tg/user/${userId}`,
   telegramUsers: { gte: 'tg/user/', lt: 'tg/user/~' },
   admin: 'admin/default',
+  /** Changed by every act whose effects a revocation sweeps (a request, a vote): a revocation that read it before sweeping is written only if it has not changed. */
+  activity: (principalId: string) => `activity/${principalId}`,
 };
+
+/** The key a principal's acts change (see Principals.standing). */
+export const activityKey = K.activity;
 
 /** The principals an admin can list, each with where its records are kept. */
 type Listed = { agent: Agent; approver: Approver; attester: Attester; resource_server: ResourceServer };
@@ -147,7 +153,27 @@ export class Principals {
     private readonly log: TransparencyLog,
     /** Keys the HMAC of a configured WRIT_ADMIN_TOKEN (derived from the data key). */
     private readonly adminHashKey: Buffer,
+    /**
+     * Other nodes share the store (PostgreSQL): a key or principal another node revoked must not
+     * live on in this one's memory, so records are read from the store every time.
+     */
+    private readonly shared = false,
   ) {}
+
+  /**
+   * The principal's record and key as stored now, as conditions for a write it makes: a decision,
+   * spend or vote is then written only if no revocation or rotation, on any node, changed them
+   * meanwhile. Throws 401 when they are gone or revoked already.
+   */
+  async standing(principalId: string, role: 'agent' | 'approver', keyId?: string): Promise<Expectation[]> {
+    const keys = [role === 'agent' ? K.agent(principalId) : K.approver(principalId), ...(keyId !== undefined && KEY_ID_PATTERN.test(keyId) ? [K.key(keyId)] : [])];
+    const raws = await this.store.getMany(keys);
+    const principal = raws[0] === undefined ? undefined : (JSON.parse(raws[0]) as { revoked?: Revoked });
+    if (!principal || principal.revoked || (keys.length > 1 && raws[1] === undefined) || this.refused(principalId) || this.refused(keyId)) {
+      throw new WritError('unauthenticated', `the ${role} or its key was revoked`, { field: 'authorization' });
+    }
+    return keys.map((key, i) => ({ key, value: raws[i] }));
+  }
 
   /**
    * There is one admin credential at a time. With WRIT_ADMIN_TOKEN set, that token is it (stored
@@ -243,12 +269,12 @@ export class Principals {
   private async keyRecord(keyId: string): Promise<KeyRecord | undefined> {
     if (keyId === 'env') {
       // Cached like the other keys, so an admin can still read /api/v1/status while storage is down.
-      const record = this.keys.get(K.envAdmin) ?? (await getJson<KeyRecord>(this.store, K.envAdmin));
+      const record = this.cached(this.keys, K.envAdmin) ?? (await getJson<KeyRecord>(this.store, K.envAdmin));
       if (record) this.keys.set(K.envAdmin, record);
       return record;
     }
     if (!KEY_ID_PATTERN.test(keyId)) return undefined;
-    const record = this.keys.get(keyId) ?? (await getJson<KeyRecord>(this.store, K.key(keyId)));
+    const record = this.cached(this.keys, keyId) ?? (await getJson<KeyRecord>(this.store, K.key(keyId)));
     // A read that began before a revocation must not put the revoked key back in the cache.
     if (this.revoked.has(keyId) || this.retiredKeys.has(keyId) || (record && this.revoked.has(record.principal_id))) return undefined;
     if (record) this.keys.set(keyId, record);
@@ -272,8 +298,13 @@ export class Principals {
     return { agent, api_key: key };
   }
 
+  /** A cached record, unless other nodes share the store (then every read goes to it). */
+  private cached<T>(cache: Map<string, T>, key: string): T | undefined {
+    return this.shared ? undefined : cache.get(key);
+  }
+
   async getAgent(id: string): Promise<Agent | undefined> {
-    const cached = this.agents.get(id);
+    const cached = this.cached(this.agents, id);
     if (cached) return cached;
     const agent = await getJson<Agent>(this.store, K.agent(id));
     if (agent) this.agents.set(id, agent);
@@ -317,7 +348,7 @@ export class Principals {
   }
 
   async getAttester(id: string): Promise<Attester | undefined> {
-    const cached = this.attesters.get(id);
+    const cached = this.cached(this.attesters, id);
     if (cached) return cached;
     const attester = await getJson<Attester>(this.store, K.attester(id));
     if (attester) this.attesters.set(id, attester);
@@ -463,19 +494,22 @@ export class Principals {
   async linkTelegram(code: string, from: { id: number; username?: string | undefined }, chatId: number): Promise<LinkResult> {
     // Serialised per code: concurrent updates (webhook mode) must not use one code twice.
     const codeHash = sha256(code).toString('base64url');
-    return this.linking.run(`code:${codeHash}`, () => this.linkLocked(codeHash, from, chatId));
+    return this.linking.run(`code:${codeHash}`, () => retrying(() => this.linkLocked(codeHash, from, chatId)));
   }
 
+  /** Written only while the code, the approver and the Telegram user's link are as read: a code is used once, across nodes too. */
   private async linkLocked(codeHash: string, from: { id: number; username?: string | undefined }, chatId: number): Promise<LinkResult> {
     const key = K.link(codeHash);
-    const link = await getJson<{ approver_id: string; expires_at: number }>(this.store, key);
+    const reads = new Reads(this.store);
+    const link = await reads.json<{ approver_id: string; expires_at: number }>(key);
     if (!link) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid. It may have been used already; ask an admin for a new approver link code.' };
     if (Date.now() > link.expires_at) return { ok: false, reason: 'expired_code', message: 'This link code has expired (codes last 24 hours); ask an admin for a new one.' };
-    const approver = await this.getApprover(link.approver_id);
+    const approver = await reads.json<Approver>(K.approver(link.approver_id));
     if (!approver || approver.revoked) return { ok: false, reason: 'unknown_code', message: 'This link code is not valid.' };
     if (approver.telegram_user_id !== undefined && approver.telegram_user_id !== from.id) {
       return { ok: false, reason: 'wrong_user', message: 'This link code belongs to another Telegram account.' };
     }
+    await reads.raw(K.telegramUser(from.id));
     const other = await this.approverByTelegramUser(from.id);
     if (other && other.id !== approver.id) return { ok: false, reason: 'already_linked', message: `Your Telegram account is already linked to approver ${other.name}; send /unlink first.` };
     const { link_code_hash: _used, ...withoutCode } = approver;
@@ -485,7 +519,7 @@ export class Principals {
     };
     const ops: BatchOp[] = [put(K.approver(approver.id), linked), put(K.telegramUser(from.id), approver.id), { type: 'del', key }];
     if (approver.telegram && approver.telegram.user_id !== from.id) ops.push({ type: 'del', key: K.telegramUser(approver.telegram.user_id) });
-    await this.log.append('approver.telegram_linked', { approver_id: approver.id, telegram_user_id: from.id }, ops);
+    await this.log.append('approver.telegram_linked', { approver_id: approver.id, telegram_user_id: from.id }, ops, { expect: reads.expect });
     return { ok: true, approver: linked };
   }
 

@@ -1,6 +1,7 @@
 import { WritError } from '../errors.ts';
 import type { Appended, TransparencyLog } from '../log/log.ts';
-import type { BatchOp } from '../store/store.ts';
+import type { BatchOp, Expectation } from '../store/store.ts';
+import { retrying } from './reads.ts';
 import type { Permissions } from './permissions.ts';
 import type { Principal, Principals, RevocationScope } from './principals.ts';
 
@@ -28,10 +29,16 @@ export class Revocations {
 
   async revoke(input: { scope: RevocationScope; id: string; reason: string; comment?: string | undefined }, by: Principal): Promise<RevocationResult> {
     if (input.scope === 'grant') throw new WritError('not_found', `no grant ${input.id} (standing grants are not available yet)`, { field: 'id' });
+    // Swept again if a request or vote of the principal was written on any node meanwhile.
+    const scope = input.scope;
+    return retrying(() => this.attempt({ ...input, scope }, by));
+  }
+
+  private async attempt(input: { scope: Exclude<RevocationScope, 'grant'>; id: string; reason: string; comment?: string | undefined }, by: Principal): Promise<RevocationResult> {
     const plan = await this.o.principals.planRevocation(input.scope, input.id, input.reason);
     const effectiveAt = new Date().toISOString();
     let appended: Appended | undefined;
-    const write = async (ops: (at: Appended) => BatchOp[], counts: Record<string, number | string[]>) => {
+    const write = async (ops: (at: Appended) => BatchOp[], counts: Record<string, number | string[]>, expect: Expectation[] = []) => {
       const data = {
         scope: input.scope,
         id: input.id,
@@ -42,7 +49,7 @@ export class Revocations {
         revoked_key_ids: plan.key_ids,
         ...counts,
       };
-      appended = await this.o.log.append('revocation', data, (at) => [...plan.ops, ...ops(at)]);
+      appended = await this.o.log.append('revocation', data, (at) => [...plan.ops, ...ops(at)], { expect });
       return appended;
     };
     let counts: Record<string, number> = {};

@@ -1,7 +1,7 @@
 import { newId, randomToken, safeEqual, sha256 } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
-import { getJson, put, type Store } from '../store/store.ts';
+import { getJson, put, take, type Store } from '../store/store.ts';
 import type { Principal, Principals } from './principals.ts';
 
 /**
@@ -72,9 +72,10 @@ export class Sessions {
   /** Spends a login link (once: a second use, or one after ten minutes, is refused). */
   async openWithLink(token: string): Promise<{ session: Session; token: string }> {
     const key = K.loginLink(sha256(token).toString('base64url'));
-    const link = await getJson<LoginLink>(this.store, key);
-    if (!link) throw new WritError('unauthenticated', 'this login link is not valid, or was used already; send /login to the bot for a new one', { field: 'token' });
-    await this.store.batch([{ type: 'del', key }], { sync: true });
+    // Spent as it is read: of two uses at once, on any nodes, one gets it.
+    const raw = await take(this.store, key);
+    if (raw === undefined) throw new WritError('unauthenticated', 'this login link is not valid, or was used already; send /login to the bot for a new one', { field: 'token' });
+    const link = JSON.parse(raw) as LoginLink;
     if (Date.parse(link.expires_at) <= Date.now()) throw new WritError('unauthenticated', 'this login link has expired; send /login to the bot for a new one', { field: 'token' });
     const approver = await this.principals.getApprover(link.approver_id);
     if (!approver || approver.revoked || approver.telegram?.user_id !== link.user_id) {

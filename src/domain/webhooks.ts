@@ -3,7 +3,8 @@ import { decrypt, encrypt } from '../crypto/keys.ts';
 import { sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
-import { pad, put, type BatchOp, type Store } from '../store/store.ts';
+import { Conflict, pad, put, type BatchOp, type Store } from '../store/store.ts';
+import { localBus, type Bus } from '../store/bus.ts';
 import type { EventSink, WebhookEventType, WritEvent } from './events.ts';
 import type { Report } from '../report.ts';
 
@@ -12,6 +13,11 @@ import type { Report } from '../report.ts';
  * it, then sent by a dispatcher that retries with exponential backoff; it leaves the queue only
  * when the receiver answered 2xx, so a restart loses nothing (receivers dedupe on the event id).
  * Each body is signed: `Writ-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`.
+ *
+ * Every node sharing the store sends from the one queue: a delivery is claimed before it is sent,
+ * by moving it (a conditional write, so one node wins) to a time CLAIM_MS ahead. The claimant
+ * deletes or requeues it after sending; a claimant that died leaves it due again once its claim
+ * runs out, and another node sends it then.
  */
 export interface Subscription {
   id: string;
@@ -43,7 +49,11 @@ const K = {
 const MAX_ATTEMPTS = 12;
 const MAX_BACKOFF_MS = 10 * 60_000;
 const SEND_TIMEOUT_MS = 10_000;
+/** How long a claimed delivery is left to its claimant: longer than a send can take. */
+const CLAIM_MS = SEND_TIMEOUT_MS + 2_000;
 const PARALLEL = 8;
+/** With other nodes sharing the store: how often the queue and the subscriptions are looked at again without a wake-up. */
+const SHARED_RECHECK_MS = 2_000;
 
 /**
  * A URL as it may be shown and logged: past the first path segment, query values and any fragment
@@ -78,17 +88,32 @@ export class Webhooks implements EventSink {
   private stopped = false;
   private readonly stats: WebhookStats = { subscriptions: 0, delivered: 0, failed_attempts: 0, dead: 0 };
 
+  private readonly bus: Bus;
+
   constructor(
-    private readonly o: { store: Store; log: TransparencyLog; dataKey: Buffer; retryBaseMs: number; report: Report },
-  ) {}
+    private readonly o: { store: Store; log: TransparencyLog; dataKey: Buffer; retryBaseMs: number; report: Report; bus?: Bus },
+  ) {
+    this.bus = o.bus ?? localBus();
+    this.bus.subscribe((message) => {
+      if (message.t === 'webhooks') void this.load().catch(() => undefined);
+    });
+  }
 
   async start(): Promise<void> {
-    for await (const [, raw] of this.o.store.iterate(K.subscriptions)) {
-      const sub = JSON.parse(raw) as StoredSubscription;
-      this.subscriptions.set(sub.id, sub);
-    }
+    await this.load();
     this.stopped = false;
     this.wake(0);
+  }
+
+  /** The subscriptions as stored: another node may have added or removed one. */
+  private async load(): Promise<void> {
+    const stored = new Map<string, StoredSubscription>();
+    for await (const [, raw] of this.o.store.iterate(K.subscriptions)) {
+      const sub = JSON.parse(raw) as StoredSubscription;
+      stored.set(sub.id, sub);
+    }
+    this.subscriptions.clear();
+    for (const [id, sub] of stored) this.subscriptions.set(id, sub);
   }
 
   async stop(): Promise<void> {
@@ -112,6 +137,7 @@ export class Webhooks implements EventSink {
     };
     await this.o.log.append('webhook.created', { webhook_id: sub.id, url: sub.url, events: sub.events }, [put(K.subscription(sub.id), sub)]);
     this.subscriptions.set(sub.id, sub);
+    this.bus.publish({ t: 'webhooks' });
     return view(sub);
   }
 
@@ -124,6 +150,7 @@ export class Webhooks implements EventSink {
     if (!sub) throw new WritError('not_found', `no webhook ${id}`, { field: 'id' });
     await this.o.log.append('webhook.deleted', { webhook_id: id, url: sub.url }, [{ type: 'del', key: K.subscription(id) }]);
     this.subscriptions.delete(id);
+    this.bus.publish({ t: 'webhooks' });
     return view(sub);
   }
 
@@ -176,18 +203,17 @@ export class Webhooks implements EventSink {
     try {
       for (;;) {
         if (this.stopped) return;
-        const due: Array<[string, Delivery]> = [];
-        for await (const [key, raw] of this.o.store.iterate({ gte: 'hookq/', lt: `hookq/${pad(Date.now())}~`, limit: PARALLEL })) {
-          due.push([key, JSON.parse(raw) as Delivery]);
-        }
+        const due: Array<[string, string]> = [];
+        for await (const entry of this.o.store.iterate({ gte: 'hookq/', lt: `hookq/${pad(Date.now())}~`, limit: PARALLEL })) due.push(entry);
         if (due.length === 0) break;
         // Each delivery settles on its own: one failing cannot leave others running unobserved.
-        await Promise.allSettled(due.map(([key, delivery]) => this.deliver(key, delivery)));
+        await Promise.allSettled(due.map(([key, raw]) => this.claimAndDeliver(key, raw)));
       }
-      for await (const [key] of this.o.store.iterate({ gte: 'hookq/', lt: 'hookq/~', limit: 1 })) {
-        const dueAt = Number(key.split('/')[1]);
+      let next = this.o.bus ? Date.now() + SHARED_RECHECK_MS : Infinity;
+      for await (const [key] of this.o.store.iterate({ gte: 'hookq/', lt: 'hookq/~', limit: 1 })) next = Math.min(next, Number(key.split('/')[1]));
+      if (next < Infinity) {
         clearTimeout(this.timer);
-        this.timer = setTimeout(() => this.wake(0), Math.max(50, dueAt - Date.now()));
+        this.timer = setTimeout(() => this.wake(0), Math.max(50, next - Date.now()));
         this.timer.unref();
       }
     } catch (err) {
@@ -198,7 +224,22 @@ export class Webhooks implements EventSink {
     }
   }
 
+  /** Claims a due delivery (another node may claim it first, and then sends it) and sends it. */
+  private async claimAndDeliver(key: string, raw: string): Promise<void> {
+    const delivery = JSON.parse(raw) as Delivery;
+    const claimed = K.queued(Date.now() + CLAIM_MS, delivery.delivery_id);
+    try {
+      await this.o.store.batch([{ type: 'del', key }, { type: 'put', key: claimed, value: raw }], { sync: true, expect: [{ key, value: raw }] });
+    } catch (err) {
+      if (err instanceof Conflict) return;
+      throw err;
+    }
+    await this.deliver(claimed, delivery);
+  }
+
   private async deliver(key: string, delivery: Delivery): Promise<void> {
+    // A subscription made on another node a moment ago may not have reached this one yet.
+    if (!this.subscriptions.has(delivery.subscription_id) && this.o.bus) await this.load();
     const sub = this.subscriptions.get(delivery.subscription_id);
     if (!sub) {
       await this.o.store.batch([{ type: 'del', key }]);

@@ -1,11 +1,10 @@
-import type { BatchOp, Store } from '../store/store.ts';
-import { pad } from '../store/store.ts';
+import { Conflict, pad, type BatchOp, type Expectation, type Store } from '../store/store.ts';
 import { canonicalize } from './canonical.ts';
 import { Frontier, consistencyProof, inclusionProof, leafHash, type NodeReader } from './merkle.ts';
 import { formatCheckpoint, signNote } from './note.ts';
 import type { SigningKey } from '../crypto/keys.ts';
 import { WritError } from '../errors.ts';
-import { verifyTail } from './verify.ts';
+import { storedSize, verifyTail } from './verify.ts';
 
 /**
  * The append-only log. The append path is a pipeline, and no step can leave half a state behind:
@@ -77,16 +76,30 @@ const ON_DEMAND_INTERVAL_MS = 1000;
 /** An op to write with an entry, or one still being made (a signature on its way): its batch waits for it. */
 export type Companion = BatchOp | Promise<BatchOp>;
 
-interface Batch {
-  /** Filled in as companions in the making are ready. */
+/** What an append is made of, kept until it is durable: it is placed again if the log moved under it. */
+interface Item {
+  type: string;
+  data: Record<string, unknown>;
+  time: string;
+  extra: Companion[] | ((at: Appended) => Companion[]);
+  /** What the caller read its decision from: the entry is written only while the store still holds it. */
+  expect: readonly Expectation[];
+  resolve: (at: Appended) => void;
+  reject: (err: unknown) => void;
+  /** Set each time the item is placed: its position, its ops, the store conditions left to check. */
+  at?: Appended;
   ops: BatchOp[];
-  /** Companions still in the making; the batch is written once this is 0. */
-  unready: number;
-  /** Resolves when the last companion is ready, rejects when one failed (set while awaited). */
-  ready?: { resolve: () => void; reject: (err: unknown) => void };
-  failed?: unknown;
-  entries: CommittedEntry[];
-  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+  making: Array<Promise<void>>;
+  checks: Expectation[];
+}
+
+interface Batch {
+  items: Item[];
+  /** The tail the batch was placed on, and where it ends (the durable tree once it is written). */
+  base: number;
+  end: { size: number; root: Buffer };
+  /** What the batch's own ops leave in each key they write, for the conditions of later items. */
+  written: Map<string, string | undefined>;
 }
 
 /** What an observer of durable batches sees of each entry. */
@@ -105,9 +118,19 @@ export interface LogOptions {
   onCommit?: (entries: readonly CommittedEntry[], seconds: number) => void;
 }
 
+export interface AppendOptions {
+  /** Store conditions (values read before deciding): unmet, the append fails with a Conflict and nothing of it is written. */
+  expect?: readonly Expectation[];
+}
+
+/** Batches placed again because the log moved under them, before one gives up (each attempt is another node's progress). */
+const MAX_ATTEMPTS = 100;
+
 export class TransparencyLog {
   private frontier: Frontier;
   private lastLeaf: Buffer | undefined;
+  /** The stored `log/meta` of the tail appends are placed on (undefined: an empty store). */
+  private tail: { size: number; meta: string | undefined };
   private pending: Batch | undefined;
   private writing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -118,6 +141,8 @@ export class TransparencyLog {
   private onDemand: Promise<Checkpoint> | undefined;
   private lastSignedAt = 0;
   private closed = false;
+  /** Batches written, and those placed again first because another writer moved the log (or a condition failed). */
+  readonly stats = { batches: 0, replaced: 0, conflicts: 0, lockSeconds: 0 };
   readonly origin: string;
   private readonly key: SigningKey;
   private readonly commitWindowMs: number;
@@ -127,7 +152,7 @@ export class TransparencyLog {
   private constructor(
     private readonly store: Store,
     options: LogOptions,
-    tail: { frontier: Frontier; lastLeaf: Buffer | undefined; latest: Checkpoint | undefined },
+    tail: { frontier: Frontier; lastLeaf: Buffer | undefined; latest: Checkpoint | undefined; meta: string | undefined },
   ) {
     this.origin = options.origin;
     this.key = options.key;
@@ -136,6 +161,7 @@ export class TransparencyLog {
     this.onCommit = options.onCommit ?? (() => {});
     this.frontier = tail.frontier;
     this.lastLeaf = tail.lastLeaf;
+    this.tail = { size: tail.frontier.size, meta: tail.meta };
     this.durable = { size: tail.frontier.size, root: tail.frontier.root() };
     this.latest = tail.latest;
   }
@@ -146,6 +172,7 @@ export class TransparencyLog {
     return new TransparencyLog(store, options, tail);
   }
 
+  /** The size this process has seen durable (other nodes sharing the store may have added more: see storedSize). */
   get size(): number {
     return this.durable.size;
   }
@@ -162,62 +189,77 @@ export class TransparencyLog {
 
   /**
    * Sequences an entry now and resolves once it (and `extra`) are durable. `extra` may be a
-   * function of the entry's position, so records can carry their log anchor in the same batch.
+   * function of the entry's position, so records can carry their log anchor in the same batch; it
+   * is called again, with the new position, if the entry has to be placed again (another node
+   * sharing the store appended first), so it must only build ops and set fields, never count.
    */
-  append(type: string, data: Record<string, unknown>, extra: Companion[] | ((at: Appended) => Companion[]) = []): Promise<Appended> {
+  append(type: string, data: Record<string, unknown>, extra: Companion[] | ((at: Appended) => Companion[]) = [], options: AppendOptions = {}): Promise<Appended> {
     if (this.closed) return Promise.reject(new WritError('storage_unavailable', 'the log is shutting down'));
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
-    if ((this.pending?.waiters.length ?? 0) >= MAX_PENDING) {
+    if ((this.pending?.items.length ?? 0) >= MAX_PENDING) {
       return Promise.reject(new WritError('overloaded', 'too many writes in flight; retry shortly', { retry_after: 1 }));
     }
-    // 1. sequence, from the tail as it is.
-    const index = this.frontier.size;
-    const time = new Date().toISOString();
-    const entry: LogEntry = { v: 1, index, time, type, prev: this.lastLeaf?.toString('base64') ?? '', data };
-    let text: string;
-    let companions: Companion[];
-    try {
-      // Canonical once: the text is what is hashed (as UTF-8) and what is stored.
-      text = canonicalize(entry);
-      const leaf = leafHash(text);
-      const at: Appended = { index, leafHash: leaf.toString('base64'), time };
-      // 2. companions: may throw, and then nothing has changed.
-      companions = typeof extra === 'function' ? extra(at) : extra;
-      // 3. commit: from here on nothing throws.
-      const batch = (this.pending ??= { ops: [], unready: 0, entries: [], waiters: [] });
-      for (const node of this.frontier.append(leaf)) {
-        batch.ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
-      }
-      this.lastLeaf = leaf;
-      batch.ops.push({ type: 'put', key: KEYS.entry(index), value: text });
-      for (const op of companions) {
-        if (op instanceof Promise) this.whenReady(batch, op);
-        else batch.ops.push(op);
-      }
-      batch.entries.push({ type, data });
-      const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
-      this.schedule();
-      return done.then(() => at);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return new Promise<Appended>((resolve, reject) => {
+      const item: Item = { type, data, time: new Date().toISOString(), extra, expect: options.expect ?? [], resolve, reject, ops: [], making: [], checks: [] };
+      this.pending ??= this.newBatch();
+      if (this.place(item, this.pending)) this.schedule();
+    });
   }
 
-  /** Slots a companion into its batch once it is made; a failure is the batch's, when it is written. */
-  private whenReady(batch: Batch, op: Promise<BatchOp>): void {
-    const slot = batch.ops.push({ type: 'del', key: '' }) - 1;
-    batch.unready++;
-    op.then(
-      (made) => {
-        batch.ops[slot] = made;
-        if (--batch.unready === 0 && batch.failed === undefined) batch.ready?.resolve();
-      },
-      (err: unknown) => {
-        batch.failed ??= err;
-        batch.ready?.reject(batch.failed);
-      },
-    );
+  private newBatch(): Batch {
+    return { items: [], base: this.frontier.size, end: { size: this.frontier.size, root: this.frontier.root() }, written: new Map() };
+  }
+
+  /**
+   * Places an item at the end of the tail, into `batch`:
+   * 1. its conditions, against what earlier items of the batch write (the rest go to the store);
+   * 2. its position, time, chain link and leaf hash, from the tail as it is;
+   * 3. its companions, built for that position; if this throws, nothing has changed;
+   * 4. the tail advances and its ops join the batch, synchronously, so the hash chain and leaf
+   *    order are fixed the moment it returns. Says whether it was placed (else it is rejected).
+   */
+  private place(item: Item, batch: Batch): boolean {
+    try {
+      const checks: Expectation[] = [];
+      for (const e of item.expect) {
+        if (!batch.written.has(e.key)) checks.push(e);
+        else if (batch.written.get(e.key) !== e.value) throw new Conflict([{ key: e.key, value: batch.written.get(e.key) }]);
+      }
+      const index = this.frontier.size;
+      const entry: LogEntry = { v: 1, index, time: item.time, type: item.type, prev: this.lastLeaf?.toString('base64') ?? '', data: item.data };
+      // Canonical once: the text is what is hashed (as UTF-8) and what is stored.
+      const text = canonicalize(entry);
+      const leaf = leafHash(text);
+      const at: Appended = { index, leafHash: leaf.toString('base64'), time: item.time };
+      const companions = typeof item.extra === 'function' ? item.extra(at) : item.extra;
+      // From here on nothing throws.
+      const ops: BatchOp[] = [];
+      for (const node of this.frontier.append(leaf)) ops.push({ type: 'put', key: KEYS.node(node.level, node.index), value: node.hash.toString('base64') });
+      this.lastLeaf = leaf;
+      ops.push({ type: 'put', key: KEYS.entry(index), value: text });
+      const making: Array<Promise<void>> = [];
+      for (const op of companions) {
+        if (!(op instanceof Promise)) {
+          ops.push(op);
+          batch.written.set(op.key, op.type === 'put' ? op.value : undefined);
+          continue;
+        }
+        // A companion in the making takes its slot now and fills it once made.
+        const slot = ops.push({ type: 'del', key: '' }) - 1;
+        const filled = op.then((made) => void (ops[slot] = made));
+        // Its failure is the batch's, met when the batch is written (or never, if placed again).
+        filled.catch(() => undefined);
+        making.push(filled);
+      }
+      Object.assign(item, { at, ops, making, checks });
+      batch.items.push(item);
+      batch.end = { size: this.frontier.size, root: this.frontier.root() };
+      return true;
+    } catch (err) {
+      item.reject(err);
+      return false;
+    }
   }
 
   private refusal(): WritError | undefined {
@@ -250,34 +292,7 @@ export class TransparencyLog {
         while (this.pending && !this.broken) {
           const batch = this.pending;
           this.pending = undefined;
-          // Entries sequenced after this point belong to the next batch, whose size is larger.
-          const size = this.frontier.size;
-          const root = this.frontier.root();
-          let ops: BatchOp[];
-          try {
-            // Not awaited when everything is ready: the next write then starts before the answers
-            // of the last one are worked out (an await would queue it behind all of them).
-            if (batch.failed !== undefined) throw batch.failed;
-            if (batch.unready > 0) await new Promise<void>((resolve, reject) => (batch.ready = { resolve, reject }));
-            ops = batch.ops;
-          } catch (err) {
-            // A companion that could not be made: nothing of this batch was written, and the tail
-            // is re-derived from the store (nothing else will ask for that: the store is fine).
-            this.fail(err, batch);
-            void this.reload().catch(() => undefined);
-            break;
-          }
-          ops.push({ type: 'put', key: KEYS.meta, value: JSON.stringify({ size }) });
-          try {
-            const started = performance.now();
-            await this.store.batch(ops, { sync: true });
-            const seconds = (performance.now() - started) / 1000;
-            this.durable = { size, root };
-            for (const w of batch.waiters) w.resolve();
-            this.observe(batch.entries, seconds);
-          } catch (err) {
-            this.fail(err, batch);
-          }
+          await this.write(batch);
         }
       } finally {
         // Cleared in the same step that saw the queue empty, so no append can slip between the
@@ -293,9 +308,99 @@ export class TransparencyLog {
     return running;
   }
 
-  private observe(entries: readonly CommittedEntry[], seconds: number): void {
+  /**
+   * Writes a batch as one synced, conditional store batch: only if `log/meta` still says the tail
+   * it was placed on (no other writer appended meanwhile) and every item's conditions hold. A
+   * conflict writes nothing: the items whose conditions failed are refused (their callers decide
+   * again), the tail is read again if it moved, and the rest are placed again and retried. That
+   * condition is the sequencing lock: on PostgreSQL it is taken by every node's flush.
+   */
+  private async write(batch: Batch): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Not awaited when everything is ready: the next write then starts before the answers
+        // of the last one are worked out (an await would queue it behind all of them).
+        const making = batch.items.flatMap((item) => item.making);
+        if (making.length > 0) await Promise.all(making);
+      } catch (err) {
+        // A companion that could not be made: nothing of this batch was written, and the tail
+        // is re-derived from the store (nothing else will ask for that: the store is fine).
+        this.fail(err, batch);
+        void this.reload().catch(() => undefined);
+        return;
+      }
+      if (batch.items.length === 0) return;
+      const meta = JSON.stringify({ size: batch.end.size });
+      const ops = batch.items.flatMap((item) => item.ops);
+      ops.push({ type: 'put', key: KEYS.meta, value: meta });
+      const expect = [{ key: KEYS.meta, value: batch.base === this.tail.size ? this.tail.meta : JSON.stringify({ size: batch.base }) }, ...batch.items.flatMap((item) => item.checks)];
+      const started = performance.now();
+      try {
+        await this.store.batch(ops, { sync: true, expect });
+      } catch (err) {
+        if (!(err instanceof Conflict) || attempt >= MAX_ATTEMPTS) {
+          this.fail(err instanceof Conflict ? new Error(`the log's batch met ${attempt} conflicts in a row`) : err, batch);
+          return;
+        }
+        this.stats.conflicts++;
+        try {
+          await this.replace(batch, err.found);
+        } catch (readErr) {
+          this.fail(readErr, batch);
+          return;
+        }
+        continue;
+      }
+      const seconds = (performance.now() - started) / 1000;
+      this.stats.batches++;
+      this.stats.lockSeconds += seconds;
+      this.tail = { size: batch.end.size, meta };
+      this.durable = batch.end;
+      for (const item of batch.items) item.resolve(item.at!);
+      this.observe(batch.items, seconds);
+      return;
+    }
+  }
+
+  /**
+   * After a conflict: refuses the items whose conditions the store contradicts, reads the tail
+   * again if another writer moved it, and places the rest of this batch and everything queued
+   * behind it again, in order, on that tail.
+   */
+  private async replace(batch: Batch, found: readonly Expectation[]): Promise<void> {
+    const now = new Map(found.map((f) => [f.key, f.value]));
+    if (now.has(KEYS.meta)) {
+      const meta = now.get(KEYS.meta);
+      const size = meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size;
+      const read = nodeReader(this.store);
+      this.frontier = await Frontier.fromNodes(size, read);
+      this.lastLeaf = size > 0 ? await read(0, size - 1) : undefined;
+      this.tail = { size, meta };
+      now.delete(KEYS.meta);
+    } else {
+      this.frontier = await Frontier.fromNodes(batch.base, nodeReader(this.store));
+      this.lastLeaf = batch.base > 0 ? await nodeReader(this.store)(0, batch.base - 1) : undefined;
+    }
+    this.stats.replaced++;
+    const queued = this.pending?.items ?? [];
+    const again = this.newBatch();
+    for (const item of batch.items) {
+      const stale = item.checks.find((c) => now.has(c.key) && now.get(c.key) !== c.value);
+      if (stale) item.reject(new Conflict([{ key: stale.key, value: now.get(stale.key) }]));
+      else this.place(item, again);
+    }
+    Object.assign(batch, again);
+    // What queued behind this batch was placed on where it used to end.
+    if (this.pending) {
+      this.pending = this.newBatch();
+      for (const item of queued) this.place(item, this.pending);
+      if (this.pending.items.length === 0) this.pending = undefined;
+    }
+  }
+
+  private observe(items: readonly Item[], seconds: number): void {
     try {
-      this.onCommit(entries, seconds);
+      this.onCommit(items.map(({ type, data }) => ({ type, data })), seconds);
     } catch {
       // an observer's failure is its own: the batch is durable either way
     }
@@ -307,7 +412,7 @@ export class TransparencyLog {
     const rejected = [batch, this.pending].filter((b): b is Batch => b !== undefined);
     this.pending = undefined;
     const error = unavailable();
-    for (const b of rejected) for (const w of b.waiters) w.reject(error);
+    for (const b of rejected) for (const item of b.items) item.reject(error);
   }
 
   /**
@@ -319,10 +424,11 @@ export class TransparencyLog {
     const tail = await verifyTail(this.store, { name: this.origin, publicKeyRaw: this.key.publicRaw }, this.durable);
     this.frontier = tail.frontier;
     this.lastLeaf = tail.lastLeaf;
+    this.tail = { size: tail.frontier.size, meta: tail.meta };
     this.durable = { size: tail.frontier.size, root: tail.frontier.root() };
     if (tail.latest && (!this.latest || tail.latest.size >= this.latest.size)) this.latest = tail.latest;
     // Nothing should be waiting (a failure rejects every pending append), but nothing may hang either.
-    for (const w of this.pending?.waiters ?? []) w.reject(unavailable());
+    for (const item of this.pending?.items ?? []) item.reject(unavailable());
     this.pending = undefined;
     this.broken = undefined;
   }
@@ -342,6 +448,37 @@ export class TransparencyLog {
     this.closed = true;
   }
 
+  /** The tree as stored, which other nodes sharing the store may have extended beyond what this one wrote. */
+  private async stored(): Promise<{ size: number; root: Buffer }> {
+    const size = await storedSize(this.store);
+    if (size <= this.durable.size) return this.durable;
+    return { size, root: (await Frontier.fromNodes(size, nodeReader(this.store))).root() };
+  }
+
+  /** The stored checkpoint of the largest size (its signature was checked when it was made, or at start). */
+  private async newestCheckpoint(): Promise<Checkpoint | undefined> {
+    for await (const [key, note] of this.store.iterate({ ...KEYS.checkpointRange, reverse: true, limit: 1 })) {
+      const size = Number(key.slice('log/c/'.length));
+      if (this.latest?.size === size) return this.latest;
+      const root = size === 0 ? Frontier.restore(0, []).root() : (await Frontier.fromNodes(size, nodeReader(this.store))).root();
+      return { size, root: root.toString('base64'), note };
+    }
+    return undefined;
+  }
+
+  /** The log's size as stored: with nodes sharing the store, what any of them has made durable. */
+  async storedSize(): Promise<number> {
+    return (await this.stored()).size;
+  }
+
+  /** The newest checkpoint as stored: signed by this node or another sharing the store. */
+  async newest(): Promise<Checkpoint | undefined> {
+    // While storage cannot be read, the newest this node knows is still signed and true.
+    const stored = await this.newestCheckpoint().catch(() => undefined);
+    if (stored && (!this.latest || stored.size > this.latest.size)) this.latest = stored;
+    return this.latest;
+  }
+
   latestCheckpoint(): Checkpoint | undefined {
     return this.latest;
   }
@@ -357,8 +494,11 @@ export class TransparencyLog {
     const run = async (): Promise<Checkpoint> => {
       const refusal = this.refusal();
       if (refusal) throw refusal;
-      const { size, root } = this.durable;
-      if (this.latest && this.latest.size === size && !options.force) return this.latest;
+      const { size, root } = await this.stored();
+      // Another node sharing the store may have signed one already.
+      const newest = await this.newestCheckpoint();
+      if (newest && (!this.latest || newest.size > this.latest.size)) this.latest = newest;
+      if (this.latest && this.latest.size >= size && !options.force) return this.latest;
       if (this.latest && size < this.latest.size) {
         throw new Error(`refusing to sign a checkpoint of size ${size} below the latest one (${this.latest.size})`);
       }
@@ -404,8 +544,9 @@ export class TransparencyLog {
 
   /** An inclusion proof against a signed checkpoint that covers the index. */
   async proof(index: number): Promise<{ index: number; tree_size: number; leaf_hash: string; hashes: string[]; checkpoint: string }> {
-    if (!Number.isSafeInteger(index) || index < 0 || index >= this.durable.size) {
-      throw new WritError('not_found', `no log entry at index ${index}`, { field: 'index', size: this.durable.size });
+    const size = Number.isSafeInteger(index) && index >= this.durable.size ? await storedSize(this.store) : this.durable.size;
+    if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+      throw new WritError('not_found', `no log entry at index ${index}`, { field: 'index', size });
     }
     const checkpoint = await this.covering(index);
     const [hashes, leaf] = await withNodes(this.store, (read) => Promise.all([inclusionProof(read, index, checkpoint.size), read(0, index)]));
@@ -431,7 +572,7 @@ export class TransparencyLog {
    * Nothing is parsed, so damage is shown to the reader rather than failing the read.
    */
   async storedRange(from: number, limit: number): Promise<StoredRange> {
-    const size = this.durable.size;
+    const size = Math.max(this.durable.size, await storedSize(this.store));
     const to = Math.min(size, from + limit);
     const entries: StoredRange['entries'] = [];
     for (let index = from; index < to; index++) {
@@ -446,7 +587,7 @@ export class TransparencyLog {
   }
 
   async *entries(from = 0, to = Number.MAX_SAFE_INTEGER): AsyncIterable<{ entry: LogEntry; raw: string }> {
-    const end = Math.min(to, this.durable.size);
+    const end = Math.min(to, Math.max(this.durable.size, await storedSize(this.store)));
     if (from >= end) return;
     let expected = from;
     for await (const [key, raw] of this.store.iterate({ gte: KEYS.entry(from), lt: KEYS.entry(end) })) {

@@ -38,10 +38,12 @@ export class LogDamage extends Error {
 
 type Problem = { index: number; message: string };
 
-async function storedSize(store: Store): Promise<number> {
-  const meta = await store.get(KEYS.meta);
-  return meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size;
+/** The log's size as `log/meta` records it. */
+export async function storedSize(store: Store): Promise<number> {
+  return sizeOf(await store.get(KEYS.meta));
 }
+
+const sizeOf = (meta: string | undefined): number => (meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size);
 
 /**
  * Entries [start, end) as stored (undefined where none is), and the stored tree nodes each one
@@ -300,8 +302,9 @@ export async function verifyTail(
   store: Store,
   logKey: NoteVerifier,
   acknowledged?: { size: number; root: Buffer },
-): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined; latest: Checkpoint | undefined }> {
-  const size = await storedSize(store);
+): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined; latest: Checkpoint | undefined; meta: string | undefined }> {
+  // The checkpoints before the size: a node sharing the store may sign one in between, and it
+  // never covers more than the size read after it.
   const signed: Array<Checkpoint & { settled: boolean }> = [];
   for await (const [, note] of store.iterate({ ...KEYS.checkpointRange, reverse: true })) {
     let cp: { size: number; root: string };
@@ -314,6 +317,8 @@ export async function verifyTail(
     signed.push({ ...cp, note, settled });
     if (settled) break;
   }
+  const meta = await store.get(KEYS.meta);
+  const size = sizeOf(meta);
   const latest = signed[0];
   const start = signed.find((cp) => cp.settled);
   const from = start?.size ?? 0;
@@ -347,8 +352,11 @@ export async function verifyTail(
   if (problem) throw new LogDamage(`log entry ${problem.index}: ${problem.message}`, problem.index);
   if (mismatch) throw new LogDamage(`the stored tree does not match ${mismatch}`);
   // An entry past the recorded size means the size itself was lost.
-  if ((await store.get(KEYS.entry(size))) !== undefined) throw new LogDamage(`log entry ${size} is stored beyond the recorded size of ${size}`, size);
-  return { frontier: state.frontier, lastLeaf: size > 0 ? Buffer.from(state.prev, 'base64') : undefined, latest: latest ? { size: latest.size, root: latest.root, note: latest.note } : undefined };
+  // (Unless another node sharing the store has appended it since, and moved the size on.)
+  if ((await store.get(KEYS.entry(size))) !== undefined && (await storedSize(store)) <= size) {
+    throw new LogDamage(`log entry ${size} is stored beyond the recorded size of ${size}`, size);
+  }
+  return { frontier: state.frontier, lastLeaf: size > 0 ? Buffer.from(state.prev, 'base64') : undefined, latest: latest ? { size: latest.size, root: latest.root, note: latest.note } : undefined, meta };
 }
 
 /** Opens a stored checkpoint note with the log key and returns its size and root. */

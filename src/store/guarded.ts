@@ -1,5 +1,5 @@
 import { WritError } from '../errors.ts';
-import { readValues, type BatchOp, type Range, type Store } from './store.ts';
+import { Conflict, readValues, type BatchOp, type BatchOptions, type Range, type Store } from './store.ts';
 import type { Report } from '../report.ts';
 
 /**
@@ -23,7 +23,7 @@ export interface StorageHealth {
   /** Why the store is not ok, for /healthz, /api/v1/status and the console. */
   reason?: string;
   since?: string;
-  /** Writes that failed since start, and successful recoveries. */
+  /** Reads and writes that failed since start, and successful recoveries. */
   failures: number;
   recoveries: number;
   last_attempt?: { at: string; error: string };
@@ -87,7 +87,7 @@ export class GuardedStore implements Store {
     return this.read(() => readValues(this.inner, range));
   }
 
-  batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void> {
+  batch(ops: BatchOp[], options?: BatchOptions): Promise<void> {
     return this.write(() => this.inner.batch(ops, options));
   }
 
@@ -120,6 +120,8 @@ export class GuardedStore implements Store {
     try {
       await run();
     } catch (err) {
+      // A condition that did not hold wrote nothing, and says nothing about the store.
+      if (err instanceof Conflict) throw err;
       this.failed(err);
       throw this.refusal();
     }
@@ -148,6 +150,9 @@ export class GuardedStore implements Store {
       this.markDamaged(`a read met corruption: ${(err as Error).message}`);
       return new WritError('storage_corrupt', 'the stored data is damaged; the operator has been told', {});
     }
+    // A database that cannot be read (PostgreSQL gone, a disk failing) is not healthy either: the
+    // store is reopened and re-verified before anything more is acknowledged.
+    this.failed(err, 'read');
     return new WritError('storage_unavailable', 'storage could not be read right now', { retry_after: 1 });
   }
 
@@ -162,11 +167,12 @@ export class GuardedStore implements Store {
     return new WritError('storage_unavailable', 'storage is not accepting writes right now; this request was not acknowledged, retry shortly', { retry_after: 1 });
   }
 
-  private failed(err: unknown): void {
+  private failed(err: unknown, what: 'read' | 'write' = 'write'): void {
+    if (this.closed) return;
     this.epoch++;
     this.status.failures++;
     if (this.status.state !== 'ok') return;
-    this.status = { ...this.status, state: 'unsafe', reason: `a write failed: ${(err as Error).message}`, since: new Date().toISOString() };
+    this.status = { ...this.status, state: 'unsafe', reason: `a ${what} failed: ${(err as Error).message}`, since: new Date().toISOString() };
     this.report(`storage: ${this.status.reason}; refusing writes until the database is reopened and re-verified`, 'error');
     this.scheduleRecovery();
   }

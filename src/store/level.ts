@@ -1,10 +1,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
-import type { BatchOp, Range, Store } from './store.ts';
+import { Conflict, unmet, type BatchOp, type BatchOptions, type Range, type Store } from './store.ts';
 
 /** LevelDB in the data directory: the embedded default, nothing else to run. */
 export class LevelStore implements Store {
+  /** Conditional batches, one at a time: each checks and writes before the next one reads. */
+  private conditional: Promise<unknown> = Promise.resolve();
+
   private constructor(private readonly db: Level<string, string>) {}
 
   /** Opens the database; with `createIfMissing: false` (read-only commands) a missing one is an error. */
@@ -22,7 +25,25 @@ export class LevelStore implements Store {
     return this.db.getMany(keys);
   }
 
-  batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
+  /**
+   * A conditional batch runs after every conditional batch before it, so its check and its write
+   * are atomic against them; a plain batch is never conditional on anything and goes at once.
+   * One process owns a LevelDB, so this is every writer there is.
+   */
+  batch(ops: BatchOp[], options: BatchOptions = {}): Promise<void> {
+    const expect = options.expect;
+    if (!expect || expect.length === 0) return this.write(ops, options);
+    const run = async () => {
+      const found = unmet(expect, await this.db.getMany(expect.map((e) => e.key)));
+      if (found.length > 0) throw new Conflict(found);
+      await this.write(ops, options);
+    };
+    const done = this.conditional.then(run, run);
+    this.conditional = done.catch(() => undefined);
+    return done;
+  }
+
+  private write(ops: BatchOp[], options: BatchOptions): Promise<void> {
     // The chained form: abstract-level's array form copies and re-validates every operation
     // object, which measured 5× the main-thread cost per operation in the server (12 µs against
     // 2.3 µs), and a decision writes several. `sync` makes LevelDB fsync its write-ahead log

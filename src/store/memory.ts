@@ -1,4 +1,4 @@
-import type { BatchOp, Range, Store } from './store.ts';
+import { Conflict, unmet, type BatchOp, type BatchOptions, type Range, type Store } from './store.ts';
 
 /** The in-memory store: the reference behaviour for the conformance suite, and a test double. */
 export class MemoryStore implements Store {
@@ -15,8 +15,11 @@ export class MemoryStore implements Store {
     return keys.map((k) => this.map.get(k));
   }
 
-  async batch(ops: BatchOp[]): Promise<void> {
+  async batch(ops: BatchOp[], options: BatchOptions = {}): Promise<void> {
     this.check();
+    const expect = options.expect ?? [];
+    const found = unmet(expect, expect.map((e) => this.map.get(e.key)));
+    if (found.length > 0) throw new Conflict(found);
     for (const op of ops) {
       if (op.type === 'put') this.map.set(op.key, op.value);
       else this.map.delete(op.key);

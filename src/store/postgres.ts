@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { BatchOp, Range, Store } from './store.ts';
+import { Conflict, unmet, type BatchOp, type Expectation, type BatchOptions, type Range, type Store } from './store.ts';
 
 /**
  * PostgreSQL as the store, selected by `WRIT_DATABASE_URL` (node-postgres, `pg`: the most used
@@ -10,6 +10,11 @@ import type { BatchOp, Range, Store } from './store.ts';
  * collation, so that a range is in byte order exactly as LevelDB's is, and values kept as
  * written. A batch is one transaction; a commit in PostgreSQL is durable once it returns (the
  * connection insists on `synchronous_commit = on`), so `sync` costs nothing extra here.
+ *
+ * Any number of nodes share a database. A conditional batch takes a transaction-scoped advisory
+ * lock per key it expects (in one order, so two never deadlock) before it reads them, so its check
+ * and its write are atomic against every other conditional batch on any node: the log's flush is
+ * one, expecting `log/meta`, and that lock is the log's sequencing lock.
  *
  * The schema is versioned: migrations run at open, each in its own transaction under an advisory
  * lock (nodes starting together apply each once), and a database whose schema is newer than this
@@ -29,13 +34,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE writ_fence (id integer PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL);
       INSERT INTO writ_fence VALUES (1, 0)`,
   },
+  {
+    version: 2,
+    description: 'no fence: nodes serve together, each batch of the log sequenced under its lock',
+    sql: 'DROP TABLE writ_fence',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
-/** Taken by migrations (per transaction) and by a serving node (per session); arbitrary, fixed. */
+/** Taken by migrations (per transaction); arbitrary, fixed. */
 const MIGRATION_LOCK = 0x77726974_01;
-const NODE_LOCK = 0x77726974_02;
 
 /** Why a database cannot be used as it is; the message is for the operator. */
 export class DatabaseRefused extends Error {
@@ -45,51 +54,23 @@ export class DatabaseRefused extends Error {
   }
 }
 
-/** Another node serves the database (it holds the node lock). */
-export class DatabaseInUse extends DatabaseRefused {
-  constructor() {
-    super('the database is in use by another Writ node; one node serves a database (several nodes on one database are not supported yet)');
-    this.name = 'DatabaseInUse';
-  }
-}
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const QUERY_TIMEOUT_MS = 30_000;
-
-/** How often a standby node tries for the lock while another serves. */
-const STANDBY_POLL_MS = 500;
 
 /** Rows read per round trip while iterating a range. */
 const PAGE = 512;
 
 export interface PostgresOptions {
-  /**
-   * Hold the database for this process alone (a session advisory lock on a connection of its
-   * own): the log is sequenced in this process, so a second node on the same database is refused
-   * until sequencing moves into the database. Inspecting commands do not take it.
-   */
-  exclusive?: boolean;
-  /**
-   * With `exclusive`, wait while another node serves the database, and take over once it stops
-   * (or dies: its session, and with it the lock, ends). Without it, a held lock is refused.
-   */
-  standby?: { signal?: AbortSignal; onWait?: () => void };
   /** Connections in the pool. */
   max?: number;
   /** Inspecting: check the schema is this Writ's, and never create or migrate it. */
   migrate?: boolean;
-  /**
-   * Reconnecting: the fence this node held before. Another node that served in between moved it
-   * further than this node's own reopen does, and the open is refused.
-   */
-  after?: string;
   /** A query with no answer within this long fails (default 30 s), a connection not made within it or 10 s. */
   timeoutMs?: number;
 }
 
 export class PostgresStore implements Store {
-  /** Set when the connection holding the node lock is lost: nothing more is written through this store. */
-  private lockLost: Error | undefined;
   /** Connections of snapshot iterations in progress, ended by close. */
   private readonly snapshots = new Set<pg.Client>();
   private closing: Promise<void> | undefined;
@@ -97,13 +78,7 @@ export class PostgresStore implements Store {
   private constructor(
     private readonly pool: pg.Pool,
     private readonly clientConfig: pg.ClientConfig,
-    private readonly holder: pg.Client | undefined,
-    /** The fence this node took (exclusive stores): every batch checks it is still the current one. */
-    readonly epoch: string | undefined,
-  ) {
-    holder?.on('error', (err) => (this.lockLost ??= err));
-    holder?.on('end', () => (this.lockLost ??= new Error('the connection holding the node lock ended')));
-  }
+  ) {}
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
     const clientConfig: pg.ClientConfig = {
@@ -121,25 +96,14 @@ export class PostgresStore implements Store {
     // the error its socket also emits, unheard, would end the process.
     pool.on('error', () => undefined);
     pool.on('connect', (client) => client.on('error', () => undefined));
-    let holder: pg.Client | undefined;
-    let epoch: string | undefined;
     try {
       if (options.migrate === false) await checkSchema(pool);
       else await migrate(pool);
-      if (options.exclusive) {
-        holder = await takeNodeLock(clientConfig, options.standby);
-        // A node that lost its lock without noticing (a connection cut) is fenced off by this.
-        epoch = await bumpFence(holder);
-        if (options.after !== undefined && BigInt(epoch) !== BigInt(options.after) + 1n) {
-          throw new DatabaseRefused('another Writ node served this database while this one was reconnecting; what this node holds in memory may be stale, so it writes nothing more: restart it');
-        }
-      }
     } catch (err) {
-      await holder?.end().catch(() => undefined);
       await pool.end().catch(() => undefined);
       throw err;
     }
-    return new PostgresStore(pool, clientConfig, holder, epoch);
+    return new PostgresStore(pool, clientConfig);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -161,9 +125,9 @@ export class PostgresStore implements Store {
     return keys.map((k) => found.get(k));
   }
 
-  async batch(ops: BatchOp[]): Promise<void> {
-    if (this.lockLost) throw new Error(`this node no longer holds the database (${this.lockLost.message})`);
-    if (ops.length === 0) return;
+  async batch(ops: BatchOp[], options: BatchOptions = {}): Promise<void> {
+    const expect = options.expect ?? [];
+    if (ops.length === 0 && expect.length === 0) return;
     // Applied in order, a batch leaves each key as its last op says: one statement per kind then.
     const last = new Map<string, BatchOp>();
     for (const op of ops) last.set(storable(op.key, 'key'), op);
@@ -178,11 +142,7 @@ export class PostgresStore implements Store {
     }
     await this.withClient((client) =>
       transaction(client, async () => {
-        if (this.epoch !== undefined) {
-          // Held until this commits: a node taking over waits for it, and every later batch here fails.
-          const { rows } = await client.query<{ epoch: string }>({ name: 'writ_fence', text: 'SELECT epoch FROM writ_fence WHERE id = 1 FOR SHARE' });
-          if (rows[0]?.epoch !== this.epoch) throw new Error('another Writ node has taken over this database since this one opened it');
-        }
+        if (expect.length > 0) await this.check(client, expect);
         if (delKeys.length) await client.query({ name: 'writ_del', text: 'DELETE FROM writ_kv WHERE key = ANY($1::text[])', values: [delKeys] });
         if (putKeys.length) {
           await client.query({
@@ -195,6 +155,24 @@ export class PostgresStore implements Store {
     );
   }
 
+  /**
+   * Inside a batch's transaction: locks each expected key (advisory locks on its hash, taken in
+   * hash order, held to the commit; they also cover a key that holds nothing yet, which a row lock
+   * cannot), then reads them. A lock is a wait for the batch holding it to commit, never a failure.
+   */
+  private async check(client: pg.ClientBase, expect: readonly Expectation[]): Promise<void> {
+    const keys = expect.map((e) => storable(e.key, 'key'));
+    await client.query({
+      name: 'writ_lock_keys',
+      text: 'SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS locks',
+      values: [keys],
+    });
+    const { rows } = await client.query<{ key: string; value: string }>({ name: 'writ_get_many', text: 'SELECT key, value FROM writ_kv WHERE key = ANY($1::text[])', values: [keys] });
+    const found = new Map(rows.map((r) => [r.key, r.value]));
+    const missed = unmet(expect, keys.map((k) => found.get(k)));
+    if (missed.length > 0) throw new Conflict(missed);
+  }
+
   /** A pooled connection for `run`; one that failed mid-transaction is not handed to the next caller. */
   private async withClient<T>(run: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
@@ -202,7 +180,7 @@ export class PostgresStore implements Store {
     try {
       return await run(client);
     } catch (err) {
-      if (!(err instanceof DatabaseRefused)) broken = err as Error;
+      if (!(err instanceof DatabaseRefused) && !(err instanceof Conflict)) broken = err as Error;
       throw err;
     } finally {
       client.release(broken);
@@ -302,15 +280,11 @@ export class PostgresStore implements Store {
   /** PostgreSQL's own write-ahead log is checksummed and replayed whole: there is nothing to move. */
   async settle(): Promise<void> {}
 
-  /** Once: the pool drains first, and only then is the node lock let go (a successor waits for it). */
+  /** Once: snapshot readers are ended, then the pool drains. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const client of this.snapshots) await client.end().catch(() => undefined);
       await this.pool.end().catch(() => undefined);
-      if (this.holder) {
-        this.holder.removeAllListeners('end');
-        await this.holder.end().catch(() => undefined);
-      }
     })();
     return this.closing;
   }
@@ -373,40 +347,6 @@ export async function migrate(pool: pg.Pool): Promise<number> {
   }
 }
 
-async function takeNodeLock(config: pg.ClientConfig, standby?: PostgresOptions['standby']): Promise<pg.Client> {
-  for (let waited = false; ; waited = true) {
-    standby?.signal?.throwIfAborted();
-    const holder = new pg.Client(config);
-    holder.on('error', () => undefined);
-    try {
-      await holder.connect();
-      const { rows } = await holder.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [NODE_LOCK]);
-      if (rows[0]?.taken) return holder;
-      await holder.end().catch(() => undefined);
-      if (!standby) throw new DatabaseInUse();
-    } catch (err) {
-      await holder.end().catch(() => undefined);
-      // A standby rides out a database that is briefly unreachable; anything else is the caller's.
-      if (!standby || err instanceof DatabaseRefused) throw err;
-    }
-    if (!waited) standby.onWait?.();
-    await sleep(STANDBY_POLL_MS, standby.signal);
-  }
-}
-
-/**
- * Moves the fence on. The table lock queues fairly: the batch a fenced-off node has in flight
- * finishes first, and its later batches (whose `FOR SHARE` would otherwise keep slipping past a
- * waiting row update) wait behind this one, then see the new epoch and fail.
- */
-async function bumpFence(holder: pg.Client): Promise<string> {
-  return transaction(holder, async () => {
-    await holder.query('LOCK TABLE writ_fence IN EXCLUSIVE MODE');
-    const { rows } = await holder.query<{ epoch: string }>('UPDATE writ_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch');
-    return rows[0]!.epoch;
-  });
-}
-
 /** `run` inside BEGIN … COMMIT on `client`, rolled back if it throws. */
 async function transaction<T>(client: pg.ClientBase, run: () => Promise<T>): Promise<T> {
   await client.query('BEGIN');
@@ -418,18 +358,6 @@ async function transaction<T>(client: pg.ClientBase, run: () => Promise<T>): Pro
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** An inspecting open: the schema must be there, and be this Writ's. */

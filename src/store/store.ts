@@ -16,11 +16,41 @@ export interface Range {
   snapshot?: boolean;
 }
 
+/** A condition of a batch: `key` holds `value` as stored (undefined: holds nothing). */
+export interface Expectation {
+  key: string;
+  value: string | undefined;
+}
+
+export interface BatchOptions {
+  /** Resolve only once the ops are on disk. */
+  sync?: boolean;
+  /**
+   * Apply the ops only if every key still holds what is expected, checked and written atomically
+   * against every other conditional batch, in this process or (PostgreSQL) on any node: the batch
+   * is otherwise refused with a Conflict, and nothing of it is written.
+   */
+  expect?: Expectation[];
+}
+
+/** A conditional batch found a key changed: nothing was written. Not a failure of the store. */
+export class Conflict extends Error {
+  constructor(readonly found: Expectation[]) {
+    super(`a concurrent write changed ${found.map((f) => f.key).join(', ')}`);
+    this.name = 'Conflict';
+  }
+}
+
+/** The expectations that `read` (what the keys hold now) contradicts, if any. */
+export function unmet(expect: readonly Expectation[], read: ReadonlyArray<string | undefined>): Expectation[] {
+  return expect.flatMap((e, i) => (read[i] === e.value ? [] : [{ key: e.key, value: read[i] }]));
+}
+
 export interface Store {
   get(key: string): Promise<string | undefined>;
   getMany(keys: string[]): Promise<Array<string | undefined>>;
-  /** Applies all ops atomically; with `sync` the call resolves only once they are on disk. */
-  batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>;
+  /** Applies all ops atomically, under the options' conditions (see BatchOptions). */
+  batch(ops: BatchOp[], options?: BatchOptions): Promise<void>;
   iterate(range: Range): AsyncIterable<[string, string]>;
   /** The values alone of a bounded range, in key order, where the driver has a bulk read (see `readValues`). */
   readValues?(range: Range): Promise<string[]>;
@@ -42,6 +72,24 @@ export const put = (key: string, value: unknown): BatchOp => ({
 export async function getJson<T>(store: Store, key: string): Promise<T | undefined> {
   const raw = await store.get(key);
   return raw === undefined ? undefined : (JSON.parse(raw) as T);
+}
+
+/**
+ * Reads a key and deletes it, as one act against every other taker on any node: of several
+ * callers racing for a one-time thing (a login link, a challenge), one gets it, the rest nothing.
+ */
+export async function take(store: Store, key: string): Promise<string | undefined> {
+  for (;;) {
+    const raw = await store.get(key);
+    if (raw === undefined) return undefined;
+    try {
+      await store.batch([{ type: 'del', key }], { sync: true, expect: [{ key, value: raw }] });
+      return raw;
+    } catch (err) {
+      // Changed meanwhile: look again (it is gone, or holds something new to take).
+      if (!(err instanceof Conflict)) throw err;
+    }
+  }
 }
 
 /** Fixed-width decimal so that lexicographic key order is numeric order. */

@@ -15,7 +15,7 @@ export const checkpoint = defineRoute({
   responses: { 200: { description: 'Signed note', type: NOTE } },
   errors: ['storage_unavailable', 'storage_corrupt'],
   async handle({ writ }) {
-    const latest = writ.log.latestCheckpoint() ?? (await writ.log.checkpoint());
+    const latest = (await writ.log.newest()) ?? (await writ.log.checkpoint());
     return { status: 200, body: latest.note, type: NOTE };
   },
 });
@@ -62,8 +62,9 @@ export const consistency = defineRoute({
   responses: { 200: { description: 'Proof', schema: z.object({ old_size: z.number(), new_size: z.number(), hashes: z.array(z.string()) }) } },
   errors: ['storage_unavailable', 'storage_corrupt'],
   async handle({ writ, query }) {
-    if (query.old > query.new || query.new > writ.log.size) {
-      throw new WritError('invalid_value', `need 0 <= old <= new <= ${writ.log.size}`, { field: query.old > query.new ? 'old' : 'new' });
+    const size = await writ.log.storedSize();
+    if (query.old > query.new || query.new > size) {
+      throw new WritError('invalid_value', `need 0 <= old <= new <= ${size}`, { field: query.old > query.new ? 'old' : 'new' });
     }
     return { status: 200, body: { old_size: query.old, new_size: query.new, hashes: await writ.log.consistency(query.old, query.new) } };
   },
@@ -90,7 +91,8 @@ export const records = defineRoute({
     },
   },
   async handle({ writ, query }) {
-    const to = Math.min(query.to ?? writ.log.size, query.from + 10_000);
+    // The log as stored: other nodes sharing it may have written beyond what this one has.
+    const to = Math.min(query.to ?? (await writ.log.storedSize()), query.from + 10_000);
     const entries = [];
     for await (const { entry } of writ.log.entries(query.from, to)) entries.push(entry);
     if (query.format === 'json') return { status: 200, body: { records: entries } };

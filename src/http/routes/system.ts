@@ -74,7 +74,7 @@ export const rotateKeys = defineRoute({
 export const status = defineRoute({
   method: 'GET',
   path: '/api/v1/status',
-  summary: 'Health of the parts: storage, log, policies, Telegram bot, webhook deliveries',
+  summary: 'Health of the parts: storage, log, policies, Telegram bot, webhook deliveries, and the nodes serving the store with their policy sets',
   auth: ['admin'],
   responses: {
     200: {
@@ -85,19 +85,33 @@ export const status = defineRoute({
         policies: policyStatusSchema,
         telegram: telegramHealthSchema,
         webhooks: webhookStatsSchema,
+        node: z.string(),
+        nodes: z.array(
+          z.object({ id: z.string(), started_at: z.string(), seen_at: z.string(), policy_hash: z.string(), url: z.string() }),
+        ),
+        warnings: z.array(z.string()),
       }),
     },
   },
-  handle({ writ }) {
-    const checkpoint = writ.log.latestCheckpoint();
+  async handle({ writ }) {
+    const checkpoint = await writ.log.newest();
+    // The log as stored (other nodes may have added to it), or as this node knows it while storage cannot be read.
+    const size = await writ.log.storedSize().catch(() => writ.log.size);
+    const { nodes, policy_sets_differ } = await writ.nodes.list();
+    const warnings = policy_sets_differ
+      ? [`the nodes serving this database have different policy sets loaded (${[...new Set(nodes.map((n) => n.policy_hash.slice(0, 12)))].join(', ')}): they decide alike only once every node has the same policies directory`]
+      : [];
     return {
       status: 200,
       body: {
         storage: writ.store.health,
-        log: { origin: writ.log.origin, size: writ.log.size, checkpoint_size: checkpoint?.size ?? 0, ...(writ.log.fault ? { fault: writ.log.fault } : {}) },
+        log: { origin: writ.log.origin, size, checkpoint_size: checkpoint?.size ?? 0, ...(writ.log.fault ? { fault: writ.log.fault } : {}) },
         policies: writ.policies.state,
         telegram: writ.telegram?.health ?? { enabled: false },
         webhooks: writ.webhooks.health,
+        node: writ.nodes.id,
+        nodes,
+        warnings,
       },
     };
   },
