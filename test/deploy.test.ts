@@ -174,7 +174,7 @@ test('compose.yaml runs the image with a named data volume, the port, and the ad
   t.regex(read('docs/deploy/writ.env.example'), /^WRIT_ADMIN_TOKEN=/m);
 });
 
-test('compose.postgres.yaml runs two nodes on one PostgreSQL, keys sealed under a master key from a secret, behind a proxy that knows both', (t) => {
+test('compose.postgres.yaml runs three nodes on one PostgreSQL, keys sealed under a master key from a secret, behind a proxy that knows them all', (t) => {
   // `<<: *node` is a merge key, as Compose reads it.
   const compose = parse(read('docs/deploy/compose.postgres.yaml'), { merge: true }) as { services: Record<string, any>; secrets: Record<string, any>; volumes: Record<string, unknown> };
   const { postgres, proxy } = compose.services;
@@ -182,7 +182,7 @@ test('compose.postgres.yaml runs two nodes on one PostgreSQL, keys sealed under 
   t.regex(String(postgres.environment.POSTGRES_INITDB_ARGS), /--encoding=UTF8/);
   t.deepEqual(postgres.env_file, ['postgres.env'], 'its password from an env file, never in the compose file');
   const nodes = Object.entries(compose.services).filter(([, s]) => s.image === 'writ:latest');
-  t.is(nodes.length, 2);
+  t.is(nodes.length, 3);
   for (const [name, node] of nodes) {
     t.regex(node.environment.WRIT_DATABASE_URL, /^postgres:\/\/writ:\$\{POSTGRES_PASSWORD\}@postgres:5432\/writ$/, name);
     t.is(node.environment.WRIT_MASTER_KEY_FILE, '/run/secrets/writ_master_key', name);
@@ -191,7 +191,7 @@ test('compose.postgres.yaml runs two nodes on one PostgreSQL, keys sealed under 
     t.is(node.environment.WRIT_HOST, '0.0.0.0', name);
   }
   t.is(compose.secrets.writ_master_key.file, 'writ-master.key');
-  // The proxy sends requests to both nodes and never re-sends one that reached a node.
+  // The proxy sends requests to every node and never re-sends one that reached a node.
   const conf = read('docs/deploy/nginx-writ.conf');
   for (const [name] of nodes) t.regex(conf, new RegExp(`server ${name}:8080`));
   t.notRegex(conf, /proxy_next_upstream[^;]*non_idempotent/);
