@@ -28,6 +28,7 @@ import { Conflict, getJson, put, type Store } from './store/store.ts';
 import { redactUrl } from './store/postgres.ts';
 import { localBus, postgresBus, type Bus } from './store/bus.ts';
 import { Nodes } from './ops/nodes.ts';
+import { Lease } from './store/lease.ts';
 import { retrying } from './domain/reads.ts';
 import type { Report } from './report.ts';
 
@@ -54,6 +55,8 @@ export interface Writ {
   revocations: Revocations;
   /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramBot;
+  /** The webhook's secret token: derived from the data key, so every node of a database accepts Telegram's calls. */
+  telegramWebhookSecret: string;
   metrics: Metrics;
   /** Word between the nodes sharing a database (nothing to say for one process alone). */
   bus: Bus;
@@ -195,6 +198,7 @@ export async function openWrit(
       revocations: new Revocations({ principals, permissions, log }),
       metrics,
       bus,
+      telegramWebhookSecret: derivedKey(dataKey, 'telegram webhook secret').toString('base64url'),
       nodes: new Nodes(store, bus.node, () => ({ policy_hash: policies.current.hash, url: baseUrl() }), report),
       phase: 'starting',
       logVerifierKey: verifierKeyString(meta.origin, logKey.publicRaw),
@@ -317,8 +321,22 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
   await writ.webhooks.start();
   await writ.nodes.start();
   writ.policies.watch();
+  let telegramLease: Lease | undefined;
   if (config.telegramBotToken) {
-    writ.telegram = await startTelegram(writ);
+    const bot = await startTelegram(writ, writ.telegramWebhookSecret);
+    writ.telegram = bot;
+    if (config.databaseUrl) {
+      // One node at a time polls (or registers the webhook) and keeps the cards; another takes over within seconds of its end.
+      telegramLease = new Lease(writ.store, 'telegram', writ.bus.node, {
+        onAcquired: async () => {
+          report('telegram: this node now leads the bot (polls or holds the webhook, keeps the cards)', 'info');
+          await bot.lead(true);
+        },
+        onLost: () => bot.lead(false),
+        report,
+      });
+      await telegramLease.start();
+    } else await bot.lead(true);
     report(`telegram: ${config.telegramMode} mode via ${config.telegramApiRoot}`, 'info');
   } else {
     report('telegram: no WRIT_TELEGRAM_BOT_TOKEN, running without the bot (approvals over REST only)', 'info');
@@ -355,6 +373,7 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
         server.once('close', () => (clearInterval(idle), clearTimeout(cut)));
         server.closeIdleConnections();
       });
+      await telegramLease?.stop();
       await writ.telegram?.stop();
       await writ.webhooks.stop();
       await writ.nodes.stop();

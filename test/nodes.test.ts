@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { verifyReceipt } from '../packages/writ-verify/src/verify.ts';
 import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
+import { BOT_TOKEN, startFakeTelegram } from './helpers/telegram.ts';
 import { ADMIN, caller, eventually, spawnWrit, startWrit, tempDir, writCliWith, type TestWrit } from './helpers/writ.ts';
 
 /**
@@ -226,5 +227,37 @@ test('kill -9 of one of three nodes in a stream of requests: nothing acknowledge
   } finally {
     for (const n of nodes) n.child.kill('SIGKILL');
     await Promise.all(nodes.map((n) => n.exited));
+  }
+});
+
+test('one node at a time leads the Telegram bot: cards of approvals made on any node are sent once, and another node leads once it stops', async (t) => {
+  const tg = await startFakeTelegram();
+  t.teardown(() => tg.close());
+  const c = await cluster({ telegramBotToken: BOT_TOKEN, telegramApiRoot: tg.apiRoot });
+  const nodes = [...c.nodes];
+  try {
+    const leaders = async () => (await Promise.all(nodes.map((n) => n.admin('GET', '/api/v1/status')))).map((r) => r.body.telegram.leader as boolean);
+    await eventually(async () => (await leaders()).filter(Boolean).length === 1, 'one leader');
+    t.deepEqual((await leaders()).filter(Boolean), [true], 'exactly one node leads');
+    const created = await nodes[0]!.admin('POST', '/api/v1/approvers', { name: 'Alice' });
+    const alice = tg.user(4242, { name: 'Alice' });
+    await alice.sendCommand(alice.makeCommand(`/start ${created.body.link_code}`));
+    await eventually(() => tg.messages(4242).some((m) => /^Linked: you are approver/.test(m.text)), 'Alice linked');
+    const bot = await principal(nodes[0]!, 'agents', { name: 'bot', trust_tier: 'T2' });
+    const follower = (await leaders()).findIndex((l) => !l);
+    const asked = await caller(nodes[follower]!.url, bot.key)('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 5 });
+    const id = asked.body.approval.id as string;
+    await eventually(() => tg.messages(4242).some((m) => m.text.includes(id)), 'the card, made on a node that does not lead');
+    t.is(tg.messages(4242).filter((m) => m.text.includes(id)).length, 1, 'one card, from the leader alone');
+
+    // The leader stops: another node takes the bot over.
+    const leader = (await leaders()).indexOf(true);
+    await nodes[leader]!.close();
+    nodes.splice(leader, 1);
+    await eventually(async () => (await leaders()).filter(Boolean).length === 1, 'a new leader', 20_000);
+    const again = await caller(nodes[0]!.url, bot.key)('POST', '/api/v1/permissions', { action: 'bank.transfer', resource: 'account:checking', value: 6 });
+    await eventually(() => tg.messages(4242).some((m) => m.text.includes(again.body.approval.id)), 'a card from the new leader');
+  } finally {
+    await Promise.all(nodes.map((n) => n.close()));
   }
 });

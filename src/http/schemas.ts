@@ -362,6 +362,7 @@ export const telegramHealthSchema = z.union([
   z.object({
     enabled: z.literal(true),
     mode: z.enum(['polling', 'webhook']),
+    leader: z.boolean(),
     connected: z.boolean(),
     bot_username: z.string().optional(),
     linked_approvers: z.number(),
