@@ -330,9 +330,9 @@ function ratio(name: string, label: string, writ: Load | undefined, opa: Load | 
 }
 
 /**
- * The decision path on PostgreSQL (one node: one node serves a database for now), on a server of
- * its own started as the tests start theirs, beside the floor of one durable answer there: a
- * one-row transaction committed over the same socket.
+ * The decision path on PostgreSQL, with one node and with two, on a server of its own started as
+ * the tests start theirs, beside the floor of one durable answer there: a one-row transaction
+ * committed over the same socket.
  */
 async function postgresPath(bin: string, floor: { p50: number }, leveldb: Load | undefined): Promise<void> {
   let server;
@@ -365,48 +365,65 @@ async function postgresPath(bin: string, floor: { p50: number }, leveldb: Load |
       figure('pg_to_leveldb_ratio', load.perSecond / leveldb.perSecond);
       console.log(`postgresql against leveldb, one node under load: ${fmt(load.perSecond / leveldb.perSecond, 2)}× the decisions per second (leveldb fsync p50 ${fmt(floor.p50, 3)} ms)`);
     }
-    console.log('postgresql, two nodes serving: not measured (one node serves a database until the log is sequenced in the database; a second waits as a standby)');
-    await takeover(await server.database());
+    const two = await twoNodes(bin, await server.database());
+    figure('pg_two_nodes_to_one_ratio', two.perSecond / load.perSecond);
+    console.log(`postgresql, two nodes against one: ${fmt(two.perSecond / load.perSecond, 2)}× the decisions per second (both nodes, PostgreSQL and wrk share this machine's cores)`);
   } finally {
     await server.stop();
   }
 }
 
-/** A serving node killed with -9: how long until its standby answers in its place. */
-async function takeover(url: string): Promise<void> {
+/**
+ * Two nodes serving one database, each driven by half the connections at once: the decisions
+ * per second of both together, and what the sequencing lock costs (each batch's transaction
+ * holds it from its check to its commit; a batch another node got ahead of is placed again).
+ */
+async function twoNodes(bin: string, url: string): Promise<Load> {
   const env = { WRIT_ADMIN_TOKEN: ADMIN, WRIT_DATABASE_URL: url, WRIT_MASTER_KEY: crypto.randomBytes(32).toString('base64') };
   const dirs = await Promise.all([0, 1].map(() => fs.mkdtemp(path.join(os.tmpdir(), 'writ-bench-node-'))));
-  const serving = await spawnWrit(ROOT, { data: dirs[0]!, policies: path.join(ROOT, 'policies'), env });
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/writ.js'), 'serve', '--port', '0', '--data', dirs[1]!, '--policies', path.join(ROOT, 'policies')], {
-    env: { ...process.env, ...env, WRIT_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const first = await spawnWrit(ROOT, { data: dirs[0]!, policies: path.join(ROOT, 'policies'), env });
+  const second = await spawnWrit(ROOT, { data: dirs[1]!, policies: path.join(ROOT, 'policies'), env });
   try {
-    for (const until = Date.now() + 60_000; !/waiting, as a standby/.test(out); ) {
-      if (child.exitCode !== null || Date.now() > until) throw new Error(`the standby did not wait:\n${out}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    process.kill(serving.pid, 'SIGKILL');
-    const killed = performance.now();
-    let standbyUrl: string | undefined;
-    for (const until = Date.now() + 60_000; !(standbyUrl = /Writ is listening on (http:\/\/\S+)/.exec(out)?.[1]); ) {
-      if (child.exitCode !== null || Date.now() > until) throw new Error(`the standby did not take over:\n${out}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const agent = new http.Agent({ keepAlive: true });
-    await waitUp(agent, standbyUrl, '/healthz', 5);
-    agent.destroy();
-    const ms = performance.now() - killed;
-    figure('pg_takeover_ms', ms);
-    console.log(`postgresql, standby takeover: answering ${fmt(ms, 0)} ms after the serving node was killed with -9 (standby polls every 500 ms, then opens and verifies the log)`);
+    const created = JSON.parse((await request(first.agent, first.url, 'POST', '/api/v1/agents', ADMIN, { name: 'bench', trust_tier: 'T2' })).body) as { api_key: string };
+    const script = postScript(DECISION, created.api_key);
+    const targets = [first, second].map((n) => `${n.url}/api/v1/permissions`);
+    const half = Math.max(1, Math.floor(CONCURRENCY / 2));
+    await Promise.all(targets.map((target) => wrk(bin, target, { connections: half, seconds: WARM_SECONDS, script })));
+    const before = await Promise.all([first, second].map((n) => lockFigures(n)));
+    const loads = await Promise.all(targets.map((target) => wrk(bin, target, { connections: half, seconds: SECONDS, script })));
+    const after = await Promise.all([first, second].map((n) => lockFigures(n)));
+    const both: Load = {
+      perSecond: loads[0]!.perSecond + loads[1]!.perSecond,
+      p50: Math.max(loads[0]!.p50, loads[1]!.p50),
+      p99: Math.max(loads[0]!.p99, loads[1]!.p99),
+      count: loads[0]!.count + loads[1]!.count,
+      failures: loads[0]!.failures + loads[1]!.failures,
+      generatorCpu: loads[0]!.generatorCpu + loads[1]!.generatorCpu,
+    };
+    loadFigures('load_pg_two_nodes', both);
+    console.log(`writ http on PostgreSQL, Cedar, two nodes (${half} connections each, ${SECONDS} s): ${describe(both)} (the higher of the two nodes' p50 and p99)`);
+    const batches = after.reduce((n, f, i) => n + f.batches - before[i]!.batches, 0);
+    const held = after.reduce((n, f, i) => n + f.seconds - before[i]!.seconds, 0);
+    const replaced = after.reduce((n, f, i) => n + f.replaced - before[i]!.replaced, 0);
+    figure('pg_lock_hold_mean_ms', (held / batches) * 1000);
+    figure('pg_batches_replaced_share', replaced / batches);
+    console.log(
+      `postgresql, sequencing lock with two nodes: held ${fmt((held / batches) * 1000, 2)} ms per batch on average (check to commit), ` +
+        `${batches} batches of ${fmt(both.count / batches, 1)} decisions on average, ${fmt((100 * replaced) / batches, 0)} % placed again because the other node appended first`,
+    );
+    return both;
   } finally {
-    serving.agent.destroy();
-    await stop(child);
+    await first.stop();
+    await second.stop();
     for (const dir of dirs) await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** What a node's /metrics says of its log batches so far. */
+async function lockFigures(node: { url: string; agent: http.Agent }): Promise<{ batches: number; seconds: number; replaced: number }> {
+  const text = (await request(node.agent, node.url, 'GET', '/metrics', ADMIN)).body;
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { batches: value('writ_log_fsync_seconds_count'), seconds: value('writ_log_fsync_seconds_sum'), replaced: value('writ_log_batches_replaced_total') };
 }
 
 const PHASES = ['cedar', 'rego', 'warm', 'http', 'opa', 'ingest', 'postgres', 'scale', 'opa-upload', 'dashboard'];

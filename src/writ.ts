@@ -140,6 +140,8 @@ export async function openWrit(
       criticalDelaySeconds: config.criticalDelay,
       refused: (id) => principals.refused(id),
       standing: (id, role, keyId) => principals.standing(id, role, keyId),
+      agentStanding: (agent, keyId) => principals.agentStanding(agent, keyId),
+      forgetAgent: (id) => principals.forgetAgent(id),
       activity: activityKey,
       ...(shared ? { bus } : {}),
     });
@@ -397,6 +399,7 @@ async function closeWrit(writ: Writ): Promise<void> {
   await writ.signer.close();
   if (writ.log.size > (writ.log.latestCheckpoint()?.size ?? 0)) await writ.log.checkpoint().catch(() => undefined);
   await writ.store.close();
+  await writ.bus.close();
 }
 
 function listenProblem(err: NodeJS.ErrnoException, config: Config): string {

@@ -224,6 +224,9 @@ test('kill -9 of one of three nodes in a stream of requests: nothing acknowledge
     }, 'a checkpoint covering the log after the kill');
     const verified = await writCliWith({ WRIT_MASTER_KEY: MASTER }, 'log', 'verify', '--data', await tempDir(), '--database', url);
     t.is(verified.code, 0, verified.out);
+    // The nodes left stop cleanly when told to.
+    for (const n of [nodes[0]!, nodes[2]!]) n.child.kill('SIGTERM');
+    t.deepEqual(await Promise.all([nodes[0]!.exited, nodes[2]!.exited]), [0, 0]);
   } finally {
     for (const n of nodes) n.child.kill('SIGKILL');
     await Promise.all(nodes.map((n) => n.exited));

@@ -3,7 +3,7 @@ import { randomToken, sha256, sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { Appended, Companion, TransparencyLog } from '../log/log.ts';
 import type { ActionRequest, Json, PolicyFailureCode, PolicyLanguage, Tier } from '../policy/types.ts';
-import { getJson, put, type BatchOp, type Expectation, type Range, type Store } from '../store/store.ts';
+import { Conflict, getJson, put, type BatchOp, type Expectation, type Range, type Store } from '../store/store.ts';
 import { Reads, retrying } from './reads.ts';
 import { localBus, type Bus, type BusMessage } from '../store/bus.ts';
 import * as machine from './approvals.ts';
@@ -125,6 +125,10 @@ export interface PermissionsOptions {
   refused?: (id: string | undefined) => boolean;
   /** A principal's record and key as stored, as conditions of what it does (see Principals.standing); throws when revoked. */
   standing?: (principalId: string, role: 'agent' | 'approver', keyId?: string) => Promise<Expectation[]>;
+  /** The same for the agent record a decision was made from, without reading again (see Principals.agentStanding). */
+  agentStanding?: (agent: Agent, keyId: string) => Promise<Expectation[]>;
+  /** Drops a cached agent that another node changed. */
+  forgetAgent?: (id: string) => void;
   /** The key a principal's acts change, which a revocation that sweeps them expects unchanged. */
   activity?: (principalId: string) => string;
   /** Other nodes sharing the store, told of every change (long polls there wake, their timers arm). */
@@ -405,8 +409,9 @@ export class Permissions {
     ops.push(this.acted(record.agent.id));
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
     let receipt: Promise<string> | undefined;
-    // Written only while the agent and its key stand as they do now: a revocation on any node wins.
-    const append = async () => this.o.log.append('permission.decided', decisionEntry(record), (at) => {
+    // Written only while the agent and its key are as the decision read them: a revocation on any node wins.
+    const expect = (await this.o.agentStanding?.(input.agent, input.keyId)) ?? (await this.standing(input.agent.id, 'agent', input.keyId));
+    const append = () => this.o.log.append('permission.decided', decisionEntry(record), (at) => {
       const signed: Companion[] = [];
       if (record.status === 'approved') {
         anchor(record, at, this.o.issuer());
@@ -415,8 +420,16 @@ export class Permissions {
         receipt = soon;
       }
       return [put(K.permission(record.id), record), ...ops, ...signed, ...(event ? this.events.ops(event) : [])];
-    }, { expect: await this.standing(input.agent.id, 'agent', input.keyId) });
-    await retrying(append);
+    }, { expect });
+    try {
+      await append();
+    } catch (err) {
+      if (!(err instanceof Conflict)) throw err;
+      // Decided from an agent or key another node changed meanwhile: revoked (401), or changed otherwise.
+      this.o.forgetAgent?.(input.agent.id);
+      await this.standing(input.agent.id, 'agent', input.keyId);
+      throw new WritError('conflict', 'the agent changed while this request was decided; ask again', { retry_after: 1 });
+    }
     // Handed out only now that the batch holding it, and its entry, is durable.
     if (receipt) record.receipt = await receipt;
     if (approval) this.arm(approval);

@@ -147,6 +147,10 @@ export class Principals {
   /** Keys a rotation retired: refused at the door even if a read that began before put them in the cache. */
   private readonly retiredKeys = new Set<string>();
   private readonly linking = new KeyedMutex();
+  /** Each record object as it was read (its stored text), for the conditions of writes decided from it. */
+  private readonly stored = new WeakMap<object, string>();
+  /** The stored text of each key record, as last read. */
+  private readonly keyTexts = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
@@ -173,6 +177,35 @@ export class Principals {
       throw new WritError('unauthenticated', `the ${role} or its key was revoked`, { field: 'authorization' });
     }
     return keys.map((key, i) => ({ key, value: raws[i] }));
+  }
+
+  /**
+   * The conditions of a decision made for `agent` (the record the cascade read) and its key: the
+   * texts they were read as, without reading again. A cached record is a hint: if another node
+   * changed it, the decision's write meets the change and is refused, and `standing` then says why.
+   */
+  async agentStanding(agent: Agent, keyId: string): Promise<Expectation[]> {
+    const agentText = this.stored.get(agent);
+    const keyText = this.keyTexts.get(keyId);
+    if (agentText === undefined || keyText === undefined || this.refused(agent.id) || this.refused(keyId)) return this.standing(agent.id, 'agent', keyId);
+    return [
+      { key: K.agent(agent.id), value: agentText },
+      { key: K.key(keyId), value: keyText },
+    ];
+  }
+
+  /** After a write met a change another node made: the agent is read from the store again. */
+  forgetAgent(id: string): void {
+    this.agents.delete(id);
+  }
+
+  /** Reads a record, remembering the text it was read from. */
+  private async readRecord<T extends object>(key: string): Promise<T | undefined> {
+    const text = await this.store.get(key);
+    if (text === undefined) return undefined;
+    const record = JSON.parse(text) as T;
+    this.stored.set(record, text);
+    return record;
   }
 
   /**
@@ -274,7 +307,13 @@ export class Principals {
       return record;
     }
     if (!KEY_ID_PATTERN.test(keyId)) return undefined;
-    const record = this.cached(this.keys, keyId) ?? (await getJson<KeyRecord>(this.store, K.key(keyId)));
+    let record = this.cached(this.keys, keyId);
+    if (!record) {
+      record = await this.readRecord<KeyRecord>(K.key(keyId));
+      const text = record && this.stored.get(record);
+      if (text === undefined) this.keyTexts.delete(keyId);
+      else this.keyTexts.set(keyId, text);
+    }
     // A read that began before a revocation must not put the revoked key back in the cache.
     if (this.revoked.has(keyId) || this.retiredKeys.has(keyId) || (record && this.revoked.has(record.principal_id))) return undefined;
     if (record) this.keys.set(keyId, record);
@@ -294,6 +333,8 @@ export class Principals {
       put(K.agent(agent.id), agent),
       put(K.key(keyId), { hash, role: 'agent', principal_id: agent.id, name: agent.name } satisfies KeyRecord),
     ]);
+    // Cached as written (the text `put` stored), so decisions carry it as their condition unread.
+    this.stored.set(agent, JSON.stringify(agent));
     this.agents.set(agent.id, agent);
     return { agent, api_key: key };
   }
@@ -303,10 +344,14 @@ export class Principals {
     return this.shared ? undefined : cache.get(key);
   }
 
+  /**
+   * An agent's record. Cached even with other nodes sharing the store: every write decided from it
+   * is conditional on the text it was read as (see agentStanding), so a stale one is refused there.
+   */
   async getAgent(id: string): Promise<Agent | undefined> {
-    const cached = this.cached(this.agents, id);
+    const cached = this.agents.get(id);
     if (cached) return cached;
-    const agent = await getJson<Agent>(this.store, K.agent(id));
+    const agent = await this.readRecord<Agent>(K.agent(id));
     if (agent) this.agents.set(id, agent);
     return agent;
   }
@@ -350,7 +395,7 @@ export class Principals {
   async getAttester(id: string): Promise<Attester | undefined> {
     const cached = this.cached(this.attesters, id);
     if (cached) return cached;
-    const attester = await getJson<Attester>(this.store, K.attester(id));
+    const attester = await this.readRecord<Attester>(K.attester(id));
     if (attester) this.attesters.set(id, attester);
     return attester;
   }
@@ -436,6 +481,11 @@ export class Principals {
    * once. Nothing it did is touched: its tokens, votes and records stay.
    */
   async rotateKey(role: 'agent' | 'approver' | 'attester' | 'resource_server', id: string): Promise<{ id: string; api_key: string; key_id: string; retired_key_ids: string[] }> {
+    return retrying(() => this.rotateOnce(role, id));
+  }
+
+  /** Written only while the principal's record is as read here: a revocation on another node wins, and this is tried again from the store. */
+  private async rotateOnce(role: 'agent' | 'approver' | 'attester' | 'resource_server', id: string): Promise<{ id: string; api_key: string; key_id: string; retired_key_ids: string[] }> {
     const subject = role === 'agent' ? await this.getAgent(id) : role === 'approver' ? await this.getApprover(id) : role === 'attester' ? await this.getAttester(id) : await this.getResourceServer(id);
     if (!subject) throw new WritError('not_found', `no ${role.replace('_', ' ')} ${id}`, { field: 'id' });
     if (subject.revoked) throw new WritError('conflict', `${role.replace('_', ' ')} ${id} is revoked; it gets no new key`, { field: 'id' });
@@ -444,10 +494,19 @@ export class Principals {
       const { key, keyId, hash } = mintKey(role);
       // Checked right before it is sequenced: a revocation that began meanwhile wins.
       if (this.refused(id)) throw new WritError('conflict', `${role.replace('_', ' ')} ${id} is revoked; it gets no new key`, { field: 'id' });
-      await this.log.append('key.rotated', { role, principal_id: id, key_id: keyId, retired_key_ids: retired }, [
-        ...retired.flatMap((k): BatchOp[] => [{ type: 'del', key: K.key(k) }, put(K.retired(k), { role, principal_id: id, name: subject.name })]),
-        put(K.key(keyId), { hash, role, principal_id: id, name: subject.name } satisfies KeyRecord),
-      ]);
+      const subjectKey = role === 'agent' ? K.agent(id) : role === 'approver' ? K.approver(id) : role === 'attester' ? K.attester(id) : K.resourceServer(id);
+      const expect = [{ key: subjectKey, value: this.stored.get(subject) ?? (await this.store.get(subjectKey)) }];
+      await this.log
+        .append('key.rotated', { role, principal_id: id, key_id: keyId, retired_key_ids: retired }, [
+          ...retired.flatMap((k): BatchOp[] => [{ type: 'del', key: K.key(k) }, put(K.retired(k), { role, principal_id: id, name: subject.name })]),
+          put(K.key(keyId), { hash, role, principal_id: id, name: subject.name } satisfies KeyRecord),
+        ], { expect })
+        .catch((err: unknown) => {
+          // A cached record another node changed: read it again.
+          this.agents.delete(id);
+          this.attesters.delete(id);
+          throw err;
+        });
       // Only once the rotation is durable: a rotation that failed leaves the old key working. A
       // retired key no longer authenticates, but what it obtained stays good (it is not revoked).
       for (const k of retired) {

@@ -1,6 +1,6 @@
 import { Conflict, pad, type BatchOp, type Expectation, type Store } from '../store/store.ts';
 import { canonicalize } from './canonical.ts';
-import { Frontier, consistencyProof, inclusionProof, leafHash, type NodeReader } from './merkle.ts';
+import { Frontier, consistencyProof, frontierNodeIds, inclusionProof, leafHash, type NodeReader } from './merkle.ts';
 import { formatCheckpoint, signNote } from './note.ts';
 import type { SigningKey } from '../crypto/keys.ts';
 import { WritError } from '../errors.ts';
@@ -333,7 +333,7 @@ export class TransparencyLog {
       const meta = JSON.stringify({ size: batch.end.size });
       const ops = batch.items.flatMap((item) => item.ops);
       ops.push({ type: 'put', key: KEYS.meta, value: meta });
-      const expect = [{ key: KEYS.meta, value: batch.base === this.tail.size ? this.tail.meta : JSON.stringify({ size: batch.base }) }, ...batch.items.flatMap((item) => item.checks)];
+      const expect = conditions([{ key: KEYS.meta, value: batch.base === this.tail.size ? this.tail.meta : JSON.stringify({ size: batch.base }) }, ...batch.items.flatMap((item) => item.checks)]);
       const started = performance.now();
       try {
         await this.store.batch(ops, { sync: true, expect });
@@ -369,18 +369,11 @@ export class TransparencyLog {
    */
   private async replace(batch: Batch, found: readonly Expectation[]): Promise<void> {
     const now = new Map(found.map((f) => [f.key, f.value]));
-    if (now.has(KEYS.meta)) {
-      const meta = now.get(KEYS.meta);
-      const size = meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size;
-      const read = nodeReader(this.store);
-      this.frontier = await Frontier.fromNodes(size, read);
-      this.lastLeaf = size > 0 ? await read(0, size - 1) : undefined;
-      this.tail = { size, meta };
-      now.delete(KEYS.meta);
-    } else {
-      this.frontier = await Frontier.fromNodes(batch.base, nodeReader(this.store));
-      this.lastLeaf = batch.base > 0 ? await nodeReader(this.store)(0, batch.base - 1) : undefined;
-    }
+    const meta = now.has(KEYS.meta) ? now.get(KEYS.meta) : undefined;
+    const size = now.has(KEYS.meta) ? (meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size) : batch.base;
+    ({ frontier: this.frontier, lastLeaf: this.lastLeaf } = await storedTail(this.store, size));
+    if (now.has(KEYS.meta)) this.tail = { size, meta };
+    now.delete(KEYS.meta);
     this.stats.replaced++;
     const queued = this.pending?.items ?? [];
     const again = this.newBatch();
@@ -452,7 +445,7 @@ export class TransparencyLog {
   private async stored(): Promise<{ size: number; root: Buffer }> {
     const size = await storedSize(this.store);
     if (size <= this.durable.size) return this.durable;
-    return { size, root: (await Frontier.fromNodes(size, nodeReader(this.store))).root() };
+    return { size, root: (await storedTail(this.store, size)).frontier.root() };
   }
 
   /** The stored checkpoint of the largest size (its signature was checked when it was made, or at start). */
@@ -460,7 +453,7 @@ export class TransparencyLog {
     for await (const [key, note] of this.store.iterate({ ...KEYS.checkpointRange, reverse: true, limit: 1 })) {
       const size = Number(key.slice('log/c/'.length));
       if (this.latest?.size === size) return this.latest;
-      const root = size === 0 ? Frontier.restore(0, []).root() : (await Frontier.fromNodes(size, nodeReader(this.store))).root();
+      const root = (await storedTail(this.store, size)).frontier.root();
       return { size, root: root.toString('base64'), note };
     }
     return undefined;
@@ -600,6 +593,17 @@ export class TransparencyLog {
   }
 }
 
+/** Each condition once (a batch of one agent's decisions expects its key record fifty times). */
+function conditions(all: readonly Expectation[]): Expectation[] {
+  const seen = new Set<string>();
+  return all.filter((e) => {
+    const id = JSON.stringify([e.key, e.value ?? null]);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
 const unavailable = () => new WritError('storage_unavailable', 'storage is not accepting writes right now; this request was not acknowledged, retry shortly', { retry_after: 1 });
 
 /**
@@ -620,6 +624,18 @@ async function withNodes<T>(store: Store, compute: (read: NodeReader) => Promise
     if (value === undefined) throw new WritError('storage_corrupt', `log tree node ${level}/${index} is missing from the store`);
     return Buffer.from(value, 'base64');
   });
+}
+
+/** The tree's right edge at `size`, and its last leaf, as stored: the nodes read in one call. */
+async function storedTail(store: Store, size: number): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined }> {
+  const ids = frontierNodeIds(size);
+  const keys = [...ids.map((id) => KEYS.node(id.level, id.index)), ...(size > 0 ? [KEYS.node(0, size - 1)] : [])];
+  const values = await store.getMany(keys);
+  const hashes = values.map((value, i) => {
+    if (value === undefined) throw new WritError('storage_corrupt', `log tree node ${keys[i]} is missing from the store`);
+    return Buffer.from(value, 'base64');
+  });
+  return { frontier: Frontier.restore(size, hashes.slice(0, ids.length)), lastLeaf: size > 0 ? hashes[ids.length] : undefined };
 }
 
 export function nodeReader(store: Store): NodeReader {

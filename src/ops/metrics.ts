@@ -76,7 +76,7 @@ export class Metrics {
     });
     this.fsync = new Histogram({
       name: 'writ_log_fsync_seconds',
-      help: 'Time of each synced batch write of the log',
+      help: 'Time of each synced batch write of the log (on PostgreSQL: the transaction that holds the sequencing lock)',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
@@ -88,6 +88,15 @@ export class Metrics {
       registers,
     });
     const read = <T>(from: (source: ScrapeSource) => T, otherwise: T): T => (this.source ? from(this.source) : otherwise);
+    new Counter({
+      name: 'writ_log_batches_replaced_total',
+      help: 'Log batches placed again before they were written, because another node sharing the database appended first (or a condition of one of their entries no longer held)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read((s) => s.log.stats.replaced, 0));
+      },
+    });
     new Gauge({
       name: 'writ_log_size',
       help: 'Durable entries in the log',

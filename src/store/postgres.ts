@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Conflict, unmet, type BatchOp, type Expectation, type BatchOptions, type Range, type Store } from './store.ts';
+import { Conflict, type BatchOp, type BatchOptions, type Range, type Store } from './store.ts';
 
 /**
  * PostgreSQL as the store, selected by `WRIT_DATABASE_URL` (node-postgres, `pg`: the most used
@@ -38,6 +38,26 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     description: 'no fence: nodes serve together, each batch of the log sequenced under its lock',
     sql: 'DROP TABLE writ_fence',
+  },
+  {
+    version: 3,
+    description: 'a batch, its conditions and their locks in one statement (one round trip)',
+    // Locks each expected key (advisory locks on its hash, taken in hash order so two batches
+    // never deadlock, held to the commit; they also cover a key that holds nothing yet, which a
+    // row lock cannot), then returns each key that does not hold what was expected, with what it
+    // holds; only when there is none does it write. Called alone, it is its own transaction.
+    sql: `CREATE FUNCTION writ_batch(expect_keys text[], expect_values text[], del_keys text[], put_keys text[], put_values text[])
+      RETURNS TABLE (found_key text, found_value text) LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF cardinality(expect_keys) > 0 THEN
+          PERFORM pg_advisory_xact_lock(l.h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(expect_keys) AS k ORDER BY 1) AS l;
+          RETURN QUERY SELECT e.k, kv.value FROM unnest(expect_keys, expect_values) AS e(k, v) LEFT JOIN writ_kv AS kv ON kv.key = e.k WHERE kv.value IS DISTINCT FROM e.v;
+          IF FOUND THEN RETURN; END IF;
+        END IF;
+        DELETE FROM writ_kv WHERE writ_kv.key = ANY(del_keys);
+        INSERT INTO writ_kv (key, value) SELECT * FROM unnest(put_keys, put_values) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+      END
+      $fn$`,
   },
 ];
 
@@ -125,10 +145,13 @@ export class PostgresStore implements Store {
     return keys.map((k) => found.get(k));
   }
 
+  /**
+   * One statement, `writ_batch`, in its own transaction: the conditions' locks and check, then the
+   * writes, in a single round trip. A batch leaves each key as its last op says.
+   */
   async batch(ops: BatchOp[], options: BatchOptions = {}): Promise<void> {
     const expect = options.expect ?? [];
     if (ops.length === 0 && expect.length === 0) return;
-    // Applied in order, a batch leaves each key as its last op says: one statement per kind then.
     const last = new Map<string, BatchOp>();
     for (const op of ops) last.set(storable(op.key, 'key'), op);
     const putKeys: string[] = [];
@@ -140,37 +163,12 @@ export class PostgresStore implements Store {
         putValues.push(storable(op.value, 'value'));
       } else delKeys.push(key);
     }
-    await this.withClient((client) =>
-      transaction(client, async () => {
-        if (expect.length > 0) await this.check(client, expect);
-        if (delKeys.length) await client.query({ name: 'writ_del', text: 'DELETE FROM writ_kv WHERE key = ANY($1::text[])', values: [delKeys] });
-        if (putKeys.length) {
-          await client.query({
-            name: 'writ_put',
-            text: 'INSERT INTO writ_kv (key, value) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value',
-            values: [putKeys, putValues],
-          });
-        }
-      }),
-    );
-  }
-
-  /**
-   * Inside a batch's transaction: locks each expected key (advisory locks on its hash, taken in
-   * hash order, held to the commit; they also cover a key that holds nothing yet, which a row lock
-   * cannot), then reads them. A lock is a wait for the batch holding it to commit, never a failure.
-   */
-  private async check(client: pg.ClientBase, expect: readonly Expectation[]): Promise<void> {
-    const keys = expect.map((e) => storable(e.key, 'key'));
-    await client.query({
-      name: 'writ_lock_keys',
-      text: 'SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS locks',
-      values: [keys],
+    const { rows } = await this.pool.query<{ found_key: string; found_value: string | null }>({
+      name: 'writ_batch',
+      text: 'SELECT found_key, found_value FROM writ_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])',
+      values: [expect.map((e) => storable(e.key, 'key')), expect.map((e) => (e.value === undefined ? null : storable(e.value, 'value'))), delKeys, putKeys, putValues],
     });
-    const { rows } = await client.query<{ key: string; value: string }>({ name: 'writ_get_many', text: 'SELECT key, value FROM writ_kv WHERE key = ANY($1::text[])', values: [keys] });
-    const found = new Map(rows.map((r) => [r.key, r.value]));
-    const missed = unmet(expect, keys.map((k) => found.get(k)));
-    if (missed.length > 0) throw new Conflict(missed);
+    if (rows.length > 0) throw new Conflict(rows.map((r) => ({ key: r.found_key, value: r.found_value ?? undefined })));
   }
 
   /** A pooled connection for `run`; one that failed mid-transaction is not handed to the next caller. */
