@@ -47,6 +47,8 @@ export interface TelegramBot {
 }
 
 const POLL_TIMEOUT_S = 25;
+/** The next update to ask for, kept in the store: a node that takes over the bot goes on from there. */
+const OFFSET_KEY = 'telegram/offset';
 const MAX_BACKOFF_MS = 30_000;
 
 /** `secret` is the webhook's secret token: every node of a database derives the same one, so any of them accepts Telegram's calls. */
@@ -104,7 +106,8 @@ export async function startTelegram(writ: Writ, secret: string): Promise<Telegra
 
   const poll = async (signal: AbortSignal) => {
     await connect(signal, true);
-    let offset = 0;
+    // Where the last leader stopped (Telegram re-sends updates not yet confirmed by a later offset).
+    let offset = Number((await writ.store.get(OFFSET_KEY).catch(() => undefined)) ?? 0);
     for (let failures = 0; !signal.aborted; ) {
       try {
         const updates = (await bot.telegram.callApi('getUpdates', { offset, timeout: POLL_TIMEOUT_S, allowed_updates: ['message', 'callback_query'] }, { signal: signal as never })) as Update[];
@@ -114,6 +117,7 @@ export async function startTelegram(writ: Writ, secret: string): Promise<Telegra
           offset = update.update_id + 1;
           await bot.handleUpdate(update).catch((err) => writ.report(`telegram update failed: ${(err as Error).message}`, 'error'));
         }
+        if (updates.length > 0) await writ.store.batch([{ type: 'put', key: OFFSET_KEY, value: String(offset) }]).catch(() => undefined);
         // Telegram holds an empty long poll open; a server that answers at once must not spin us.
         if (updates.length === 0) await sleep(100);
       } catch (err) {

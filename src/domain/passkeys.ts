@@ -15,6 +15,7 @@ import type { TransparencyLog } from '../log/log.ts';
 import { Conflict, getJson, put, take, type Store } from '../store/store.ts';
 import type { Approval } from './approvals.ts';
 import { KeyedMutex } from './lock.ts';
+import { retrying } from './reads.ts';
 
 /**
  * Approvers' passkeys (WebAuthn credentials), for critical approvals made in the browser. The
@@ -156,10 +157,15 @@ export class Passkeys {
 
   /** Deletes one of the approver's passkeys; logged. */
   async remove(approverId: string, credentialId: string, by: string): Promise<Passkey> {
-    const passkey = await this.get(approverId, credentialId);
-    if (!passkey) throw new WritError('not_found', `you have no passkey ${credentialId}`, { field: 'id' });
-    await this.log.append('passkey.deleted', { approver_id: approverId, credential_id: credentialId, name: passkey.name, by }, [{ type: 'del', key: K.passkey(approverId, credentialId) }]);
-    return passkey;
+    return retrying(async () => {
+      const key = K.passkey(approverId, credentialId);
+      const text = await this.store.get(key);
+      if (text === undefined) throw new WritError('not_found', `you have no passkey ${credentialId}`, { field: 'id' });
+      const passkey = JSON.parse(text) as Passkey;
+      // Conditional, like the counter's update: of a deletion and an assertion at once, on any nodes, the second sees the first.
+      await this.log.append('passkey.deleted', { approver_id: approverId, credential_id: credentialId, name: passkey.name, by }, [{ type: 'del', key }], { expect: [{ key, value: text }] });
+      return passkey;
+    });
   }
 
   /** What navigator.credentials.get needs to approve this approval: a challenge bound to it and to its request digest. */

@@ -80,6 +80,8 @@ export interface RevocationPlan {
   key_ids: string[];
   whole: boolean;
   ops: BatchOp[];
+  /** What the plan was read from (the principal's activity): a rotation on another node meanwhile makes it be planned again. */
+  expect: Expectation[];
   committed(): void;
 }
 
@@ -435,19 +437,23 @@ export class Principals {
    */
   async planRevocation(scope: Exclude<RevocationScope, 'grant'>, id: string, reason: string): Promise<RevocationPlan> {
     const revoked: Revoked = { at: new Date().toISOString(), reason };
+    // Read before the keys are listed: a rotation (or request, or vote) on another node meanwhile changes it.
+    const activityOf = async (principal: string): Promise<Expectation[]> => [{ key: K.activity(principal), value: await this.store.get(K.activity(principal)) }];
     if (scope === 'agent_key' && KEY_ID_PATTERN.test(id)) {
       // A key retired by a rotation can still be revoked: what it obtained goes with it.
       const record = (await getJson<KeyRecord>(this.store, K.key(id))) ?? (await getJson<KeyRecord>(this.store, K.retired(id)));
       if (!record || record.role !== 'agent') throw new WritError('not_found', `no agent key ${id}`, { field: 'id' });
       this.refuse([id]);
       await this.log.flush();
-      return { role: 'agent', principal_id: record.principal_id, key_ids: [id], whole: false, ops: [{ type: 'del', key: K.key(id) }], committed: () => undefined };
+      const expect = await activityOf(record.principal_id);
+      return { role: 'agent', principal_id: record.principal_id, key_ids: [id], whole: false, ops: [{ type: 'del', key: K.key(id) }], expect, committed: () => undefined };
     }
     const role = scope === 'agent_key' ? 'agent' : scope;
     // Refused before anything is read: a rotation, decision or vote sequenced from now on is
     // refused, and what was sequenced before is on disk (the flush) when the keys are listed.
     if (scope !== 'agent_key') this.refuse([id]);
     await this.log.flush();
+    const expect = await activityOf(id);
     const ops: BatchOp[] = [];
     let committed = () => {};
     if (role === 'agent') {
@@ -473,7 +479,7 @@ export class Principals {
     const keyIds = await this.keyIdsOf(id, role);
     this.refuse(keyIds);
     ops.push(...keyIds.map((k): BatchOp => ({ type: 'del', key: K.key(k) })));
-    return { role, principal_id: id, key_ids: keyIds, whole: scope !== 'agent_key', ops, committed };
+    return { role, principal_id: id, key_ids: keyIds, whole: scope !== 'agent_key', ops, expect, committed };
   }
 
   /**
@@ -486,7 +492,10 @@ export class Principals {
 
   /** Written only while the principal's record is as read here: a revocation on another node wins, and this is tried again from the store. */
   private async rotateOnce(role: 'agent' | 'approver' | 'attester' | 'resource_server', id: string): Promise<{ id: string; api_key: string; key_id: string; retired_key_ids: string[] }> {
-    const subject = role === 'agent' ? await this.getAgent(id) : role === 'approver' ? await this.getApprover(id) : role === 'attester' ? await this.getAttester(id) : await this.getResourceServer(id);
+    const subjectKey = role === 'agent' ? K.agent(id) : role === 'approver' ? K.approver(id) : role === 'attester' ? K.attester(id) : K.resourceServer(id);
+    // Read from the store, not a cache: the rotation is written only while the record is this text.
+    const text = await this.store.get(subjectKey);
+    const subject = text === undefined ? undefined : (JSON.parse(text) as { name: string; revoked?: Revoked });
     if (!subject) throw new WritError('not_found', `no ${role.replace('_', ' ')} ${id}`, { field: 'id' });
     if (subject.revoked) throw new WritError('conflict', `${role.replace('_', ' ')} ${id} is revoked; it gets no new key`, { field: 'id' });
     return this.linking.run(`keys:${id}`, async () => {
@@ -494,19 +503,12 @@ export class Principals {
       const { key, keyId, hash } = mintKey(role);
       // Checked right before it is sequenced: a revocation that began meanwhile wins.
       if (this.refused(id)) throw new WritError('conflict', `${role.replace('_', ' ')} ${id} is revoked; it gets no new key`, { field: 'id' });
-      const subjectKey = role === 'agent' ? K.agent(id) : role === 'approver' ? K.approver(id) : role === 'attester' ? K.attester(id) : K.resourceServer(id);
-      const expect = [{ key: subjectKey, value: this.stored.get(subject) ?? (await this.store.get(subjectKey)) }];
-      await this.log
-        .append('key.rotated', { role, principal_id: id, key_id: keyId, retired_key_ids: retired }, [
-          ...retired.flatMap((k): BatchOp[] => [{ type: 'del', key: K.key(k) }, put(K.retired(k), { role, principal_id: id, name: subject.name })]),
-          put(K.key(keyId), { hash, role, principal_id: id, name: subject.name } satisfies KeyRecord),
-        ], { expect })
-        .catch((err: unknown) => {
-          // A cached record another node changed: read it again.
-          this.agents.delete(id);
-          this.attesters.delete(id);
-          throw err;
-        });
+      // The activity key changes too: a revocation that listed the keys before this is planned again.
+      await this.log.append('key.rotated', { role, principal_id: id, key_id: keyId, retired_key_ids: retired }, [
+        ...retired.flatMap((k): BatchOp[] => [{ type: 'del', key: K.key(k) }, put(K.retired(k), { role, principal_id: id, name: subject.name })]),
+        put(K.key(keyId), { hash, role, principal_id: id, name: subject.name } satisfies KeyRecord),
+        put(K.activity(id), crypto.randomBytes(8).toString('base64url')),
+      ], { expect: [{ key: subjectKey, value: text }] });
       // Only once the rotation is durable: a rotation that failed leaves the old key working. A
       // retired key no longer authenticates, but what it obtained stays good (it is not revoked).
       for (const k of retired) {

@@ -49,7 +49,7 @@ export class Revocations {
         revoked_key_ids: plan.key_ids,
         ...counts,
       };
-      appended = await this.o.log.append('revocation', data, (at) => [...plan.ops, ...ops(at)], { expect });
+      appended = await this.o.log.append('revocation', data, (at) => [...plan.ops, ...ops(at)], { expect: [...plan.expect, ...expect] });
       return appended;
     };
     let counts: Record<string, number> = {};

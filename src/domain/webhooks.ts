@@ -201,6 +201,8 @@ export class Webhooks implements EventSink {
   /** Sends every delivery that is due, a few at a time, then sleeps until the next one is. */
   private async drain(): Promise<void> {
     try {
+      // Another node may have added or removed a subscription: its word (the bus) may have been lost.
+      if (this.o.bus) await this.load();
       for (;;) {
         if (this.stopped) return;
         const due: Array<[string, string]> = [];
@@ -234,15 +236,27 @@ export class Webhooks implements EventSink {
       if (err instanceof Conflict) return;
       throw err;
     }
-    await this.deliver(claimed, delivery);
+    await this.deliver(claimed, raw, delivery);
   }
 
-  private async deliver(key: string, delivery: Delivery): Promise<void> {
+  /**
+   * Sends a claimed delivery, then takes it off the queue or requeues it, only while the claim is
+   * still this node's: one that ran out meanwhile (a send slower than CLAIM_MS) belongs to
+   * whichever node claimed it next, and this one leaves it alone.
+   */
+  private async deliver(key: string, raw: string, delivery: Delivery): Promise<void> {
+    const settle = async (ops: BatchOp[]) => {
+      try {
+        await this.o.store.batch(ops, { sync: true, expect: [{ key, value: raw }] });
+      } catch (err) {
+        if (!(err instanceof Conflict)) throw err;
+      }
+    };
     // A subscription made on another node a moment ago may not have reached this one yet.
     if (!this.subscriptions.has(delivery.subscription_id) && this.o.bus) await this.load();
     const sub = this.subscriptions.get(delivery.subscription_id);
     if (!sub) {
-      await this.o.store.batch([{ type: 'del', key }]);
+      await settle([{ type: 'del', key }]);
       return;
     }
     const body = JSON.stringify(delivery.event);
@@ -270,7 +284,7 @@ export class Webhooks implements EventSink {
     }
     if (!problem) {
       this.stats.delivered++;
-      await this.o.store.batch([{ type: 'del', key }], { sync: true });
+      await settle([{ type: 'del', key }]);
       return;
     }
     this.stats.failed_attempts++;
@@ -279,11 +293,11 @@ export class Webhooks implements EventSink {
     if (next.attempt >= MAX_ATTEMPTS) {
       this.stats.dead++;
       this.o.report(`webhook ${sub.id}: giving up on event ${delivery.event.id} after ${next.attempt} attempts (${problem})`, 'error');
-      await this.o.store.batch([{ type: 'del', key }, put(K.dead(delivery.delivery_id), next)], { sync: true });
+      await settle([{ type: 'del', key }, put(K.dead(delivery.delivery_id), next)]);
       return;
     }
     const backoff = Math.min(MAX_BACKOFF_MS, this.o.retryBaseMs * 2 ** delivery.attempt);
-    await this.o.store.batch([{ type: 'del', key }, put(K.queued(Date.now() + backoff, delivery.delivery_id), next)], { sync: true });
+    await settle([{ type: 'del', key }, put(K.queued(Date.now() + backoff, delivery.delivery_id), next)]);
   }
 }
 

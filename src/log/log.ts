@@ -338,12 +338,19 @@ export class TransparencyLog {
       try {
         await this.store.batch(ops, { sync: true, expect });
       } catch (err) {
-        if (!(err instanceof Conflict) || attempt >= MAX_ATTEMPTS) {
-          this.fail(err instanceof Conflict ? new Error(`the log's batch met ${attempt} conflicts in a row`) : err, batch);
+        if (!(err instanceof Conflict)) {
+          this.fail(err, batch);
           return;
         }
         this.stats.conflicts++;
         try {
+          if (attempt >= MAX_ATTEMPTS) {
+            // Outrun too often by other nodes: this batch is turned away (503, retry), the log is fine.
+            await this.replace(batch, err.found, new WritError('overloaded', 'the log is busy with other nodes; retry shortly', { retry_after: 1 }));
+            continue;
+          }
+          // After a few lost races in a row, a moment's pause lets the other node's next batch go first instead of meeting this one again.
+          if (attempt >= 3) await new Promise((r) => setTimeout(r, Math.random() * Math.min(20, attempt)));
           await this.replace(batch, err.found);
         } catch (readErr) {
           this.fail(readErr, batch);
@@ -367,7 +374,7 @@ export class TransparencyLog {
    * again if another writer moved it, and places the rest of this batch and everything queued
    * behind it again, in order, on that tail.
    */
-  private async replace(batch: Batch, found: readonly Expectation[]): Promise<void> {
+  private async replace(batch: Batch, found: readonly Expectation[], refuseAll?: WritError): Promise<void> {
     const now = new Map(found.map((f) => [f.key, f.value]));
     const meta = now.has(KEYS.meta) ? now.get(KEYS.meta) : undefined;
     const size = now.has(KEYS.meta) ? (meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size) : batch.base;
@@ -379,7 +386,8 @@ export class TransparencyLog {
     const again = this.newBatch();
     for (const item of batch.items) {
       const stale = item.checks.find((c) => now.has(c.key) && now.get(c.key) !== c.value);
-      if (stale) item.reject(new Conflict([{ key: stale.key, value: now.get(stale.key) }]));
+      if (refuseAll) item.reject(refuseAll);
+      else if (stale) item.reject(new Conflict([{ key: stale.key, value: now.get(stale.key) }]));
       else this.place(item, again);
     }
     Object.assign(batch, again);

@@ -93,7 +93,7 @@ export async function postgresBus(url: string, report: Report): Promise<Bus> {
     publish(message) {
       let payload = JSON.stringify({ from: node, m: message });
       // An event too large to carry still says which permission changed.
-      if (payload.length > MAX_PAYLOAD && message.t === 'event') {
+      if (Buffer.byteLength(payload) > MAX_PAYLOAD && message.t === 'event') {
         const id = (message.event as { data?: { permission?: { id?: string } } }).data?.permission?.id;
         if (!id) return;
         payload = JSON.stringify({ from: node, m: { t: 'permission', id } });

@@ -169,7 +169,9 @@ export class GuardedStore implements Store {
 
   private failed(err: unknown, what: 'read' | 'write' = 'write'): void {
     if (this.closed) return;
-    this.epoch++;
+    // A failed write may take writes made beside it with it (a torn record); a failed read cannot,
+    // so a write in flight meanwhile that succeeded is still acknowledged.
+    if (what === 'write') this.epoch++;
     this.status.failures++;
     if (this.status.state !== 'ok') return;
     this.status = { ...this.status, state: 'unsafe', reason: `a ${what} failed: ${(err as Error).message}`, since: new Date().toISOString() };

@@ -6,7 +6,8 @@ import type { Report } from '../report.ts';
  * the node that wrote it last, renewed well inside its term, and taken over by another node once
  * its holder has let it run out (stopped, died, or lost the database). Taking and renewing are
  * conditional writes, so two nodes never both believe they hold it; a holder that cannot renew
- * in time lets go before its term ends, so its successor never overlaps it.
+ * in time lets go a third of a term before its term ends, so its successor (which waits for the
+ * end) never overlaps it while the nodes' clocks agree to within that (NTP does far better).
  */
 export interface LeaseOptions {
   /** How long a term lasts without renewal; another node takes over at most this long after a holder dies. */
@@ -46,8 +47,9 @@ export class Lease {
     return `lease/${this.name}`;
   }
 
+  /** Held, and not within the last third of its term (where the holder has already let go). */
   get held(): boolean {
-    return this.raw !== undefined && Date.now() < this.until;
+    return this.raw !== undefined && Date.now() < this.until - this.ttlMs / 3;
   }
 
   start(): Promise<void> {
@@ -78,16 +80,18 @@ export class Lease {
     try {
       await this.store.batch([{ type: 'put', key: this.key, value: next }], { sync: true, expect: [{ key: this.key, value: current }] });
     } catch (err) {
-      if (this.raw !== undefined && Date.now() >= this.until) await this.lose();
+      if (this.raw !== undefined && !this.held) await this.lose();
       if (err instanceof Conflict) return;
       throw err;
     }
     const acquired = this.raw === undefined;
     this.raw = next;
     this.until = until;
-    // A renewal that comes too late to trust (a slow database) is not a term: let go at its end.
+    // A write that came back too late (a slow database) is no term to act on: let go now.
+    if (!this.held) return this.lose();
+    // Unrenewed, the holder lets go a third of a term before the term's end.
     clearTimeout(this.expiry);
-    this.expiry = setTimeout(() => void (this.turn = this.turn.then(() => (this.held ? undefined : this.lose()))), this.ttlMs);
+    this.expiry = setTimeout(() => void this.lose(), until - this.ttlMs / 3 - Date.now());
     this.expiry.unref();
     if (acquired) await this.o.onAcquired();
   }

@@ -101,10 +101,13 @@ export class PostgresStore implements Store {
   ) {}
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
+    const timeout = options.timeoutMs ?? QUERY_TIMEOUT_MS;
     const clientConfig: pg.ClientConfig = {
       connectionString: url,
-      // A commit returns only once it is durable, whatever the server's default says.
-      options: '-c synchronous_commit=on',
+      // A commit returns only once it is durable, whatever the server's default says. The server
+      // gives up on a statement (a batch waiting on a lock) before the client does: a write the
+      // client stopped waiting for is then never committed behind its back.
+      options: `-c synchronous_commit=on -c statement_timeout=${serverTimeout(timeout)}`,
       // Nothing waits forever on a server that stopped answering: a call that times out is a failed
       // read or write, and a failed write makes the store's guard reconnect and re-verify.
       connectionTimeoutMillis: Math.min(CONNECT_TIMEOUT_MS, options.timeoutMs ?? CONNECT_TIMEOUT_MS),
@@ -286,6 +289,11 @@ export class PostgresStore implements Store {
     })();
     return this.closing;
   }
+}
+
+/** The server's own limit on a statement: well inside the client's, so the server always ends it first. */
+function serverTimeout(clientMs: number): number {
+  return Math.max(50, Math.floor(clientMs - Math.min(5_000, clientMs / 4)));
 }
 
 /**
