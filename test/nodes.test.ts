@@ -264,3 +264,24 @@ test('one node at a time leads the Telegram bot: cards of approvals made on any 
     await Promise.all(nodes.map((n) => n.close()));
   }
 });
+
+test('a key rotated on one node while its agent is revoked on another: the agent is left with no key that works', async (t) => {
+  const c = await cluster();
+  try {
+    const [a, b] = c.nodes as [TestWrit, TestWrit];
+    for (let i = 0; i < 10; i++) {
+      const bot = await principal(a, 'agents', { name: `bot ${i}` });
+      const [rotated, revoked] = await Promise.all([
+        a.admin('POST', `/api/v1/agents/${bot.id}/keys`),
+        b.admin('POST', '/api/v1/oap/revocations', { scope: 'agent', id: bot.id, reason: 'compromised' }),
+      ]);
+      t.is(revoked.status, 200, revoked.text);
+      t.true(rotated.status === 201 || rotated.status === 409, rotated.text);
+      for (const key of [bot.key, ...(rotated.status === 201 ? [rotated.body.api_key as string] : [])]) {
+        for (const n of c.nodes) t.is((await caller(n.url, key)('POST', '/api/v1/permissions', EMAIL(i))).status, 401, `round ${i}: no key of the revoked agent works on ${n.url}`);
+      }
+    }
+  } finally {
+    await c.close();
+  }
+});
