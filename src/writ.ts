@@ -55,6 +55,8 @@ export interface Writ {
   revocations: Revocations;
   /** The Telegram bot, when WRIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramBot;
+  /** Nodes sharing a database: held while this node signs the interval's checkpoints. */
+  checkpointLease?: Lease;
   /** The webhook's secret token: derived from the data key, so every node of a database accepts Telegram's calls. */
   telegramWebhookSecret: string;
   metrics: Metrics;
@@ -343,7 +345,13 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
   } else {
     report('telegram: no WRIT_TELEGRAM_BOT_TOKEN, running without the bot (approvals over REST only)', 'info');
   }
+  // Of nodes sharing a database, the one holding this lease signs the checkpoints of the interval;
+  // another takes over within seconds of its end. (A proof's checkpoint is signed by the node
+  // asked, over the tree as stored and never below the newest stored one.)
+  writ.checkpointLease = config.databaseUrl ? new Lease(writ.store, 'checkpoints', writ.bus.node, { onAcquired: () => undefined, onLost: () => undefined, report }) : undefined;
+  await writ.checkpointLease?.start();
   const checkpoints = setInterval(() => {
+    if (writ.checkpointLease && !writ.checkpointLease.held) return;
     void writ.log.checkpoint().catch((err) => report(`checkpoint failed: ${(err as Error).message}`, 'error'));
   }, config.checkpointInterval * 1000);
   checkpoints.unref();
@@ -376,6 +384,7 @@ export async function startServer(config: Config, report: Report = () => {}, hoo
         server.closeIdleConnections();
       });
       await telegramLease?.stop();
+      await writ.checkpointLease?.stop();
       await writ.telegram?.stop();
       await writ.webhooks.stop();
       await writ.nodes.stop();

@@ -1,4 +1,4 @@
-import { Conflict, pad, type BatchOp, type Expectation, type Store } from '../store/store.ts';
+import { Conflict, pad, type BatchOp, type Expectation, type Store, type Transaction } from '../store/store.ts';
 import { canonicalize } from './canonical.ts';
 import { Frontier, consistencyProof, frontierNodeIds, inclusionProof, leafHash, type NodeReader } from './merkle.ts';
 import { formatCheckpoint, signNote } from './note.ts';
@@ -91,6 +91,12 @@ interface Item {
   ops: BatchOp[];
   making: Array<Promise<void>>;
   checks: Expectation[];
+}
+
+/** A batch's write, done: the `log/meta` it wrote, and how long it took. */
+interface Written {
+  meta: string;
+  seconds: number;
 }
 
 interface Batch {
@@ -312,61 +318,79 @@ export class TransparencyLog {
    * Writes a batch as one synced, conditional store batch: only if `log/meta` still says the tail
    * it was placed on (no other writer appended meanwhile) and every item's conditions hold. A
    * conflict writes nothing: the items whose conditions failed are refused (their callers decide
-   * again), the tail is read again if it moved, and the rest are placed again and retried. That
-   * condition is the sequencing lock: on PostgreSQL it is taken by every node's flush.
+   * again), the tail is read again if it moved, and the rest are placed again and retried. Where
+   * the store has transactions of its own (PostgreSQL), the retry holds the sequencing lock
+   * (`log/meta`'s) from reading the tail to the commit, so it cannot be outrun again.
    */
   private async write(batch: Batch): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        // Not awaited when everything is ready: the next write then starts before the answers
-        // of the last one are worked out (an await would queue it behind all of them).
-        const making = batch.items.flatMap((item) => item.making);
-        if (making.length > 0) await Promise.all(making);
-      } catch (err) {
-        // A companion that could not be made: nothing of this batch was written, and the tail
-        // is re-derived from the store (nothing else will ask for that: the store is fine).
-        this.fail(err, batch);
-        void this.reload().catch(() => undefined);
-        return;
-      }
-      if (batch.items.length === 0) return;
-      const meta = JSON.stringify({ size: batch.end.size });
-      const ops = batch.items.flatMap((item) => item.ops);
-      ops.push({ type: 'put', key: KEYS.meta, value: meta });
-      const expect = conditions([{ key: KEYS.meta, value: batch.base === this.tail.size ? this.tail.meta : JSON.stringify({ size: batch.base }) }, ...batch.items.flatMap((item) => item.checks)]);
-      const started = performance.now();
-      try {
-        await this.store.batch(ops, { sync: true, expect });
-      } catch (err) {
-        if (!(err instanceof Conflict)) {
-          this.fail(err, batch);
-          return;
-        }
-        this.stats.conflicts++;
-        try {
-          if (attempt >= MAX_ATTEMPTS) {
-            // Outrun too often by other nodes: this batch is turned away (503, retry), the log is fine.
-            await this.replace(batch, err.found, new WritError('overloaded', 'the log is busy with other nodes; retry shortly', { retry_after: 1 }));
-            continue;
+    const exclusive = this.store.exclusive?.bind(this.store);
+    let outcome: Written | Conflict | undefined;
+    try {
+      outcome = await this.attempt(batch, this.store);
+      if (outcome instanceof Conflict && exclusive) {
+        outcome = await exclusive(KEYS.meta, async (tx) => {
+          let result: Written | Conflict | undefined = outcome;
+          // Each round refuses at least one item whose condition failed, or moves to the held tail.
+          while (result instanceof Conflict) {
+            this.stats.conflicts++;
+            await this.replace(batch, result.found, tx);
+            result = await this.attempt(batch, tx);
           }
-          // After a few lost races in a row, a moment's pause lets the other node's next batch go first instead of meeting this one again.
-          if (attempt >= 3) await new Promise((r) => setTimeout(r, Math.random() * Math.min(20, attempt)));
-          await this.replace(batch, err.found);
-        } catch (readErr) {
-          this.fail(readErr, batch);
-          return;
-        }
-        continue;
+          return result;
+        });
       }
-      const seconds = (performance.now() - started) / 1000;
-      this.stats.batches++;
-      this.stats.lockSeconds += seconds;
-      this.tail = { size: batch.end.size, meta };
-      this.durable = batch.end;
-      for (const item of batch.items) item.resolve(item.at!);
-      this.observe(batch.items, seconds);
+      for (let attempt = 1; outcome instanceof Conflict; attempt++) {
+        this.stats.conflicts++;
+        if (attempt >= MAX_ATTEMPTS) {
+          // Outrun too often by other writers: this batch is turned away (503, retry), the log is fine.
+          await this.replace(batch, outcome.found, this.store, new WritError('overloaded', 'the log is busy with other writers; retry shortly', { retry_after: 1 }));
+        } else await this.replace(batch, outcome.found, this.store);
+        outcome = await this.attempt(batch, this.store);
+      }
+    } catch (err) {
+      this.fail(err, batch);
       return;
     }
+    if (!outcome) return;
+    this.stats.batches++;
+    this.stats.lockSeconds += outcome.seconds;
+    this.tail = { size: batch.end.size, meta: outcome.meta };
+    this.durable = batch.end;
+    for (const item of batch.items) item.resolve(item.at!);
+    this.observe(batch.items, outcome.seconds);
+  }
+
+  /**
+   * One conditional write of the batch through `writer` (the store, or a transaction holding the
+   * sequencing lock): what it wrote, or the Conflict that stopped it; undefined when nothing is
+   * left to write (every item refused, or a companion failed, which fails the batch).
+   */
+  private async attempt(batch: Batch, writer: Transaction): Promise<Written | Conflict | undefined> {
+    try {
+      // Not awaited when everything is ready: the next write then starts before the answers
+      // of the last one are worked out (an await would queue it behind all of them).
+      const making = batch.items.flatMap((item) => item.making);
+      if (making.length > 0) await Promise.all(making);
+    } catch (err) {
+      // A companion that could not be made: nothing of this batch was written, and the tail
+      // is re-derived from the store (nothing else will ask for that: the store is fine).
+      this.fail(err, batch);
+      void this.reload().catch(() => undefined);
+      return undefined;
+    }
+    if (batch.items.length === 0) return undefined;
+    const meta = JSON.stringify({ size: batch.end.size });
+    const ops = batch.items.flatMap((item) => item.ops);
+    ops.push({ type: 'put', key: KEYS.meta, value: meta });
+    const expect = conditions([{ key: KEYS.meta, value: batch.base === this.tail.size ? this.tail.meta : JSON.stringify({ size: batch.base }) }, ...batch.items.flatMap((item) => item.checks)]);
+    const started = performance.now();
+    try {
+      await writer.batch(ops, { sync: true, expect });
+    } catch (err) {
+      if (err instanceof Conflict) return err;
+      throw err;
+    }
+    return { meta, seconds: (performance.now() - started) / 1000 };
   }
 
   /**
@@ -374,11 +398,11 @@ export class TransparencyLog {
    * again if another writer moved it, and places the rest of this batch and everything queued
    * behind it again, in order, on that tail.
    */
-  private async replace(batch: Batch, found: readonly Expectation[], refuseAll?: WritError): Promise<void> {
+  private async replace(batch: Batch, found: readonly Expectation[], reader: Transaction, refuseAll?: WritError): Promise<void> {
     const now = new Map(found.map((f) => [f.key, f.value]));
     const meta = now.has(KEYS.meta) ? now.get(KEYS.meta) : undefined;
     const size = now.has(KEYS.meta) ? (meta === undefined ? 0 : (JSON.parse(meta) as { size: number }).size) : batch.base;
-    ({ frontier: this.frontier, lastLeaf: this.lastLeaf } = await storedTail(this.store, size));
+    ({ frontier: this.frontier, lastLeaf: this.lastLeaf } = await storedTail(reader, size));
     if (now.has(KEYS.meta)) this.tail = { size, meta };
     now.delete(KEYS.meta);
     this.stats.replaced++;
@@ -635,7 +659,7 @@ async function withNodes<T>(store: Store, compute: (read: NodeReader) => Promise
 }
 
 /** The tree's right edge at `size`, and its last leaf, as stored: the nodes read in one call. */
-async function storedTail(store: Store, size: number): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined }> {
+async function storedTail(store: Pick<Store, 'getMany'>, size: number): Promise<{ frontier: Frontier; lastLeaf: Buffer | undefined }> {
   const ids = frontierNodeIds(size);
   const keys = [...ids.map((id) => KEYS.node(id.level, id.index)), ...(size > 0 ? [KEYS.node(0, size - 1)] : [])];
   const values = await store.getMany(keys);

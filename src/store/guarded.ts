@@ -1,5 +1,5 @@
 import { WritError } from '../errors.ts';
-import { Conflict, readValues, type BatchOp, type BatchOptions, type Range, type Store } from './store.ts';
+import { Conflict, readValues, type BatchOp, type BatchOptions, type Range, type Store, type Transaction } from './store.ts';
 import type { Report } from '../report.ts';
 
 /**
@@ -93,6 +93,19 @@ export class GuardedStore implements Store {
 
   settle(): Promise<void> {
     return this.write(() => this.inner.settle());
+  }
+
+  /** The driver's, where it has one (PostgreSQL); a failure of the transaction is a failed write. */
+  get exclusive(): Store['exclusive'] {
+    const inner = this.inner;
+    if (!inner.exclusive) return undefined;
+    return async <T>(key: string, fn: (tx: Transaction) => Promise<T>): Promise<T> => {
+      let result: T | undefined;
+      await this.write(async () => {
+        result = await inner.exclusive!(key, fn);
+      });
+      return result as T;
+    };
   }
 
   async close(): Promise<void> {

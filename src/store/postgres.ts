@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Conflict, type BatchOp, type BatchOptions, type Range, type Store } from './store.ts';
+import { Conflict, type BatchOp, type BatchOptions, type Range, type Store, type Transaction } from './store.ts';
 
 /**
  * PostgreSQL as the store, selected by `WRIT_DATABASE_URL` (node-postgres, `pg`: the most used
@@ -136,10 +136,14 @@ export class PostgresStore implements Store {
     return rows[0]?.value;
   }
 
-  async getMany(keys: string[]): Promise<Array<string | undefined>> {
+  getMany(keys: string[]): Promise<Array<string | undefined>> {
+    return this.getManyOn(this.pool, keys);
+  }
+
+  private async getManyOn(db: pg.Pool | pg.ClientBase, keys: string[]): Promise<Array<string | undefined>> {
     const asked = keys.filter((k) => !UNSTORABLE.test(k));
     if (asked.length === 0) return keys.map(() => undefined);
-    const { rows } = await this.pool.query<{ key: string; value: string }>({
+    const { rows } = await db.query<{ key: string; value: string }>({
       name: 'writ_get_many',
       text: 'SELECT key, value FROM writ_kv WHERE key = ANY($1::text[])',
       values: [asked],
@@ -152,7 +156,25 @@ export class PostgresStore implements Store {
    * One statement, `writ_batch`, in its own transaction: the conditions' locks and check, then the
    * writes, in a single round trip. A batch leaves each key as its last op says.
    */
-  async batch(ops: BatchOp[], options: BatchOptions = {}): Promise<void> {
+  batch(ops: BatchOp[], options: BatchOptions = {}): Promise<void> {
+    return this.batchOn(this.pool, ops, options);
+  }
+
+  /** Holds `key`'s advisory lock (the one `writ_batch` takes for it) to the end of one transaction on one connection. */
+  async exclusive<T>(key: string, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.withClient((client) =>
+      transaction(client, async () => {
+        await client.query({ name: 'writ_lock_key', text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', values: [storable(key, 'key')] });
+        return fn({
+          get: async (k) => (await this.getManyOn(client, [k]))[0],
+          getMany: (keys) => this.getManyOn(client, keys),
+          batch: (ops, options) => this.batchOn(client, ops, options ?? {}),
+        });
+      }),
+    );
+  }
+
+  private async batchOn(db: pg.Pool | pg.ClientBase, ops: BatchOp[], options: BatchOptions): Promise<void> {
     const expect = options.expect ?? [];
     if (ops.length === 0 && expect.length === 0) return;
     const last = new Map<string, BatchOp>();
@@ -166,7 +188,7 @@ export class PostgresStore implements Store {
         putValues.push(storable(op.value, 'value'));
       } else delKeys.push(key);
     }
-    const { rows } = await this.pool.query<{ found_key: string; found_value: string | null }>({
+    const { rows } = await db.query<{ found_key: string; found_value: string | null }>({
       name: 'writ_batch',
       text: 'SELECT found_key, found_value FROM writ_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])',
       values: [expect.map((e) => storable(e.key, 'key')), expect.map((e) => (e.value === undefined ? null : storable(e.value, 'value'))), delKeys, putKeys, putValues],

@@ -16,6 +16,9 @@ export interface Range {
   snapshot?: boolean;
 }
 
+/** What a transaction of `Store.exclusive` may do. */
+export type Transaction = Pick<Store, 'get' | 'getMany' | 'batch'>;
+
 /** A condition of a batch: `key` holds `value` as stored (undefined: holds nothing). */
 export interface Expectation {
   key: string;
@@ -52,6 +55,13 @@ export interface Store {
   /** Applies all ops atomically, under the options' conditions (see BatchOptions). */
   batch(ops: BatchOp[], options?: BatchOptions): Promise<void>;
   iterate(range: Range): AsyncIterable<[string, string]>;
+  /**
+   * Runs `fn` holding `key`'s lock (the one conditional batches that expect `key` take, on any
+   * node) in one transaction: its reads see everything committed before it, its batches commit
+   * together when it returns, and no conditional batch on `key` can come between. For stores that
+   * many processes share (PostgreSQL); one process alone never needs it.
+   */
+  exclusive?<T>(key: string, fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** The values alone of a bounded range, in key order, where the driver has a bulk read (see `readValues`). */
   readValues?(range: Range): Promise<string[]>;
   /**

@@ -81,7 +81,14 @@ export const status = defineRoute({
       description: 'Status',
       schema: z.object({
         storage: storageHealthSchema,
-        log: z.object({ origin: z.string(), size: z.number(), checkpoint_size: z.number(), fault: z.string().optional() }),
+        log: z.object({
+          origin: z.string(),
+          size: z.number(),
+          checkpoint_size: z.number(),
+          /** Whether this node signs the checkpoints of the interval (of nodes sharing a database, one does). */
+          signs_checkpoints: z.boolean(),
+          fault: z.string().optional(),
+        }),
         policies: policyStatusSchema,
         telegram: telegramHealthSchema,
         webhooks: webhookStatsSchema,
@@ -105,7 +112,7 @@ export const status = defineRoute({
       status: 200,
       body: {
         storage: writ.store.health,
-        log: { origin: writ.log.origin, size, checkpoint_size: checkpoint?.size ?? 0, ...(writ.log.fault ? { fault: writ.log.fault } : {}) },
+        log: { origin: writ.log.origin, size, checkpoint_size: checkpoint?.size ?? 0, signs_checkpoints: writ.checkpointLease?.held ?? true, ...(writ.log.fault ? { fault: writ.log.fault } : {}) },
         policies: writ.policies.state,
         telegram: writ.telegram?.health ?? { enabled: false },
         webhooks: writ.webhooks.health,
