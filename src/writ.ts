@@ -8,7 +8,7 @@ import { KeyRing, openDataKey, openLogKey } from './crypto/keys.ts';
 import { adoptKeyFiles, fileVault, keysDir, masterKeyOf, sealedVault, VaultLocked, type KeyVault } from './crypto/vault.ts';
 import { logCurrentReceiptKey, rotateReceiptKey } from './crypto/rotation.ts';
 import { Permissions } from './domain/permissions.ts';
-import { activityKey, Principals } from './domain/principals.ts';
+import { Principals } from './domain/principals.ts';
 import { Passkeys } from './domain/passkeys.ts';
 import { Sessions } from './domain/sessions.ts';
 import { Webhooks } from './domain/webhooks.ts';
@@ -140,11 +140,7 @@ export async function openWrit(
       dataKey,
       issuer: baseUrl,
       criticalDelaySeconds: config.criticalDelay,
-      refused: (id) => principals.refused(id),
-      standing: (id, role, keyId) => principals.standing(id, role, keyId),
-      agentStanding: (agent, keyId) => principals.agentStanding(agent, keyId),
-      forgetAgent: (id) => principals.forgetAgent(id),
-      activity: activityKey,
+      principals,
       ...(shared ? { bus } : {}),
     });
     const webhooks = new Webhooks({ store, log, dataKey, retryBaseMs: config.webhookRetryBaseMs, report, ...(shared ? { bus } : {}) });

@@ -309,7 +309,7 @@ test('two logs on one database, each through connections of its own, write one c
     const answers = [];
     for (let wave = 0; wave < 20; wave++) answers.push(...(await Promise.all(Array.from({ length: 10 }, (_, i) => logs[i % 2]!.append('e', { wave, i })))));
     t.deepEqual(answers.map((a) => a.index).sort((x, y) => x - y), Array.from({ length: 200 }, (_, i) => i), 'every entry has its own index');
-    const conflicts = logs[0]!.stats.conflicts + logs[1]!.stats.conflicts;
+    const conflicts = logs[0]!.stats.replaced + logs[1]!.stats.replaced;
     t.log(`${conflicts} batches met the other log first`);
     t.true(conflicts > 0, 'the logs raced');
     const verified = await verifyLog(stores[0]!, { name: 'test/pg-log', publicKeyRaw: signing.publicRaw });

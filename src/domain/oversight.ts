@@ -153,27 +153,25 @@ export class Oversight implements EventSink {
   }
 
   private async attestLocked(attester: Attester, input: AttestationInput): Promise<Recorded> {
-    {
-      const digest = scoped(input.touchpoint_id, input.attestation_id);
-      const bodyHash = sha256(canonicalize(input)).toString('base64');
-      const existing = this.known.mightContain(digest) ? await getJson<AttestationRecord>(this.o.store, K.attestation(digest)) : undefined;
-      if (existing) {
-        if (existing.body_hash !== bodyHash) {
-          throw new WritError('attestation_conflict', `attestation ${input.attestation_id} was already recorded with a different body`, { field: 'attestation_id' });
-        }
-        return { record: existing, receipt: await this.storedReceipt(K.receipt(digest)), replay: true };
+    const digest = scoped(input.touchpoint_id, input.attestation_id);
+    const bodyHash = sha256(canonicalize(input)).toString('base64');
+    const existing = this.known.mightContain(digest) ? await getJson<AttestationRecord>(this.o.store, K.attestation(digest)) : undefined;
+    if (existing) {
+      if (existing.body_hash !== bodyHash) {
+        throw new WritError('attestation_conflict', `attestation ${input.attestation_id} was already recorded with a different body`, { field: 'attestation_id' });
       }
-      const { tp, raw } = await this.touchpoint(input.touchpoint_id);
-      if (tp && tp.attestations > 0 && input.sequence_number <= tp.last_sequence) {
-        throw new WritError('attestation_out_of_order', `sequence_number ${input.sequence_number} is not above ${tp.last_sequence}, the highest seen for touchpoint ${input.touchpoint_id}`, {
-          field: 'sequence_number',
-          highest_seen: tp.last_sequence,
-        });
-      }
-      const staged = this.stage(attester, input, tp, raw, digest, bodyHash);
-      await this.settle([staged], input.touchpoint_id);
-      return { record: staged.record, receipt: staged.receipt(), replay: false, ...(staged.gap ? { gap: staged.gap } : {}) };
+      return { record: existing, receipt: await this.storedReceipt(K.receipt(digest)), replay: true };
     }
+    const { tp, raw } = await this.touchpoint(input.touchpoint_id);
+    if (tp && tp.attestations > 0 && input.sequence_number <= tp.last_sequence) {
+      throw new WritError('attestation_out_of_order', `sequence_number ${input.sequence_number} is not above ${tp.last_sequence}, the highest seen for touchpoint ${input.touchpoint_id}`, {
+        field: 'sequence_number',
+        highest_seen: tp.last_sequence,
+      });
+    }
+    const staged = this.stage(attester, input, tp, raw, digest, bodyHash);
+    await this.settle([staged], input.touchpoint_id);
+    return { record: staged.record, receipt: staged.receipt(), replay: false, ...(staged.gap ? { gap: staged.gap } : {}) };
   }
 
   /**

@@ -5,11 +5,11 @@ import type { Appended, Companion, TransparencyLog } from '../log/log.ts';
 import type { ActionRequest, Json, PolicyFailureCode, PolicyLanguage, Tier } from '../policy/types.ts';
 import { Conflict, getJson, put, type BatchOp, type Expectation, type Range, type Store } from '../store/store.ts';
 import { Reads, retrying } from './reads.ts';
-import { localBus, type Bus, type BusMessage } from '../store/bus.ts';
+import { localBus, RECHECK_MS, type Bus, type BusMessage } from '../store/bus.ts';
 import * as machine from './approvals.ts';
 import type { Approval } from './approvals.ts';
 import { Deadlines, KeyedMutex, Watchers } from './lock.ts';
-import type { Agent, Principal } from './principals.ts';
+import { activityKey, type Agent, type Principal, type Principals } from './principals.ts';
 import { signReceipt, signReceiptSoon, type AuthorizerClaims } from './receipts.ts';
 import type { Signer } from '../crypto/signer.ts';
 import { Events, summary, type PermissionSummary, type WritEvent } from './events.ts';
@@ -121,22 +121,15 @@ export interface PermissionsOptions {
   dataKey: Buffer;
   issuer: () => string;
   criticalDelaySeconds: number;
-  /** Whether a principal or key id has been revoked, as of now (see Principals.refused). */
-  refused?: (id: string | undefined) => boolean;
-  /** A principal's record and key as stored, as conditions of what it does (see Principals.standing); throws when revoked. */
-  standing?: (principalId: string, role: 'agent' | 'approver', keyId?: string) => Promise<Expectation[]>;
-  /** The same for the agent record a decision was made from, without reading again (see Principals.agentStanding). */
-  agentStanding?: (agent: Agent, keyId: string) => Promise<Expectation[]>;
-  /** Drops a cached agent that another node changed. */
-  forgetAgent?: (id: string) => void;
-  /** The key a principal's acts change, which a revocation that sweeps them expects unchanged. */
-  activity?: (principalId: string) => string;
+  /**
+   * Whether a principal or key is revoked as of now, and its standing (record and key as read) as
+   * the conditions of what it does: a revocation on any node then wins over a decision or vote.
+   */
+  principals: Pick<Principals, 'refused' | 'standing' | 'agentStanding' | 'forgetAgent'>;
   /** Other nodes sharing the store, told of every change (long polls there wake, their timers arm). */
   bus?: Bus;
 }
 
-/** With other nodes sharing the store, a long poll looks again at least this often (a lost wake-up costs no more). */
-const SHARED_RECHECK_MS = 2000;
 
 /** The token a revocation is written with: the acts it swept, and the conditions they were read under. */
 export type RevocationWrite<S> = (ops: (at: Appended) => BatchOp[], summary: S, expect: Expectation[]) => Promise<Appended>;
@@ -171,18 +164,12 @@ export class Permissions {
   /** Approval and permission events for the Telegram bot and outgoing webhooks. */
   readonly events = new Events();
 
-  private readonly refused: (id: string | undefined) => boolean;
-  private readonly standing: NonNullable<PermissionsOptions['standing']>;
-  private readonly activity: NonNullable<PermissionsOptions['activity']>;
   private readonly bus: Bus;
   private readonly recheckMs: number;
 
   constructor(private readonly o: PermissionsOptions) {
-    this.refused = o.refused ?? (() => false);
-    this.standing = o.standing ?? (async () => []);
-    this.activity = o.activity ?? ((id) => `activity/${id}`);
     this.bus = o.bus ?? localBus();
-    this.recheckMs = o.bus ? SHARED_RECHECK_MS : Infinity;
+    this.recheckMs = o.bus ? RECHECK_MS : Infinity;
     this.events.publish = (event) => this.bus.publish({ t: 'event', event });
     this.bus.subscribe((message) => this.heard(message));
   }
@@ -209,7 +196,11 @@ export class Permissions {
 
   /** An op that changes the principal's activity key: a revocation sweeping its acts then sees this one, or is written again. */
   private acted(principalId: string): BatchOp {
-    return put(this.activity(principalId), randomToken(8));
+    return put(activityKey(principalId), randomToken(8));
+  }
+
+  private refused(id: string | undefined): boolean {
+    return this.o.principals.refused(id);
   }
 
   /** Re-arms approval timers after a restart; indexes open permissions by agent if an older version left none. */
@@ -267,7 +258,7 @@ export class Permissions {
   ): Promise<{ tokens_revoked: number; approvals_closed: number }> {
     const reads = new Reads(this.o.store);
     // Read before the sweep: a request made meanwhile on any node changes it, and this is written again.
-    await reads.raw(this.activity(agentId));
+    await reads.raw(activityKey(agentId));
     const ids: string[] = [];
     for await (const [key, keyId] of this.o.store.iterate(K.agentOpenRange(agentId))) {
       if (!keyIds || keyIds.includes(keyId)) ids.push(key.slice(K.agentOpenRange(agentId).gte.length));
@@ -326,7 +317,7 @@ export class Permissions {
   ): Promise<{ votes_voided: number }> {
     const reads = new Reads(this.o.store);
     // Read before the sweep: a vote cast meanwhile on any node changes it, and this is written again.
-    await reads.raw(this.activity(approverId));
+    await reads.raw(activityKey(approverId));
     const open: Approval[] = [];
     for await (const [key] of this.o.store.iterate(K.openRange)) {
       const approval = await getJson<Approval>(this.o.store, K.approval(key.slice('appr-open/'.length)));
@@ -410,7 +401,7 @@ export class Permissions {
     const event = approval ? this.events.make('approval.requested', { approval, permission: summary(record) }) : undefined;
     let receipt: Promise<string> | undefined;
     // Written only while the agent and its key are as the decision read them: a revocation on any node wins.
-    const expect = (await this.o.agentStanding?.(input.agent, input.keyId)) ?? (await this.standing(input.agent.id, 'agent', input.keyId));
+    const expect = await this.o.principals.agentStanding(input.agent, input.keyId);
     const append = () => this.o.log.append('permission.decided', decisionEntry(record), (at) => {
       const signed: Companion[] = [];
       if (record.status === 'approved') {
@@ -426,8 +417,8 @@ export class Permissions {
     } catch (err) {
       if (!(err instanceof Conflict)) throw err;
       // Decided from an agent or key another node changed meanwhile: revoked (401), or changed otherwise.
-      this.o.forgetAgent?.(input.agent.id);
-      await this.standing(input.agent.id, 'agent', input.keyId);
+      this.o.principals.forgetAgent(input.agent.id);
+      await this.o.principals.standing(input.agent.id, 'agent', input.keyId);
       throw new WritError('conflict', 'the agent changed while this request was decided; ask again', { retry_after: 1 });
     }
     // Handed out only now that the batch holding it, and its entry, is durable.
@@ -703,7 +694,7 @@ export class Permissions {
           ? machine.cancel(settled, approver, now, comment)
           : machine.vote(settled, approver, action, now, this.o.criticalDelaySeconds, comment);
       if (!t.ok) throw new WritError(t.reason, t.message, { approval_id: approvalId, status: settled.status });
-      reads.add(await this.standing(approver.approver_id, 'approver'));
+      reads.add(await this.o.principals.standing(approver.approver_id, 'approver'));
       return this.persistTransition(t.approval, t.outcome, { approver_id: approver.approver_id, name: approver.name, action, comment, passkey: approver.passkey }, reads);
     }));
   }

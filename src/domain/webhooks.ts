@@ -4,7 +4,7 @@ import { sortableId } from '../crypto/encoding.ts';
 import { WritError } from '../errors.ts';
 import type { TransparencyLog } from '../log/log.ts';
 import { Conflict, pad, put, type BatchOp, type Store } from '../store/store.ts';
-import { localBus, type Bus } from '../store/bus.ts';
+import { localBus, RECHECK_MS, type Bus } from '../store/bus.ts';
 import type { EventSink, WebhookEventType, WritEvent } from './events.ts';
 import type { Report } from '../report.ts';
 
@@ -52,8 +52,6 @@ const SEND_TIMEOUT_MS = 10_000;
 /** How long a claimed delivery is left to its claimant: longer than a send can take. */
 const CLAIM_MS = SEND_TIMEOUT_MS + 2_000;
 const PARALLEL = 8;
-/** With other nodes sharing the store: how often the queue and the subscriptions are looked at again without a wake-up. */
-const SHARED_RECHECK_MS = 2_000;
 
 /**
  * A URL as it may be shown and logged: past the first path segment, query values and any fragment
@@ -211,7 +209,7 @@ export class Webhooks implements EventSink {
         // Each delivery settles on its own: one failing cannot leave others running unobserved.
         await Promise.allSettled(due.map(([key, raw]) => this.claimAndDeliver(key, raw)));
       }
-      let next = this.o.bus ? Date.now() + SHARED_RECHECK_MS : Infinity;
+      let next = this.o.bus ? Date.now() + RECHECK_MS : Infinity;
       for await (const [key] of this.o.store.iterate({ gte: 'hookq/', lt: 'hookq/~', limit: 1 })) next = Math.min(next, Number(key.split('/')[1]));
       if (next < Infinity) {
         clearTimeout(this.timer);

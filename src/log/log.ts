@@ -147,8 +147,8 @@ export class TransparencyLog {
   private onDemand: Promise<Checkpoint> | undefined;
   private lastSignedAt = 0;
   private closed = false;
-  /** Batches written, and those placed again first because another writer moved the log (or a condition failed). */
-  readonly stats = { batches: 0, replaced: 0, conflicts: 0, lockSeconds: 0 };
+  /** Batches placed again before they were written, because another writer moved the log (or a condition failed). */
+  readonly stats = { replaced: 0 };
   readonly origin: string;
   private readonly key: SigningKey;
   private readonly commitWindowMs: number;
@@ -332,7 +332,6 @@ export class TransparencyLog {
           let result: Written | Conflict | undefined = outcome;
           // Each round refuses at least one item whose condition failed, or moves to the held tail.
           while (result instanceof Conflict) {
-            this.stats.conflicts++;
             await this.replace(batch, result.found, tx);
             result = await this.attempt(batch, tx);
           }
@@ -340,7 +339,6 @@ export class TransparencyLog {
         });
       }
       for (let attempt = 1; outcome instanceof Conflict; attempt++) {
-        this.stats.conflicts++;
         if (attempt >= MAX_ATTEMPTS) {
           // Outrun too often by other writers: this batch is turned away (503, retry), the log is fine.
           await this.replace(batch, outcome.found, this.store, new WritError('overloaded', 'the log is busy with other writers; retry shortly', { retry_after: 1 }));
@@ -352,8 +350,6 @@ export class TransparencyLog {
       return;
     }
     if (!outcome) return;
-    this.stats.batches++;
-    this.stats.lockSeconds += outcome.seconds;
     this.tail = { size: batch.end.size, meta: outcome.meta };
     this.durable = batch.end;
     for (const item of batch.items) item.resolve(item.at!);
@@ -521,8 +517,7 @@ export class TransparencyLog {
       if (refusal) throw refusal;
       const { size, root } = await this.stored();
       // Another node sharing the store may have signed one already.
-      const newest = await this.newestCheckpoint();
-      if (newest && (!this.latest || newest.size > this.latest.size)) this.latest = newest;
+      await this.newest();
       if (this.latest && this.latest.size >= size && !options.force) return this.latest;
       if (this.latest && size < this.latest.size) {
         throw new Error(`refusing to sign a checkpoint of size ${size} below the latest one (${this.latest.size})`);

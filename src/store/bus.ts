@@ -18,6 +18,9 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/** With other nodes sharing the store, whoever waits on their word also looks again on its own at least this often. */
+export const RECHECK_MS = 2_000;
+
 export type BusMessage =
   | { t: 'permission'; id: string }
   | { t: 'event'; event: unknown }
